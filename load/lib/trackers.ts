@@ -1,0 +1,189 @@
+/**
+ * Simulated tracker tabs (identity=session), as the OpenReplay Assist plugin connects them.
+ *
+ * A `TrackerFleet` lives in one worker process and holds its share of the tabs: tab indices
+ * `t` in a requested range with `t % stride === offset`, so several workers split a ramp evenly
+ * and no process exceeds its open-file limit.
+ */
+import type { Socket } from 'socket.io-client';
+import { runBounded } from './async';
+import { pageTitleOf, sessionInfoOf, tabIdentity, userAgentOf, type TabIdentity } from './population';
+import { openSocket, type HubConnection } from './sockets';
+import { ErrorCounts, LatencyHistogram, describeError, type HistogramJson } from './stats';
+
+export interface TrackerConnectArgs {
+  /** First tab index of the range (inclusive). */
+  fromTab: number;
+  /** End of the range (exclusive). */
+  toTab: number;
+  /** This worker connects the tabs with `index % stride === offset`. */
+  stride: number;
+  offset: number;
+  /** Handshakes in flight at once in this worker. */
+  concurrency: number;
+  connectTimeoutMs: number;
+  /** No new handshake is started after this many ms; the rest is reported as skipped. */
+  deadlineMs: number;
+}
+
+export interface TrackerConnectResult {
+  attempted: number;
+  connected: number;
+  failed: number;
+  skippedByDeadline: number;
+  elapsedMs: number;
+  /** Per-socket time from `io()` to the `connect` event. */
+  connectLatency: HistogramJson;
+  liveTabs: number;
+}
+
+export interface TrackerUpdateArgs {
+  /** UPDATE_SESSION events per second emitted by this worker. */
+  ratePerSecond: number;
+  durationMs: number;
+}
+
+export interface TrackerUpdateResult {
+  sent: number;
+  elapsedMs: number;
+}
+
+export interface CloseResult {
+  closed: number;
+}
+
+interface LiveTab {
+  tab: TabIdentity;
+  socket: Socket;
+}
+
+/** Timer granularity of the update emitter: fine enough for a smooth rate, cheap enough. */
+const UPDATE_TICK_MS = 10;
+
+export class TrackerFleet {
+  private readonly live = new Map<number, LiveTab>();
+  /** `live` as an array for uniform random picks; rebuilt lazily after a tab drops. */
+  private pickList: LiveTab[] = [];
+  private pickListStale = false;
+  private closing = false;
+
+  constructor(
+    private readonly hub: HubConnection,
+    private readonly errors: ErrorCounts,
+  ) {}
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  async connect(args: TrackerConnectArgs): Promise<TrackerConnectResult> {
+    this.closing = false;
+    const startedAt = performance.now();
+    const tabIndices: number[] = [];
+    for (let index = args.fromTab; index < args.toTab; index++) {
+      if (index % args.stride === args.offset && !this.live.has(index)) tabIndices.push(index);
+    }
+    const connectLatency = new LatencyHistogram();
+    let connected = 0;
+    let failed = 0;
+    const run = await runBounded(tabIndices, args.concurrency, startedAt + args.deadlineMs, async (tabIndex) => {
+      const openedAt = performance.now();
+      try {
+        await this.connectTab(tabIndex, args.connectTimeoutMs);
+        connectLatency.record(performance.now() - openedAt);
+        connected += 1;
+      } catch (error) {
+        failed += 1;
+        this.errors.add(`tracker.connect: ${describeError(error)}`);
+      }
+    });
+    if (run.skipped > 0) this.errors.add('tracker.connect: not started before the phase deadline', run.skipped);
+    return {
+      attempted: run.started,
+      connected,
+      failed,
+      skippedByDeadline: run.skipped,
+      elapsedMs: performance.now() - startedAt,
+      connectLatency: connectLatency.toJson(),
+      liveTabs: this.live.size,
+    };
+  }
+
+  /**
+   * Emits UPDATE_SESSION from random live tabs at a steady rate. Each carries
+   * `metadata.lastChange` = Date.now(), which dashboards turn into a diff latency.
+   */
+  async sendUpdates(args: TrackerUpdateArgs): Promise<TrackerUpdateResult> {
+    const startedAt = performance.now();
+    let sent = 0;
+    let tick = 0;
+    while (performance.now() - startedAt < args.durationMs) {
+      const elapsedMs = performance.now() - startedAt;
+      // Emit what is due by now, but never more than one second's worth at once: after a stall
+      // (GC, busy loop) a catch-up burst would measure the burst, not the steady rate.
+      const due = Math.min(Math.floor((elapsedMs / 1000) * args.ratePerSecond) - sent, Math.ceil(args.ratePerSecond));
+      const candidates = this.currentPickList();
+      for (let i = 0; i < due; i++) {
+        if (candidates.length === 0) {
+          this.errors.add('tracker.update: no live tab to update', due - i);
+          sent += due - i;
+          break;
+        }
+        const chosen = candidates[Math.floor(Math.random() * candidates.length)] as LiveTab;
+        chosen.socket.emit('UPDATE_SESSION', {
+          meta: { tabId: chosen.tab.tabId },
+          data: {
+            metadata: { lastChange: String(Date.now()) },
+            pageTitle: pageTitleOf(chosen.tab.sessionIndex + ++tick),
+          },
+        });
+        sent += 1;
+      }
+      await new Promise((resolve) => setTimeout(resolve, UPDATE_TICK_MS));
+    }
+    return { sent, elapsedMs: performance.now() - startedAt };
+  }
+
+  close(): CloseResult {
+    this.closing = true;
+    const closed = this.live.size;
+    for (const { socket } of this.live.values()) socket.disconnect();
+    this.live.clear();
+    this.pickList = [];
+    return { closed };
+  }
+
+  private async connectTab(tabIndex: number, timeoutMs: number): Promise<void> {
+    const tab = tabIdentity(tabIndex, this.hub.population);
+    const sessionInfo = sessionInfoOf(tab, tab.tabNumber, Date.now());
+    const socket = await openSocket(this.hub, {
+      namespace: '',
+      query: {
+        peerId: tab.peerId,
+        identity: 'session',
+        tabId: tab.tabId,
+        sessionInfo: JSON.stringify(sessionInfo),
+      },
+      headers: { 'user-agent': userAgentOf(tab.sessionIndex) },
+      timeoutMs,
+    });
+    const entry: LiveTab = { tab, socket };
+    this.live.set(tabIndex, entry);
+    this.pickList.push(entry);
+    socket.on('SESSION_ALREADY_CONNECTED', () => this.errors.add('tracker: got SESSION_ALREADY_CONNECTED'));
+    socket.on('disconnect', (reason: string) => {
+      if (this.closing || this.live.get(tabIndex) !== entry) return;
+      this.errors.add(`tracker.disconnect: ${reason}`);
+      this.live.delete(tabIndex);
+      this.pickListStale = true;
+    });
+  }
+
+  private currentPickList(): LiveTab[] {
+    if (this.pickListStale) {
+      this.pickList = [...this.live.values()];
+      this.pickListStale = false;
+    }
+    return this.pickList;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The seam between the live handlers and where the session index lives. Handlers publish the
+ * index operations of their own sockets; the store applies them to this node's index and, in a
+ * cluster, shares them with the other nodes (and applies theirs). The rest of the hub never knows
+ * which store runs.
+ */
+import type { IndexOp } from '../sessions/ops';
+import type { SessionIndex } from '../sessions/sessionIndex';
+
+export interface StoreStatus {
+  /** The view is complete enough to serve (false while joining). */
+  ready: boolean;
+  /** The view may miss other nodes' changes (Redis unreachable, resynchronising). */
+  partial: boolean;
+  reason?: string;
+}
+
+export interface ClusterStore {
+  readonly nodeId: string;
+  /** Applies an operation made by this node to the local index and shares it. */
+  publish(op: IndexOp): void;
+  status(): StoreStatus;
+  start(): Promise<void>;
+  /** Leaves the cluster; `handOff` removes this node's sessions everywhere at once. */
+  close(handOff: boolean): Promise<void>;
+}
+
+/** Single node: the index is the whole truth. */
+export class LocalStore implements ClusterStore {
+  constructor(
+    readonly nodeId: string,
+    private readonly index: SessionIndex,
+  ) {}
+
+  publish(op: IndexOp): void {
+    this.index.apply(op);
+  }
+
+  status(): StoreStatus {
+    return { ready: true, partial: false };
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

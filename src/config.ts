@@ -1,0 +1,100 @@
+/**
+ * Typed configuration from the environment, validated once at start. A bad value stops the start
+ * with a message naming the variable. Where the OpenReplay assist server has an equivalent setting,
+ * its name is accepted too (listed as aliases below).
+ */
+import { z } from 'zod';
+
+export interface ApiKeyGrant {
+  key: string;
+  /** Project keys the key may read; `'*'` = all. */
+  projects: ReadonlySet<string> | '*';
+}
+
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Each setting: its schema, its default, and the environment names it is read from (first wins). */
+const settings = {
+  host: { env: ['LISTEN_HOST', 'HOST'], schema: z.string().min(1), default: '0.0.0.0' },
+  port: { env: ['LISTEN_PORT', 'PORT'], schema: int(0, 65535), default: 9001 },
+  wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
+  corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
+  jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },
+  apiKeys: { env: ['HUB_API_KEYS'], schema: z.string().optional(), default: undefined },
+  apiKeysFile: { env: ['HUB_API_KEYS_FILE'], schema: z.string().optional(), default: undefined },
+  devKeyFile: { env: ['HUB_DEV_KEY_FILE'], schema: z.string().min(1), default: '.hub-dev-key' },
+  projectKeyLength: { env: ['PROJECT_KEY_LENGTH'], schema: int(0, 256), default: 20 },
+  maxHttpBufferSize: { env: ['MAX_HTTP_BUFFER_SIZE', 'maxHttpBufferSize'], schema: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  maxHeaderSize: { env: ['MAX_HEADER_SIZE'], schema: int(8 * 1024, 1024 * 1024), default: 64 * 1024 },
+  compression: { env: ['COMPRESSION'], schema: bool, default: false },
+  restBodyLimit: { env: ['REST_BODY_LIMIT'], schema: int(1024, 10 * 1024 * 1024), default: 64 * 1024 },
+  restRateLimit: { env: ['REST_RATE_LIMIT'], schema: int(0, 1_000_000), default: 10_000 },
+  geoCountryHeader: { env: ['GEO_COUNTRY_HEADER'], schema: z.string().min(1).optional(), default: undefined },
+  geoStateHeader: { env: ['GEO_STATE_HEADER'], schema: z.string().min(1).optional(), default: undefined },
+  geoCityHeader: { env: ['GEO_CITY_HEADER'], schema: z.string().min(1).optional(), default: undefined },
+  sessionDataMaxBytes: { env: ['SESSION_DATA_MAX_BYTES'], schema: int(1024, 1024 * 1024), default: 16 * 1024 },
+  sessionDataMaxDepth: { env: ['SESSION_DATA_MAX_DEPTH'], schema: int(2, 64), default: 8 },
+  uaCacheSize: { env: ['UA_CACHE_SIZE'], schema: int(1, 1_000_000), default: 5_000 },
+  searchCacheSize: { env: ['SEARCH_CACHE_SIZE'], schema: int(0, 1_000_000), default: 1_000 },
+  shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
+  logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
+  nodeId: { env: ['NODE_ID'], schema: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - only').optional(), default: undefined },
+} as const;
+
+type Settings = typeof settings;
+export type Config = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates every setting; throws a ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, setting] of Object.entries(settings)) {
+    const varName = setting.env.find((e) => env[e] !== undefined && env[e] !== '');
+    if (varName === undefined) {
+      out[name] = setting.default;
+      continue;
+    }
+    const parsed = (setting.schema as z.ZodType).safeParse(env[varName]);
+    if (parsed.success) out[name] = parsed.data;
+    else problems.push(`${varName}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join(' | ')}`);
+  return out as Config;
+}
+
+/**
+ * Parses API keys: `key1:projectA,projectB;key2:*` (HUB_API_KEYS), or a JSON file
+ * `{"key1": ["projectA", "projectB"], "key2": "*"}` (HUB_API_KEYS_FILE).
+ */
+export function parseApiKeys(spec: string): ApiKeyGrant[] {
+  const grants: ApiKeyGrant[] = [];
+  for (const entry of spec.split(/[;\n]/).map((e) => e.trim()).filter(Boolean)) {
+    const colon = entry.lastIndexOf(':');
+    if (colon <= 0) throw new ConfigError('HUB_API_KEYS: each entry must be key:project1,project2 or key:*');
+    const key = entry.slice(0, colon).trim();
+    const projects = entry.slice(colon + 1).split(',').map((p) => p.trim()).filter(Boolean);
+    if (key.length < 8) throw new ConfigError('HUB_API_KEYS: keys must be at least 8 characters');
+    if (projects.length === 0) throw new ConfigError('HUB_API_KEYS: an entry names no project (use * for all)');
+    grants.push({ key, projects: projects.includes('*') ? '*' : new Set(projects) });
+  }
+  return grants;
+}
+
+export function parseApiKeysJson(text: string, source: string): ApiKeyGrant[] {
+  const schema = z.record(z.string().min(8, 'keys must be at least 8 characters'), z.union([z.literal('*'), z.array(z.string().min(1)).min(1)]));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`HUB_API_KEYS_FILE: ${source} is not valid JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`HUB_API_KEYS_FILE: ${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return Object.entries(parsed.data).map(([key, projects]) => ({ key, projects: projects === '*' ? '*' : new Set(projects) }));
+}

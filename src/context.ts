@@ -1,0 +1,23 @@
+/** What the hub's adapters (Socket.IO handlers, Express routes) share: built once in server.ts. */
+import type { ApiKeys } from './auth';
+import type { ClusterStore } from './cluster/store';
+import type { Config } from './config';
+import type { Logger } from './ops/logger';
+import type { Metrics } from './ops/metrics';
+import type { SessionIndex } from './sessions/sessionIndex';
+import type { SessionDataLimits } from './sessions/sessionData';
+
+export type Lifecycle = 'starting' | 'ready' | 'draining' | 'stopped';
+
+export interface HubContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly index: SessionIndex;
+  readonly store: ClusterStore;
+  readonly apiKeys: ApiKeys;
+  readonly jwtSecret: string;
+  readonly sessionLimits: SessionDataLimits;
+  /** Where the hub is in its life: only 'ready' serves /ready with 200. */
+  lifecycle(): Lifecycle;
+}

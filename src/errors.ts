@@ -1,0 +1,63 @@
+/**
+ * Every error code the hub returns, over REST and on sockets. Clients and tests match on the code,
+ * never on the message text.
+ */
+export const ErrorCode = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  INVALID_FILTER: 'INVALID_FILTER',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  RATE_LIMITED: 'RATE_LIMITED',
+  NOT_READY: 'NOT_READY',
+  INTERNAL: 'INTERNAL',
+  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
+  UNKNOWN_SUBSCRIPTION: 'UNKNOWN_SUBSCRIPTION',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+/** An expected failure with a code and a message that is safe to show a client. */
+export class HubError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status: number = statusOf(code),
+  ) {
+    super(message);
+    this.name = 'HubError';
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.BAD_REQUEST:
+    case ErrorCode.INVALID_FILTER:
+    case ErrorCode.TOO_MANY_SUBSCRIPTIONS:
+    case ErrorCode.UNKNOWN_SUBSCRIPTION:
+      return 400;
+    case ErrorCode.UNAUTHORIZED:
+      return 401;
+    case ErrorCode.FORBIDDEN:
+      return 403;
+    case ErrorCode.NOT_FOUND:
+      return 404;
+    case ErrorCode.PAYLOAD_TOO_LARGE:
+      return 413;
+    case ErrorCode.RATE_LIMITED:
+      return 429;
+    case ErrorCode.NOT_READY:
+      return 503;
+    case ErrorCode.INTERNAL:
+      return 500;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Entry point: load the configuration, start the hub, stop it gracefully on SIGTERM/SIGINT.
+ * With no API key configured, a development key is generated into HUB_DEV_KEY_FILE (the log says
+ * where, never the key itself), so that `npm start` followed by the README's curl works as written.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger } from './ops/logger';
+import { startHub } from './server';
+
+function withDevKey(config: Config, log: (msg: string) => void): Config {
+  if (config.apiKeys || config.apiKeysFile) return config;
+  const path = resolve(config.devKeyFile);
+  let key = existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  if (key.length < 8) {
+    key = `dev_${randomBytes(18).toString('base64url')}`;
+    writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  }
+  log(`no API key configured: using the development key in ${path} (allowed for every project)`);
+  return { ...config, apiKeys: `${key}:*` };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const hub = await startHub(withDevKey(config, (msg) => logger.warn(msg)), { logger });
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'signal received');
+    hub.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`hub failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

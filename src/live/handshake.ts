@@ -1,0 +1,107 @@
+/**
+ * Reads a Socket.IO handshake into what the hub needs of it, or a refusal with a clear message.
+ * Nothing of the raw handshake is kept afterwards: the parsed result is all a socket carries.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Config } from '../config';
+import { verifyToken } from '../auth';
+import type { JsonObject, JsonValue } from '../sessions/model';
+import { type SessionDataLimits, isPlainObject, parseSessionInfo } from '../sessions/sessionData';
+import { type PeerId, parsePeerId } from './peerId';
+import type { UserAgentCache } from './userAgent';
+
+export interface TrackerHandshake {
+  role: 'session';
+  peer: PeerId;
+  /** sessionInfo as announced, plus the fields derived from the request. */
+  info: JsonObject;
+}
+
+export interface AgentHandshake {
+  role: 'agent';
+  peer: PeerId;
+  info: JsonObject;
+  /** As sent: a JSON string from real players; null when absent. */
+  config: JsonValue;
+}
+
+export type Handshake = TrackerHandshake | AgentHandshake;
+
+/** Why a handshake was refused: `message` goes to the client in `connect_error`. */
+export interface Refusal {
+  reason: 'identity' | 'peerId' | 'sessionInfo' | 'authentication' | 'authorization' | 'agentInfo';
+  message: string;
+}
+
+export interface HandshakeInput {
+  query: Record<string, unknown>;
+  auth: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
+}
+
+export interface HandshakeDeps {
+  config: Config;
+  jwtSecret: string;
+  sessionLimits: SessionDataLimits;
+  userAgents: UserAgentCache;
+}
+
+function header(headers: IncomingHttpHeaders, name: string | undefined): string | null {
+  if (!name) return null;
+  const v = headers[name.toLowerCase()];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s && s.length <= 128 ? s : null;
+}
+
+function parseJsonObjectParam(raw: unknown, name: string, maxBytes: number): { ok: true; value: JsonObject } | { ok: false; message: string } {
+  if (raw === undefined || raw === null || raw === '') return { ok: true, value: {} };
+  if (isPlainObject(raw)) return { ok: true, value: raw };
+  if (typeof raw !== 'string') return { ok: false, message: `${name} must be a JSON string` };
+  if (raw.length > maxBytes) return { ok: false, message: `${name} is longer than ${maxBytes} characters` };
+  try {
+    const value: unknown = JSON.parse(raw);
+    if (isPlainObject(value)) return { ok: true, value };
+  } catch {
+    return { ok: false, message: `${name} is not valid JSON` };
+  }
+  return { ok: false, message: `${name} must be a JSON object` };
+}
+
+export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok: true; value: Handshake } | { ok: false; refusal: Refusal } {
+  const identity = input.query.identity;
+  if (identity !== 'session' && identity !== 'agent') {
+    return { ok: false, refusal: { reason: 'identity', message: 'identity must be "session" or "agent"' } };
+  }
+  const peer = parsePeerId(input.query.peerId, deps.config.projectKeyLength);
+  if (!peer.ok) return { ok: false, refusal: { reason: 'peerId', message: peer.message } };
+
+  if (identity === 'session') {
+    // Real trackers send sessionInfo in the query; `auth` is accepted too (no URL length limits there).
+    const parsed = parseSessionInfo(input.query.sessionInfo ?? input.auth.sessionInfo, deps.sessionLimits);
+    if (!parsed.ok) return { ok: false, refusal: { reason: 'sessionInfo', message: parsed.message } };
+    const ua = deps.userAgents.fields(header(input.headers, 'user-agent') ?? undefined);
+    const info: JsonObject = {
+      ...parsed.value,
+      ...ua,
+      userCountry: header(input.headers, deps.config.geoCountryHeader),
+      userState: header(input.headers, deps.config.geoStateHeader),
+      userCity: header(input.headers, deps.config.geoCityHeader),
+    };
+    return { ok: true, value: { role: 'session', peer: peer.value, info } };
+  }
+
+  const token = verifyToken(input.auth.token, deps.jwtSecret);
+  if (!token.ok) return { ok: false, refusal: { reason: 'authentication', message: 'Authentication error' } };
+  const { projectKey, sessionId } = token.claims as { projectKey?: unknown; sessionId?: unknown };
+  if (String(projectKey) !== peer.value.projectKey || String(sessionId) !== peer.value.sessionId) {
+    return { ok: false, refusal: { reason: 'authorization', message: 'Authorization error' } };
+  }
+  const agentInfo = parseJsonObjectParam(input.query.agentInfo, 'agentInfo', deps.sessionLimits.maxBytes);
+  if (!agentInfo.ok) return { ok: false, refusal: { reason: 'agentInfo', message: agentInfo.message } };
+  const config = parseJsonObjectParam(input.query.config, 'config', deps.sessionLimits.maxBytes);
+  if (!config.ok) return { ok: false, refusal: { reason: 'agentInfo', message: config.message } };
+  // Tabs receive the config exactly as the agent sent it (a JSON string from the real player, which
+  // the tracker parses itself), as the OpenReplay server does.
+  const rawConfig = typeof input.query.config === 'string' ? input.query.config : config.value;
+  return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: rawConfig } };
+}

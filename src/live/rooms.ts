@@ -1,0 +1,226 @@
+/**
+ * Socket.IO handlers of the default namespace: tracker tabs and agents in session rooms.
+ * A thin adapter: handshakes are read by handshake.ts, session state lives in the index (changed
+ * only through `ctx.store.publish`), and every lookup here (the tabs and agents of a room) is a map
+ * read on the index, never a scan of sockets. Room traffic goes through `io.to(...)`, so with the
+ * Redis adapter it reaches sockets on other nodes unchanged.
+ */
+import type { Server, Socket } from 'socket.io';
+import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
+import type { HubContext } from '../context';
+import { RoomEvent, type TabPayload } from '../protocol';
+import type { TabState } from '../sessions/model';
+import { boundSessionFields, deepMerge, isPlainObject, splitTabFields } from '../sessions/sessionData';
+import type { Room } from '../sessions/sessionIndex';
+import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
+import type { UserAgentCache } from './userAgent';
+
+/** What a connected socket carries: the parsed handshake, nothing of the raw request. */
+export interface LiveSocketData {
+  hs: Handshake;
+  /** Set when the hub refused the socket after connecting (duplicate tab): its leave is silent. */
+  refused?: boolean;
+}
+
+// Relayed events are arbitrary names with arbitrary arguments: the event maps are Socket.IO's open default.
+type LiveServer = Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, LiveSocketData>;
+type LiveSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, LiveSocketData>;
+
+/** Wraps a legacy bare payload as `{meta: {tabId, version: 1}, data}`; a payload with `meta` passes as is. */
+export function wrapTabPayload(arg: unknown, tabId: string): TabPayload {
+  if (isPlainObject(arg) && isPlainObject(arg.meta)) return arg as TabPayload;
+  const meta = { tabId, version: 1 };
+  return arg === undefined ? { meta } : ({ meta, data: arg } as TabPayload);
+}
+
+function firstTab(room: Room | undefined): TabState | undefined {
+  if (!room) return undefined;
+  for (const tab of room.tabs.values()) return tab;
+  return undefined;
+}
+
+function lastAgentConfig(room: Room): unknown {
+  let config: unknown = null;
+  let latest = -Infinity;
+  for (const agent of room.agents.values()) {
+    if (agent.config !== null && agent.joinedAt >= latest) {
+      config = agent.config;
+      latest = agent.joinedAt;
+    }
+  }
+  return config;
+}
+
+/**
+ * Frees what the HTTP upgrade left behind once the handshake is parsed: the request object and
+ * the raw query (sessionInfo can be kilobytes), which Socket.IO would otherwise keep per socket.
+ */
+function dropHandshakeLeftovers(socket: LiveSocket): void {
+  const conn = socket.conn as unknown as { request?: unknown };
+  conn.request = undefined;
+  socket.handshake.headers = {};
+  socket.handshake.query = {};
+  socket.handshake.auth = {};
+}
+
+export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache): void {
+  const { index, store, metrics, logger } = ctx;
+  const live = io as unknown as LiveServer;
+  const sockets = live.of('/');
+  const to = (target: string | string[]) => live.to(target);
+
+  sockets.use((socket, next) => {
+    if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
+    const result = readHandshake(
+      { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers },
+      { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
+    );
+    if (!result.ok) {
+      metrics.connectsRefused.inc({ reason: result.refusal.reason });
+      logger.debug({ reason: result.refusal.reason }, 'handshake refused');
+      return next(new Error(result.refusal.message));
+    }
+    socket.data.hs = result.value;
+    next();
+  });
+
+  sockets.on('connection', (socket) => {
+    const hs = socket.data.hs;
+    dropHandshakeLeftovers(socket);
+    metrics.connections.inc({ role: hs.role });
+    if (hs.role === 'session') onTrackerConnect(socket, hs);
+    else onAgentConnect(socket, hs);
+    socket.on('disconnect', () => {
+      metrics.connections.dec({ role: hs.role });
+      onLeave(socket);
+    });
+  });
+
+  function onTrackerConnect(socket: LiveSocket, hs: TrackerHandshake): void {
+    const { peer } = hs;
+    const room = index.room(peer.projectKey, peer.sessionId);
+    if (room?.tabs.has(peer.tabId)) {
+      socket.data.refused = true;
+      metrics.connectsRefused.inc({ reason: 'duplicateTab' });
+      socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
+      socket.disconnect(true);
+      return;
+    }
+    const { tab: tabFields, session } = splitTabFields(hs.info);
+    const fields = boundSessionFields(deepMerge(room?.data?.fields ?? {}, session), ctx.sessionLimits);
+    if (!fields.ok) {
+      socket.data.refused = true;
+      metrics.connectsRefused.inc({ reason: 'sessionInfo' });
+      socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${fields.message}` });
+      socket.disconnect(true);
+      return;
+    }
+    void socket.join(peer.roomId);
+    const now = Date.now();
+    store.publish({
+      type: 'tab:up',
+      projectKey: peer.projectKey,
+      sessionId: peer.sessionId,
+      tab: { tabId: peer.tabId, socketId: socket.id, nodeId: store.nodeId, pageTitle: tabFields.pageTitle ?? '', active: tabFields.active ?? true, connectedAt: now, lastActiveAt: now },
+      data: { fields: fields.value, version: (room?.data?.version ?? 0) + 1, origin: store.nodeId },
+    });
+    if (room && room.agents.size > 0) {
+      const agents = [...room.agents.values()];
+      socket.emit(RoomEvent.WEBRTC_CONFIG, lastAgentConfig(room));
+      socket.emit(RoomEvent.AGENTS_CONNECTED, agents.map((a) => a.socketId));
+      socket.emit(RoomEvent.AGENTS_INFO_CONNECTED, agents.map((a) => ({ ...a.info, socketId: a.socketId })));
+      socket.to(peer.roomId).emit(RoomEvent.SESSION_RECONNECTED, socket.id);
+    }
+
+    socket.on(RoomEvent.UPDATE_SESSION, (arg: unknown) => onUpdateSession(socket, hs, arg));
+    socket.onAny((event: string, ...args: unknown[]) => {
+      if (event === RoomEvent.UPDATE_SESSION) return;
+      metrics.eventsRelayed.inc({ direction: 'tab_to_room' });
+      socket.to(peer.roomId).emit(event, wrapTabPayload(args[0], peer.tabId));
+    });
+  }
+
+  function onUpdateSession(socket: LiveSocket, hs: TrackerHandshake, arg: unknown): void {
+    const { peer } = hs;
+    const payload = wrapTabPayload(arg, peer.tabId);
+    const room = index.room(peer.projectKey, peer.sessionId);
+    const tab = room?.tabs.get(peer.tabId);
+    if (!room || !tab || tab.socketId !== socket.id || !room.data) return;
+    const data = isPlainObject(payload.data) ? payload.data : {};
+    const { tab: tabFields, session } = splitTabFields(data);
+    let nextData = undefined;
+    if (Object.keys(session).length > 0) {
+      const fields = boundSessionFields(deepMerge(room.data.fields, session), ctx.sessionLimits);
+      if (!fields.ok) {
+        metrics.sessionUpdatesRejected.inc();
+        logger.warn({ roomId: peer.roomId, reason: fields.message }, 'UPDATE_SESSION refused');
+        return;
+      }
+      nextData = { fields: fields.value, version: room.data.version + 1, origin: store.nodeId };
+    }
+    const tabChanged = (tabFields.pageTitle !== undefined && tabFields.pageTitle !== tab.pageTitle) || (tabFields.active !== undefined && tabFields.active !== tab.active) || tabFields.active === true;
+    if (tabChanged) {
+      const nextTab: TabState = { ...tab, ...tabFields, lastActiveAt: tabFields.active === true ? Date.now() : tab.lastActiveAt };
+      store.publish({ type: 'tab:up', projectKey: peer.projectKey, sessionId: peer.sessionId, tab: nextTab, data: nextData });
+    } else if (nextData) {
+      store.publish({ type: 'data', projectKey: peer.projectKey, sessionId: peer.sessionId, data: nextData });
+    }
+    if (room.agents.size > 0) {
+      metrics.eventsRelayed.inc({ direction: 'tab_to_agents' });
+      to([...room.agents.keys()]).emit(RoomEvent.UPDATE_SESSION, payload);
+    }
+  }
+
+  function onAgentConnect(socket: LiveSocket, hs: AgentHandshake): void {
+    const { peer } = hs;
+    void socket.join(peer.roomId);
+    store.publish({
+      type: 'agent:up',
+      projectKey: peer.projectKey,
+      sessionId: peer.sessionId,
+      agent: { socketId: socket.id, nodeId: store.nodeId, info: hs.info, config: hs.config, joinedAt: Date.now() },
+    });
+    const room = index.room(peer.projectKey, peer.sessionId);
+    if (!room || room.tabs.size === 0) socket.emit(RoomEvent.SESSION_DISCONNECTED);
+    to(peer.roomId).emit(RoomEvent.WEBRTC_CONFIG, hs.config);
+    socket.to(peer.roomId).emit(RoomEvent.NEW_AGENT, socket.id, hs.info);
+
+    socket.on(RoomEvent.WEBRTC_AGENT_CALL, (arg: unknown) => {
+      const target = isPlainObject(arg) && isPlainObject(arg.data) ? arg.data.toAgentId : undefined;
+      const current = index.room(peer.projectKey, peer.sessionId);
+      if (typeof target !== 'string' || target === socket.id || !current?.agents.has(target)) return;
+      metrics.eventsRelayed.inc({ direction: 'agent_to_agent' });
+      to(target).emit(RoomEvent.WEBRTC_AGENT_CALL, arg);
+    });
+    socket.onAny((event: string, ...args: unknown[]) => {
+      if (event === RoomEvent.WEBRTC_AGENT_CALL) return;
+      const payload = args[0];
+      const current = index.room(peer.projectKey, peer.sessionId);
+      const wanted = isPlainObject(payload) && isPlainObject(payload.meta) ? payload.meta.tabId : undefined;
+      const tab = (typeof wanted === 'string' ? current?.tabs.get(wanted) : undefined) ?? firstTab(current);
+      if (!tab) {
+        socket.emit(RoomEvent.SESSION_DISCONNECTED);
+        return;
+      }
+      metrics.eventsRelayed.inc({ direction: 'agent_to_tab' });
+      to(tab.socketId).emit(event, socket.id, payload);
+    });
+  }
+
+  function onLeave(socket: LiveSocket): void {
+    const { hs, refused } = socket.data;
+    if (refused) return;
+    const { peer } = hs;
+    if (hs.role === 'session') {
+      store.publish({ type: 'tab:down', projectKey: peer.projectKey, sessionId: peer.sessionId, tabId: peer.tabId, socketId: socket.id });
+    } else {
+      store.publish({ type: 'agent:down', projectKey: peer.projectKey, sessionId: peer.sessionId, socketId: socket.id });
+      to(peer.roomId).emit(RoomEvent.AGENT_DISCONNECTED, socket.id);
+    }
+    const room = index.room(peer.projectKey, peer.sessionId);
+    if (!room) return;
+    if (room.tabs.size === 0) to(peer.roomId).emit(RoomEvent.SESSION_DISCONNECTED);
+    if (room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
+  }
+}
+

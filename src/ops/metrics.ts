@@ -1,0 +1,27 @@
+/**
+ * Every Prometheus metric of the hub, in one place. No per-session labels: label values are
+ * bounded sets (roles, routes, status codes, event kinds).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  return {
+    registry,
+    liveSessions: new Gauge({ name: 'hub_live_sessions', help: 'Live sessions in the index (cluster-wide view)', registers: [registry] }),
+    connections: new Gauge({ name: 'hub_connections', help: 'Open Socket.IO connections on this node, by role', labelNames: ['role'] as const, registers: [registry] }),
+    connectsRefused: new Counter({ name: 'hub_connects_refused_total', help: 'Handshakes refused, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    eventsRelayed: new Counter({ name: 'hub_events_relayed_total', help: 'Room events relayed, by direction', labelNames: ['direction'] as const, registers: [registry] }),
+    sessionUpdatesRejected: new Counter({ name: 'hub_session_updates_rejected_total', help: 'UPDATE_SESSION payloads refused (size, depth, shape)', registers: [registry] }),
+    httpDuration: new Histogram({
+      name: 'hub_http_request_duration_seconds',
+      help: 'REST request durations, by route and status',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}

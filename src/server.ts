@@ -1,0 +1,117 @@
+/**
+ * Composes the hub: configuration -> index and store -> Socket.IO handlers and Express routes on one
+ * HTTP server. `startHub` is what index.ts runs and what every integration test starts.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { Server as IoServer } from 'socket.io';
+import { ApiKeys, loadApiKeys } from './auth';
+import type { ClusterStore } from './cluster/store';
+import { LocalStore } from './cluster/store';
+import type { Config } from './config';
+import type { HubContext, Lifecycle } from './context';
+import { createHttpApp } from './http/app';
+import { attachRooms } from './live/rooms';
+import { UserAgentCache } from './live/userAgent';
+import { createLogger, type Logger } from './ops/logger';
+import { createMetrics } from './ops/metrics';
+import { SessionIndex } from './sessions/sessionIndex';
+
+export interface Hub {
+  readonly ctx: HubContext;
+  readonly io: IoServer;
+  readonly httpServer: HttpServer;
+  /** `http://host:port` of the listening server. */
+  readonly url: string;
+  /** Graceful stop: not ready first, stop accepting, close sockets; bounded by SHUTDOWN_TIMEOUT_MS. */
+  shutdown(): Promise<void>;
+}
+
+export interface HubOptions {
+  logger?: Logger;
+  /** Builds the cluster store; the default is the single-node LocalStore. */
+  createStore?: (nodeId: string, index: SessionIndex, io: IoServer, ctx: Omit<HubContext, 'store'>) => Promise<ClusterStore> | ClusterStore;
+}
+
+export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const index = new SessionIndex();
+  const nodeId = config.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const apiKeys = new ApiKeys(loadApiKeys(config));
+  let jwtSecret = config.jwtSecret;
+  if (!jwtSecret) {
+    jwtSecret = randomBytes(32).toString('hex');
+    logger.warn('ASSIST_JWT_SECRET is not set: agents and dashboards cannot authenticate with a JWT until it is');
+  }
+  if (apiKeys.size === 0) logger.warn('no API key is configured (HUB_API_KEYS or HUB_API_KEYS_FILE): every REST call will get 401');
+
+  let lifecycle: Lifecycle = 'starting';
+  const base = {
+    config,
+    logger,
+    metrics,
+    index,
+    apiKeys,
+    jwtSecret,
+    sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: 64 },
+    lifecycle: () => lifecycle,
+  };
+
+  // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.
+  const httpServer = createServer({ maxHeaderSize: config.maxHeaderSize });
+  const io = new IoServer(httpServer, {
+    path: config.wsPath,
+    cors: { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(','), credentials: true },
+    maxHttpBufferSize: config.maxHttpBufferSize,
+    perMessageDeflate: config.compression,
+    httpCompression: config.compression ? { threshold: 1024 } : false,
+  });
+  const store = options.createStore ? await options.createStore(nodeId, index, io, base) : new LocalStore(nodeId, index);
+  const ctx: HubContext = { ...base, store };
+
+  index.onChange(() => metrics.liveSessions.set(index.size));
+  const app = createHttpApp(ctx);
+  httpServer.on('request', app);
+  attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
+
+  await store.start();
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  lifecycle = 'ready';
+  logger.info({ url, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size }, 'hub listening');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      lifecycle = 'draining';
+      logger.info('shutting down: not ready, closing sockets');
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+      const drain = (async () => {
+        await store.close(true);
+        // io.close() disconnects every socket and closes the HTTP server (stops accepting).
+        await new Promise<void>((resolve) => {
+          void io.close(() => resolve());
+        });
+        httpServer.closeAllConnections();
+      })();
+      await Promise.race([drain, deadline]);
+      httpServer.closeAllConnections();
+      lifecycle = 'stopped';
+      logger.info('hub stopped');
+    })();
+    return stopping;
+  };
+
+  return { ctx, io, httpServer, url, shutdown };
+}

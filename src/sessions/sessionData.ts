@@ -1,0 +1,204 @@
+/**
+ * Session data as announced by trackers: validation of `sessionInfo`, the defaults of the fields
+ * REST returns, the prototype-safe bounded deep merge behind UPDATE_SESSION, and how the tabs of
+ * one session combine into the one session REST returns. Pure.
+ */
+import type { JsonObject, JsonValue, Session, SessionData, TabState } from './model';
+import { COMPUTED_FIELDS, TAB_FIELDS } from './model';
+
+export interface SessionDataLimits {
+  /** Largest serialised session data (bytes of JSON) a session may hold. */
+  maxBytes: number;
+  /** Deepest nesting of objects/arrays accepted in sessionInfo or an update. */
+  maxDepth: number;
+  /** Most metadata keys a session may carry. */
+  maxMetadataKeys: number;
+}
+
+export const DEFAULT_SESSION_DATA_LIMITS: SessionDataLimits = { maxBytes: 16 * 1024, maxDepth: 8, maxMetadataKeys: 64 };
+
+/** Keys that could reach an object's prototype when assigned: never merged. */
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export function isPlainObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export type DataResult<T> = { ok: true; value: T } | { ok: false; message: string };
+
+function depthOf(value: JsonValue, limit: number, depth = 0): number {
+  if (depth > limit) return depth;
+  if (Array.isArray(value)) {
+    let max = depth + 1;
+    for (const v of value) max = Math.max(max, depthOf(v, limit, depth + 1));
+    return max;
+  }
+  if (isPlainObject(value)) {
+    let max = depth + 1;
+    for (const k in value) max = Math.max(max, depthOf(value[k] as JsonValue, limit, depth + 1));
+    return max;
+  }
+  return depth;
+}
+
+/** Copies a parsed JSON object without prototype keys; `undefined` values are dropped. */
+function sanitize(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(sanitize);
+  if (!isPlainObject(value)) return value;
+  const out: JsonObject = {};
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) continue;
+    const v = value[key];
+    if (v !== undefined) out[key] = sanitize(v);
+  }
+  return out;
+}
+
+/**
+ * Deep-merges `patch` into `base` and returns a new object; neither input is changed. Objects merge
+ * key by key, anything else (arrays included) replaces. Prototype keys are skipped.
+ */
+export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const key of Object.keys(patch)) {
+    if (FORBIDDEN_KEYS.has(key)) continue;
+    const next = patch[key];
+    if (next === undefined) continue;
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(next) ? deepMerge(prev, next) : sanitize(next);
+  }
+  return out;
+}
+
+/** Metadata values are strings on the wire; numbers and booleans are kept as their text. */
+function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isPlainObject(raw)) return out;
+  let count = 0;
+  for (const key of Object.keys(raw)) {
+    if (FORBIDDEN_KEYS.has(key) || count >= maxKeys) continue;
+    const v = raw[key];
+    if (typeof v === 'string') out[key] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
+    else continue;
+    count++;
+  }
+  return out;
+}
+
+/**
+ * Checks a session-data candidate against the limits and normalises `metadata`.
+ * Tab fields (pageTitle, active) and computed fields are removed: they live elsewhere.
+ */
+export function boundSessionFields(fields: JsonObject, limits: SessionDataLimits): DataResult<JsonObject> {
+  if (depthOf(fields, limits.maxDepth) > limits.maxDepth) {
+    return { ok: false, message: `nesting deeper than ${limits.maxDepth} levels` };
+  }
+  const out: JsonObject = {};
+  for (const key of Object.keys(fields)) {
+    if (TAB_FIELDS.has(key) || COMPUTED_FIELDS.has(key) || FORBIDDEN_KEYS.has(key)) continue;
+    out[key] = fields[key] as JsonValue;
+  }
+  if ('metadata' in out) out.metadata = normalizeMetadata(out.metadata, limits.maxMetadataKeys);
+  const bytes = Buffer.byteLength(JSON.stringify(out));
+  if (bytes > limits.maxBytes) {
+    return { ok: false, message: `session data of ${bytes} bytes exceeds the limit of ${limits.maxBytes}` };
+  }
+  return { ok: true, value: out };
+}
+
+/** Parses the `sessionInfo` JSON string of a tracker handshake (or an object from `handshake.auth`). */
+export function parseSessionInfo(raw: unknown, limits: SessionDataLimits): DataResult<JsonObject> {
+  if (raw === undefined || raw === null || raw === '') return { ok: true, value: {} };
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    if (raw.length > limits.maxBytes * 2) return { ok: false, message: `sessionInfo longer than ${limits.maxBytes * 2} characters` };
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return { ok: false, message: 'sessionInfo is not valid JSON' };
+    }
+  }
+  if (!isPlainObject(value)) return { ok: false, message: 'sessionInfo must be a JSON object' };
+  if (depthOf(value, limits.maxDepth) > limits.maxDepth) {
+    return { ok: false, message: `sessionInfo nests deeper than ${limits.maxDepth} levels` };
+  }
+  return { ok: true, value: sanitize(value) as JsonObject };
+}
+
+/** Splits an update's data into its tab part (pageTitle, active) and its session-wide part. */
+export function splitTabFields(data: JsonObject): { tab: { pageTitle?: string; active?: boolean }; session: JsonObject } {
+  const tab: { pageTitle?: string; active?: boolean } = {};
+  const session: JsonObject = {};
+  for (const key of Object.keys(data)) {
+    const v = data[key] as JsonValue;
+    if (key === 'pageTitle') {
+      if (typeof v === 'string') tab.pageTitle = v;
+    } else if (key === 'active') {
+      if (typeof v === 'boolean') tab.active = v;
+    } else {
+      session[key] = v;
+    }
+  }
+  return { tab, session };
+}
+
+function str(v: JsonValue | undefined, fallback = ''): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : fallback;
+}
+
+function strOrNull(v: JsonValue | undefined): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
+/** Picks the tab whose pageTitle the session shows: most recently active, then most recently connected. */
+export function primaryTab(tabs: Iterable<TabState>): TabState | undefined {
+  let best: TabState | undefined;
+  for (const t of tabs) {
+    if (
+      !best ||
+      t.lastActiveAt > best.lastActiveAt ||
+      (t.lastActiveAt === best.lastActiveAt && t.connectedAt > best.connectedAt) ||
+      (t.lastActiveAt === best.lastActiveAt && t.connectedAt === best.connectedAt && t.tabId > best.tabId)
+    ) {
+      best = t;
+    }
+  }
+  return best;
+}
+
+/** The one session REST returns, from the session data and its tabs (see model.ts for the rules). */
+export function combineSession(projectKey: string, sessionId: string, data: SessionData, tabs: readonly TabState[]): Session {
+  const f = data.fields;
+  const primary = primaryTab(tabs);
+  const ordered = [...tabs].sort((a, b) => a.connectedAt - b.connectedAt || (a.tabId < b.tabId ? -1 : 1));
+  const timestamp = typeof f.timestamp === 'number' ? f.timestamp : Number(f.timestamp) || 0;
+  const projectId = typeof f.projectId === 'number' || typeof f.projectId === 'string' ? f.projectId : (f.projectID ?? null);
+  return {
+    ...f,
+    sessionID: sessionId,
+    projectKey,
+    projectId: typeof projectId === 'number' || typeof projectId === 'string' ? projectId : null,
+    pageTitle: primary?.pageTitle ?? '',
+    active: tabs.some((t) => t.active),
+    live: true,
+    userID: str(f.userID),
+    userUUID: str(f.userUUID),
+    userAnonymousId: str(f.userAnonymousId),
+    metadata: normalizeMetadata(f.metadata, Number.MAX_SAFE_INTEGER),
+    revID: str(f.revID),
+    timestamp,
+    trackerVersion: str(f.trackerVersion),
+    isSnippet: f.isSnippet === true,
+    assistOnly: f.assistOnly === true,
+    userOs: str(f.userOs, 'unknown'),
+    userBrowser: str(f.userBrowser, 'unknown'),
+    userBrowserVersion: str(f.userBrowserVersion, 'unknown'),
+    userDevice: strOrNull(f.userDevice),
+    userDeviceType: str(f.userDeviceType, 'desktop') || 'desktop',
+    userCountry: strOrNull(f.userCountry),
+    userState: strOrNull(f.userState),
+    userCity: strOrNull(f.userCity),
+    tabIds: ordered.map((t) => t.tabId),
+  };
+}
