@@ -40,6 +40,13 @@ const settings = {
   shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
+  // Live subscriptions (/dashboard namespace)
+  diffWindowMs: { env: ['DASHBOARD_DIFF_WINDOW_MS'], schema: int(0, 10_000), default: 50 },
+  maxSubscriptionsPerSocket: { env: ['DASHBOARD_MAX_SUBSCRIPTIONS_PER_SOCKET'], schema: int(1, 10_000), default: 20 },
+  maxSubscriptionsPerProject: { env: ['DASHBOARD_MAX_SUBSCRIPTIONS_PER_PROJECT'], schema: int(1, 1_000_000), default: 2_000 },
+  dashboardBufferBytes: { env: ['DASHBOARD_BUFFER_BYTES'], schema: int(1024, 1024 * 1024 * 1024), default: 1024 * 1024 },
+  diffHistorySize: { env: ['DASHBOARD_HISTORY_SIZE'], schema: int(0, 100_000), default: 256 },
+  diffHistoryAgeMs: { env: ['DASHBOARD_HISTORY_AGE_MS'], schema: int(0, 3_600_000), default: 60_000 },
   nodeId: { env: ['NODE_ID'], schema: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - only').optional(), default: undefined },
 } as const;
 

@@ -13,11 +13,13 @@ import { LocalStore } from './cluster/store';
 import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp } from './http/app';
+import { attachDashboards } from './live/dashboard';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
 import { SessionIndex } from './sessions/sessionIndex';
+import { SubscriptionRegistry } from './subscriptions/registry';
 
 export interface Hub {
   readonly ctx: HubContext;
@@ -76,6 +78,12 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const app = createHttpApp(ctx);
   httpServer.on('request', app);
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
+  const subscriptions = new SubscriptionRegistry(
+    index,
+    { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },
+    metrics,
+  );
+  attachDashboards(io, ctx, subscriptions);
 
   await store.start();
   await new Promise<void>((resolve, reject) => {
@@ -106,6 +114,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         httpServer.closeAllConnections();
       })();
       await Promise.race([drain, deadline]);
+      subscriptions.close();
       httpServer.closeAllConnections();
       lifecycle = 'stopped';
       logger.info('hub stopped');

@@ -16,6 +16,22 @@ export function createMetrics() {
     connectsRefused: new Counter({ name: 'hub_connects_refused_total', help: 'Handshakes refused, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     eventsRelayed: new Counter({ name: 'hub_events_relayed_total', help: 'Room events relayed, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     sessionUpdatesRejected: new Counter({ name: 'hub_session_updates_rejected_total', help: 'UPDATE_SESSION payloads refused (size, depth, shape)', registers: [registry] }),
+    subscriptions: new Gauge({ name: 'hub_subscriptions', help: 'Live subscriptions held by dashboards (attached or awaiting resume)', registers: [registry] }),
+    subscriptionCohorts: new Gauge({ name: 'hub_subscription_cohorts', help: 'Distinct live queries evaluated (subscriptions with equal parameters share one)', registers: [registry] }),
+    diffsSent: new Counter({ name: 'hub_diffs_sent_total', help: 'sessions:diff messages sent to dashboards', registers: [registry] }),
+    diffSessions: new Histogram({
+      name: 'hub_diff_sessions',
+      help: 'Sessions per diff (added + updated + removed)',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    resyncs: new Counter({ name: 'hub_subscription_resyncs_total', help: 'Subscriptions answered or reset with a fresh snapshot, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    diffLatency: new Histogram({
+      name: 'hub_diff_latency_seconds',
+      help: 'From the first index change a diff carries to the diff leaving the hub',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     httpDuration: new Histogram({
       name: 'hub_http_request_duration_seconds',
       help: 'REST request durations, by route and status',

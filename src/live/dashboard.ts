@@ -1,0 +1,135 @@
+/**
+ * Socket.IO handlers of the `/dashboard` namespace: authentication, `subscribe` / `unsubscribe`
+ * with acks, and delivery of `sessions:diff` with a bounded per-socket buffer. The live query
+ * logic is in subscriptions/; the search grammar is the REST one (sessions/query.ts).
+ */
+import type { Server, Socket } from 'socket.io';
+import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
+import { verifyToken } from '../auth';
+import type { HubContext } from '../context';
+import { ErrorCode } from '../errors';
+import { DASHBOARD_NAMESPACE, DashboardEvent, type SessionsDiff, type SubscribeAck } from '../protocol';
+import { isPlainObject } from '../sessions/sessionData';
+import { parseSearchQuery } from '../sessions/query';
+import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
+
+/** Who a dashboard is: an API key (its grants apply per project) or a JWT for one project. */
+type Principal = { kind: 'key'; key: string } | { kind: 'jwt'; projectKey: string };
+
+interface DashboardSocketData {
+  principal: Principal;
+}
+type DashboardSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, DashboardSocketData>;
+
+const PROJECT_KEY = /^[\w-]{1,256}$/;
+
+function looksLikeJwt(token: string): boolean {
+  return token.split('.').length === 3;
+}
+
+/**
+ * Bytes a socket has queued and not yet handed to the kernel: engine.io's write buffer (packets
+ * waiting while the transport is busy) plus the WebSocket's own buffered amount.
+ */
+export function pendingBytes(socket: Socket): number {
+  const conn = socket.conn as unknown as { writeBuffer?: { data?: unknown }[]; transport?: { socket?: { bufferedAmount?: number } } };
+  let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
+  for (const packet of conn.writeBuffer ?? []) bytes += typeof packet.data === 'string' ? packet.data.length : 64;
+  return bytes;
+}
+
+function refuse(code: ErrorCode, message: string): SubscribeAck {
+  return { ok: false, error: { code, message } };
+}
+
+export function attachDashboards(io: Server, ctx: HubContext, registry: SubscriptionRegistry): void {
+  const nsp = (io as unknown as Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, DashboardSocketData>).of(DASHBOARD_NAMESPACE);
+  const { config, metrics, apiKeys } = ctx;
+
+  nsp.use((socket, next) => {
+    if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
+    const raw = socket.handshake.auth?.token;
+    const token = typeof raw === 'string' ? raw.replace(/^Bearer /, '') : '';
+    if (token && looksLikeJwt(token)) {
+      const verified = verifyToken(token, ctx.jwtSecret);
+      const projectKey = verified.ok ? verified.claims.projectKey : undefined;
+      if (typeof projectKey === 'string' && projectKey !== '') {
+        socket.data.principal = { kind: 'jwt', projectKey };
+        return next();
+      }
+    } else if (token && apiKeys.check(token, '') !== 'invalid') {
+      socket.data.principal = { kind: 'key', key: token };
+      return next();
+    }
+    metrics.connectsRefused.inc({ reason: 'dashboardAuth' });
+    next(new Error('Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
+  });
+
+  nsp.on('connection', (socket: DashboardSocket) => {
+    metrics.connections.inc({ role: 'dashboard' });
+    const held = new Set<string>();
+    const sink: DiffSink = {
+      deliver(diff: SessionsDiff): boolean {
+        if (pendingBytes(socket) > config.dashboardBufferBytes) return false;
+        socket.emit(DashboardEvent.diff, diff);
+        return true;
+      },
+      resync(subscriptionId: string, reason: string): void {
+        // One small message; the socket's buffer is already at its bound, so do not queue more.
+        if (pendingBytes(socket) <= config.dashboardBufferBytes * 2) socket.emit(DashboardEvent.resync, { subscriptionId, reason });
+      },
+    };
+
+    const allowed = (projectKey: string): boolean => {
+      const p = socket.data.principal;
+      return p.kind === 'jwt' ? p.projectKey === projectKey : apiKeys.check(p.key, projectKey) === 'ok';
+    };
+
+    socket.on(DashboardEvent.subscribe, (request: unknown, ack: unknown) => {
+      if (typeof ack !== 'function') return;
+      const reply = ack as (answer: SubscribeAck) => void;
+      if (!isPlainObject(request)) return reply(refuse(ErrorCode.BAD_REQUEST, 'subscribe expects an object {projectKey, filters, sort, order, limit}'));
+      const projectKey = request.projectKey;
+      if (typeof projectKey !== 'string' || !PROJECT_KEY.test(projectKey)) return reply(refuse(ErrorCode.BAD_REQUEST, 'projectKey: expected a project key'));
+      if (!allowed(projectKey)) return reply(refuse(ErrorCode.FORBIDDEN, `this token may not read project ${projectKey}`));
+      if (request.page !== undefined && request.page !== 1) return reply(refuse(ErrorCode.BAD_REQUEST, 'page: subscriptions follow the first page; use limit'));
+      const { resume, projectKey: _p, ...query } = request;
+      const parsed = parseSearchQuery(query);
+      if (!parsed.ok) return reply(refuse(ErrorCode.INVALID_FILTER, parsed.message));
+
+      if (isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number') {
+        const result = registry.resume(resume.subscriptionId, resume.seq, projectKey, sink);
+        if (result) {
+          held.add(resume.subscriptionId);
+          if (result.kind === 'resync') return reply({ ok: true, ...result.snapshot, resync: true });
+          reply({ ok: true, subscriptionId: result.subscriptionId, seq: resume.seq, total: result.total, sessions: [], resumed: true });
+          for (const diff of result.missed) socket.emit(DashboardEvent.diff, diff);
+          return;
+        }
+        metrics.resyncs.inc({ reason: 'unknown_subscription' });
+      }
+      if (held.size >= config.maxSubscriptionsPerSocket) {
+        return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`));
+      }
+      const snapshot = registry.subscribe(projectKey, parsed.value, sink);
+      if (snapshot === 'project-full') {
+        return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `project ${projectKey} has reached ${config.maxSubscriptionsPerProject} subscriptions`));
+      }
+      held.add(snapshot.subscriptionId);
+      reply({ ok: true, ...snapshot, ...(isPlainObject(resume) ? { resync: true } : {}) });
+    });
+
+    socket.on(DashboardEvent.unsubscribe, (request: unknown, ack: unknown) => {
+      const id = isPlainObject(request) ? request.subscriptionId : undefined;
+      const ok = typeof id === 'string' && held.delete(id) && registry.unsubscribe(id);
+      if (typeof ack === 'function') {
+        (ack as (a: unknown) => void)(ok ? { ok: true } : refuse(ErrorCode.UNKNOWN_SUBSCRIPTION, 'no such subscription on this connection'));
+      }
+    });
+
+    socket.on('disconnect', () => {
+      metrics.connections.dec({ role: 'dashboard' });
+      for (const id of held) registry.detach(id, sink);
+    });
+  });
+}

@@ -1,0 +1,247 @@
+/**
+ * Live subscriptions of dashboards: cohorts of equal queries evaluated once, per-subscription
+ * sequence numbers and bounded diff history for resume, coalescing of bursts into one diff per
+ * window. No Socket.IO here: diffs leave through a `DiffSink` that the dashboard handler provides.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Metrics } from '../ops/metrics';
+import type { SessionsDiff } from '../protocol';
+import type { Session } from '../sessions/model';
+import { queryKey } from '../sessions/query';
+import type { SessionChange, SessionIndex } from '../sessions/sessionIndex';
+import { LiveQuery, type LiveQueryParams } from './liveQuery';
+
+export interface SubscriptionLimits {
+  /** Coalescing window: changes within it leave as one diff. 0 = next tick. */
+  diffWindowMs: number;
+  maxPerProject: number;
+  /** Diffs kept per subscription for resume. */
+  historySize: number;
+  /** How long diffs (and a detached subscription) are kept for resume. */
+  historyAgeMs: number;
+}
+
+/** Where a subscription's diffs go. */
+export interface DiffSink {
+  /** Sends a diff; false when the consumer is past its buffer bound (the diff was not sent). */
+  deliver(diff: SessionsDiff): boolean;
+  /** Tells the consumer the subscription was reset: it must subscribe again (with resume) for a snapshot. */
+  resync(subscriptionId: string, reason: string): void;
+}
+
+export interface Snapshot {
+  subscriptionId: string;
+  seq: number;
+  total: number;
+  sessions: Session[];
+}
+
+interface Cohort {
+  readonly key: string;
+  readonly projectKey: string;
+  readonly query: LiveQuery;
+  readonly subscriptions: Set<Subscription>;
+  /** When the first change not yet sent happened (performance.now()), for the latency histogram. */
+  dirtySince: number | undefined;
+}
+
+interface Subscription {
+  readonly id: string;
+  readonly cohort: Cohort;
+  seq: number;
+  readonly history: { diff: SessionsDiff; at: number }[];
+  sink: DiffSink | undefined;
+  detachedAt: number | undefined;
+  /** Past its buffer bound: no diffs until the dashboard subscribes again. */
+  needsResync: boolean;
+}
+
+export type ResumeResult = { kind: 'resumed'; subscriptionId: string; seq: number; total: number; missed: SessionsDiff[] } | { kind: 'resync'; snapshot: Snapshot };
+
+export class SubscriptionRegistry {
+  private readonly cohorts = new Map<string, Cohort>();
+  private readonly byProject = new Map<string, { cohorts: Set<Cohort>; subscriptions: number }>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly dirty = new Set<Cohort>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly unlisten: () => void;
+
+  constructor(
+    private readonly index: SessionIndex,
+    private readonly limits: SubscriptionLimits,
+    private readonly metrics: Metrics,
+  ) {
+    this.unlisten = index.onChange((change) => this.onChange(change));
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(limits.historyAgeMs, 10_000))).unref();
+  }
+
+  get size(): number {
+    return this.subscriptions.size;
+  }
+
+  /** A new subscription and its snapshot; the first diff will follow the snapshot without a gap. */
+  subscribe(projectKey: string, params: LiveQueryParams, sink: DiffSink): Snapshot | 'project-full' {
+    const project = this.byProject.get(projectKey);
+    if (project && project.subscriptions >= this.limits.maxPerProject) return 'project-full';
+    const cohort = this.cohortFor(projectKey, params);
+    const sub: Subscription = { id: randomUUID(), cohort, seq: 0, history: [], sink, detachedAt: undefined, needsResync: false };
+    cohort.subscriptions.add(sub);
+    this.subscriptions.set(sub.id, sub);
+    this.projectEntry(projectKey).subscriptions++;
+    this.metrics.subscriptions.set(this.subscriptions.size);
+    return this.snapshotOf(sub);
+  }
+
+  /**
+   * Re-attaches a subscription after a reconnect: the diffs missed since `seq` if the history still
+   * holds them all, else a fresh snapshot. Undefined when the subscription is unknown (expired).
+   */
+  resume(subscriptionId: string, seq: number, projectKey: string, sink: DiffSink): ResumeResult | undefined {
+    const sub = this.subscriptions.get(subscriptionId);
+    if (!sub || sub.cohort.projectKey !== projectKey) return undefined;
+    this.flushCohort(sub.cohort);
+    sub.sink = sink;
+    sub.detachedAt = undefined;
+    const oldest = sub.history[0]?.diff.seq ?? sub.seq + 1;
+    const covered = !sub.needsResync && Number.isInteger(seq) && seq <= sub.seq && seq >= 0 && (seq === sub.seq || oldest <= seq + 1);
+    if (!covered) {
+      this.metrics.resyncs.inc({ reason: sub.needsResync ? 'slow_consumer' : 'history' });
+      sub.needsResync = false;
+      return { kind: 'resync', snapshot: this.snapshotOf(sub) };
+    }
+    const missed = sub.history.filter((h) => h.diff.seq > seq).map((h) => h.diff);
+    return { kind: 'resumed', subscriptionId: sub.id, seq: sub.seq, total: sub.cohort.query.total, missed };
+  }
+
+  /** The dashboard went away: keep the subscription for resume, within the history age. */
+  detach(subscriptionId: string, sink: DiffSink): void {
+    const sub = this.subscriptions.get(subscriptionId);
+    // A newer connection may have resumed it already: only its own sink may detach it.
+    if (!sub || sub.sink !== sink) return;
+    sub.sink = undefined;
+    sub.detachedAt = Date.now();
+  }
+
+  unsubscribe(subscriptionId: string): boolean {
+    const sub = this.subscriptions.get(subscriptionId);
+    if (!sub) return false;
+    this.subscriptions.delete(subscriptionId);
+    const cohort = sub.cohort;
+    cohort.subscriptions.delete(sub);
+    const project = this.projectEntry(cohort.projectKey);
+    project.subscriptions--;
+    if (cohort.subscriptions.size === 0) {
+      this.cohorts.delete(cohort.key);
+      this.dirty.delete(cohort);
+      project.cohorts.delete(cohort);
+    }
+    if (project.subscriptions === 0 && project.cohorts.size === 0) this.byProject.delete(cohort.projectKey);
+    this.metrics.subscriptions.set(this.subscriptions.size);
+    this.metrics.subscriptionCohorts.set(this.cohorts.size);
+    return true;
+  }
+
+  /** Sends every pending diff now. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    for (const cohort of [...this.dirty]) this.flushCohort(cohort);
+  }
+
+  close(): void {
+    this.flush();
+    this.unlisten();
+    clearInterval(this.sweeper);
+  }
+
+  private onChange(change: SessionChange): void {
+    const project = this.byProject.get(change.projectKey);
+    if (!project) return;
+    for (const cohort of project.cohorts) {
+      if (!cohort.query.apply(change)) continue;
+      cohort.dirtySince ??= performance.now();
+      this.dirty.add(cohort);
+    }
+    if (this.dirty.size > 0 && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, this.limits.diffWindowMs);
+    }
+  }
+
+  private flushCohort(cohort: Cohort): void {
+    if (!this.dirty.delete(cohort)) return;
+    const diff = cohort.query.takeDiff();
+    const since = cohort.dirtySince;
+    cohort.dirtySince = undefined;
+    if (!diff) return;
+    const now = Date.now();
+    for (const sub of cohort.subscriptions) {
+      if (sub.needsResync) continue;
+      const message: SessionsDiff = { subscriptionId: sub.id, seq: ++sub.seq, ...diff };
+      this.remember(sub, message, now);
+      if (!sub.sink) continue;
+      if (sub.sink.deliver(message)) {
+        this.metrics.diffsSent.inc();
+      } else {
+        sub.needsResync = true;
+        sub.history.length = 0;
+        this.metrics.resyncs.inc({ reason: 'slow_consumer' });
+        sub.sink.resync(sub.id, 'the dashboard did not read its diffs fast enough');
+      }
+    }
+    this.metrics.diffSessions.observe(diff.added.length + diff.updated.length + diff.removed.length);
+    if (since !== undefined) this.metrics.diffLatency.observe((performance.now() - since) / 1000);
+  }
+
+  private remember(sub: Subscription, diff: SessionsDiff, now: number): void {
+    if (this.limits.historySize === 0) return;
+    sub.history.push({ diff, at: now });
+    while (sub.history.length > this.limits.historySize) sub.history.shift();
+  }
+
+  private snapshotOf(sub: Subscription): Snapshot {
+    this.flushCohort(sub.cohort);
+    const { total, sessions } = sub.cohort.query.snapshot();
+    // A snapshot is a new base: older diffs must not be replayed on top of it.
+    sub.history.length = 0;
+    return { subscriptionId: sub.id, seq: sub.seq, total, sessions };
+  }
+
+  private cohortFor(projectKey: string, params: LiveQueryParams): Cohort {
+    const key = `${projectKey}\0${params.limit}\0${queryKey(params)}`;
+    let cohort = this.cohorts.get(key);
+    if (!cohort) {
+      cohort = { key, projectKey, query: new LiveQuery(params, this.index.sessions(projectKey)), subscriptions: new Set(), dirtySince: undefined };
+      this.cohorts.set(key, cohort);
+      this.projectEntry(projectKey).cohorts.add(cohort);
+      this.metrics.subscriptionCohorts.set(this.cohorts.size);
+    }
+    return cohort;
+  }
+
+  private projectEntry(projectKey: string): { cohorts: Set<Cohort>; subscriptions: number } {
+    let entry = this.byProject.get(projectKey);
+    if (!entry) {
+      entry = { cohorts: new Set(), subscriptions: 0 };
+      this.byProject.set(projectKey, entry);
+    }
+    return entry;
+  }
+
+  /** Drops detached subscriptions past the history age and diffs older than it. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const sub of [...this.subscriptions.values()]) {
+      if (sub.detachedAt !== undefined && now - sub.detachedAt > this.limits.historyAgeMs) {
+        this.unsubscribe(sub.id);
+        continue;
+      }
+      while (sub.history.length > 0 && now - (sub.history[0] as { at: number }).at > this.limits.historyAgeMs) sub.history.shift();
+    }
+  }
+}

@@ -1,0 +1,74 @@
+/** Starts a real hub on an ephemeral port for a test, and real socket.io-client trackers against it. */
+import { io, type Socket } from 'socket.io-client';
+import { loadConfig } from '../../src/config';
+import { type Hub, startHub } from '../../src/server';
+
+export const API_KEY = 'test-api-key-0001';
+export const JWT_SECRET = 'test-jwt-secret-0001';
+export const CHROME_UA =
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+
+export async function startTestHub(env: Record<string, string> = {}): Promise<Hub> {
+  const config = loadConfig({
+    LISTEN_HOST: '127.0.0.1',
+    LISTEN_PORT: '0',
+    HUB_API_KEYS: `${API_KEY}:*`,
+    ASSIST_JWT_SECRET: JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  return startHub(config);
+}
+
+/** A 20-character project key derived from a short name. */
+export function projectKey(name: string): string {
+  return `${name}${'x'.repeat(20)}`.slice(0, 20);
+}
+
+export interface TrackerOptions {
+  projectKey: string;
+  sessionId: string;
+  tabId: string;
+  info?: Record<string, unknown>;
+  userAgent?: string;
+}
+
+/** Connects one tracker tab and resolves once the hub accepted it. */
+export function connectTracker(hub: Hub, o: TrackerOptions): Promise<Socket> {
+  const socket = io(hub.url, {
+    path: '/ws-assist/socket',
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    query: {
+      peerId: `${o.projectKey}-${o.sessionId}-${o.tabId}`,
+      identity: 'session',
+      tabId: o.tabId,
+      sessionInfo: JSON.stringify({ sessionID: o.sessionId, timestamp: Date.now(), ...o.info }),
+    },
+    extraHeaders: { 'user-agent': o.userAgent ?? CHROME_UA },
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => reject(err));
+  });
+}
+
+/** Resolves when `check` returns true, polling every `everyMs`; rejects with `describe()` after the timeout. */
+export async function eventually(check: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 5000, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${describe()}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function restSearch(hub: Hub, project: string, body: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`${hub.url}/api/v1/${project}/assist/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: API_KEY },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
