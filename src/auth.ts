@@ -33,10 +33,16 @@ export class ApiKeys {
     if (!presented) return 'missing';
     const value = presented.startsWith('Bearer ') ? presented.slice(7) : presented;
     const d = digest(value);
-    let match: ReadonlySet<string> | '*' | undefined;
-    for (const grant of this.grants) if (timingSafeEqual(grant.digest, d)) match = grant.projects;
-    if (match === undefined) return 'invalid';
-    return match === '*' || match.has(projectKey) ? 'ok' : 'forbidden';
+    // A key may be listed more than once (HUB_API_KEYS and the file add up): its grants add up too.
+    let known = false;
+    let allowed = false;
+    for (const grant of this.grants) {
+      if (!timingSafeEqual(grant.digest, d)) continue;
+      known = true;
+      if (grant.projects === '*' || grant.projects.has(projectKey)) allowed = true;
+    }
+    if (!known) return 'invalid';
+    return allowed ? 'ok' : 'forbidden';
   }
 }
 

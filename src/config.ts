@@ -12,7 +12,9 @@ export interface ApiKeyGrant {
 }
 
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A decimal integer: blank, hex (`0x..`) and exponent (`8e3`) spellings are refused, not coerced. */
+const int = (min: number, max: number) =>
+  z.string().trim().regex(/^-?\d+$/, 'must be an integer').transform(Number).pipe(z.number().int().min(min).max(max));
 
 /** Each setting: its schema, its default, and the environment names it is read from (first wins). */
 const settings = {
@@ -102,6 +104,13 @@ export function parseApiKeysJson(text: string, source: string): ApiKeyGrant[] {
     throw new ConfigError(`HUB_API_KEYS_FILE: ${source} is not valid JSON`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new ConfigError(`HUB_API_KEYS_FILE: ${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) {
+    // Name entries by position, never by key: the keys are secrets and this message goes to logs.
+    const keys = typeof json === 'object' && json !== null ? Object.keys(json) : [];
+    const where = (path: PropertyKey[]) =>
+      path.length === 0 ? 'the file' : [`entry ${keys.indexOf(String(path[0])) + 1}`, ...path.slice(1).map(String)].join('.');
+    const why = (i: z.core.$ZodIssue) => (i.code === 'invalid_key' ? 'keys must be at least 8 characters' : i.message);
+    throw new ConfigError(`HUB_API_KEYS_FILE: ${source}: ${parsed.error.issues.map((i) => `${where(i.path)}: ${why(i)}`).join('; ')}`);
+  }
   return Object.entries(parsed.data).map(([key, projects]) => ({ key, projects: projects === '*' ? '*' : new Set(projects) }));
 }

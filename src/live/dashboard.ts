@@ -75,8 +75,9 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
         return true;
       },
       resync(subscriptionId: string, reason: string): void {
-        // One small message; the socket's buffer is already at its bound, so do not queue more.
-        if (pendingBytes(socket) <= config.dashboardBufferBytes * 2) socket.emit(DashboardEvent.resync, { subscriptionId, reason });
+        // Queued even past the bound: it is small, and at most one per subscription until the
+        // dashboard subscribes again, so the buffer stays bounded; without it the view would go stale.
+        socket.emit(DashboardEvent.resync, { subscriptionId, reason });
       },
     };
 

@@ -46,11 +46,12 @@ export interface HandshakeDeps {
   userAgents: UserAgentCache;
 }
 
-function header(headers: IncomingHttpHeaders, name: string | undefined): string | null {
+/** A header's value; `maxLength` bounds geo headers (User-Agents are longer, and bounded by the UA cache). */
+function header(headers: IncomingHttpHeaders, name: string | undefined, maxLength = 128): string | null {
   if (!name) return null;
   const v = headers[name.toLowerCase()];
   const s = Array.isArray(v) ? v[0] : v;
-  return s && s.length <= 128 ? s : null;
+  return s && s.length <= maxLength ? s : null;
 }
 
 function parseJsonObjectParam(raw: unknown, name: string, maxBytes: number): { ok: true; value: JsonObject } | { ok: false; message: string } {
@@ -79,7 +80,7 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
     // Real trackers send sessionInfo in the query; `auth` is accepted too (no URL length limits there).
     const parsed = parseSessionInfo(input.query.sessionInfo ?? input.auth.sessionInfo, deps.sessionLimits);
     if (!parsed.ok) return { ok: false, refusal: { reason: 'sessionInfo', message: parsed.message } };
-    const ua = deps.userAgents.fields(header(input.headers, 'user-agent') ?? undefined);
+    const ua = deps.userAgents.fields(header(input.headers, 'user-agent', Infinity) ?? undefined);
     const info: JsonObject = {
       ...parsed.value,
       ...ua,

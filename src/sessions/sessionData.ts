@@ -41,15 +41,23 @@ function depthOf(value: JsonValue, limit: number, depth = 0): number {
   return depth;
 }
 
+/**
+ * Deepest nesting `sanitize` copies; anything below is cut (replaced by null). Above every
+ * configurable `maxDepth`, so a cut value is still refused by `boundSessionFields`: the cut only
+ * keeps a hostile, deeply nested update from overflowing the stack.
+ */
+const SANITIZE_MAX_DEPTH = 128;
+
 /** Copies a parsed JSON object without prototype keys; `undefined` values are dropped. */
-function sanitize(value: JsonValue): JsonValue {
-  if (Array.isArray(value)) return value.map(sanitize);
+function sanitize(value: JsonValue, depth = 0): JsonValue {
+  if (depth >= SANITIZE_MAX_DEPTH && (Array.isArray(value) || isPlainObject(value))) return null;
+  if (Array.isArray(value)) return value.map((v) => sanitize(v, depth + 1));
   if (!isPlainObject(value)) return value;
   const out: JsonObject = {};
   for (const key of Object.keys(value)) {
     if (FORBIDDEN_KEYS.has(key)) continue;
     const v = value[key];
-    if (v !== undefined) out[key] = sanitize(v);
+    if (v !== undefined) out[key] = sanitize(v, depth + 1);
   }
   return out;
 }
@@ -132,6 +140,7 @@ export function splitTabFields(data: JsonObject): { tab: { pageTitle?: string; a
   const session: JsonObject = {};
   for (const key of Object.keys(data)) {
     const v = data[key] as JsonValue;
+    if (FORBIDDEN_KEYS.has(key)) continue;
     if (key === 'pageTitle') {
       if (typeof v === 'string') tab.pageTitle = v;
     } else if (key === 'active') {

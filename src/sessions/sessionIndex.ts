@@ -63,6 +63,18 @@ function indexKeysOf(view: Session): string[] {
   return keys;
 }
 
+function sameTab(a: TabState | undefined, b: TabState): boolean {
+  return (
+    a !== undefined &&
+    a.socketId === b.socketId &&
+    a.nodeId === b.nodeId &&
+    a.pageTitle === b.pageTitle &&
+    a.active === b.active &&
+    a.connectedAt === b.connectedAt &&
+    a.lastActiveAt === b.lastActiveAt
+  );
+}
+
 function isNewer(next: SessionData, current: SessionData | undefined): boolean {
   if (!current) return true;
   return next.version > current.version || (next.version === current.version && next.origin > current.origin);
@@ -84,7 +96,10 @@ export class SessionIndex {
     switch (op.type) {
       case 'tab:up': {
         const room = this.roomFor(op.projectKey, op.sessionId);
-        if (op.data && isNewer(op.data, room.data)) room.data = op.data;
+        const newData = op.data !== undefined && isNewer(op.data, room.data);
+        // The same tab state again (a replayed op) with no newer data changes nothing: no event, no new version.
+        if (!newData && sameTab(room.tabs.get(op.tab.tabId), op.tab)) return;
+        if (newData) room.data = op.data;
         room.tabs.set(op.tab.tabId, op.tab);
         this.refresh(room);
         return;
@@ -193,13 +208,17 @@ export class SessionIndex {
   autocomplete(projectKey: string, filter: Pick<Filter, 'attribute' | 'isMetadata'>, q: string, limit: number): string[] {
     const project = this.projects.get(projectKey);
     if (!project) return [];
+    if (limit <= 0) return [];
     const needle = q.toLowerCase();
     const seen = new Map<string, string>();
     for (const room of project.rooms.values()) {
       const view = room.view;
       if (!view) continue;
-      const raw = filter.isMetadata ? view.metadata[filter.attribute] : view[filter.attribute];
-      if (raw === undefined || raw === null || raw === '' || typeof raw === 'object') continue;
+      const source: Record<string, unknown> = filter.isMetadata ? view.metadata : view;
+      // Own properties only: `constructor`, `toString`... are not session attributes.
+      if (!Object.hasOwn(source, filter.attribute)) continue;
+      const raw = source[filter.attribute];
+      if (raw === '' || (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean')) continue;
       const value = String(raw);
       const lower = value.toLowerCase();
       if (!lower.includes(needle) || seen.has(lower)) continue;

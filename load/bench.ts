@@ -1,0 +1,293 @@
+/**
+ * Load bench for the live session hub: `npm run bench` (standard) / `npm run bench:quick` (smoke).
+ *
+ * The bench either starts the hub itself (default; restarted for every step so each step
+ * measures connects and memory from zero) or drives a running one (`--url`; steps then ramp up
+ * the same population). The load itself runs in forked worker processes (load/worker.ts).
+ * See load/README.md for what is measured and how to read the output.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sleep } from './lib/async';
+import { chooseDefaultHubCommand, findFreePort, ManagedHub, waitReady, type GcResult } from './lib/hub';
+import { USAGE, UsageError, parseOptions, type BenchOptions } from './lib/options';
+import {
+  PhaseRecorder,
+  closeTrackers,
+  connectTrackers,
+  measureHubHeap,
+  memoryPerSession,
+  runDiffs,
+  runRelay,
+  runRestMatrix,
+  type HubTarget,
+} from './lib/phases';
+import { newRunTag, sessionCountForTabs } from './lib/population';
+import { renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
+import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
+import { startWorkerSet, type WorkerSet } from './lib/workers';
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const HUB_READY_TIMEOUT_MS = 60_000;
+
+/** Everything cleanup needs, reachable from the signal handlers. */
+const running: { hub: ManagedHub | undefined; workers: WorkerSet | undefined } = { hub: undefined, workers: undefined };
+
+function log(message: string): void {
+  process.stdout.write(`${message}\n`);
+}
+
+function timestampForFile(date: Date): string {
+  return date.toISOString().replace(/[:.]/g, '-');
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    if (error.message !== '') process.stderr.write(`${error.message}\n\n`);
+    process.stderr.write(`${USAGE}\n`);
+    return error.message === '' ? 0 : 2;
+  }
+
+  const startedAt = new Date();
+  const outDir = path.resolve(REPO_ROOT, options.outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const resultFile = path.join(outDir, `${timestampForFile(startedAt)}.json`);
+  const managed = options.url === undefined;
+  const maxTabs = options.steps[options.steps.length - 1] as number;
+  const trackerWorkers = options.trackerWorkers ?? Math.max(1, Math.ceil(maxTabs / 10_000));
+  if (Math.ceil(maxTabs / trackerWorkers) > options.maxSocketsPerWorker) {
+    process.stderr.write(`--tracker-workers ${trackerWorkers} would put more than ${options.maxSocketsPerWorker} sockets in one process\n`);
+    return 2;
+  }
+
+  const overallErrors = new ErrorCounts();
+  const result: BenchResult = {
+    tool: 'live-session-hub load bench',
+    startedAt: startedAt.toISOString(),
+    finishedAt: null,
+    durationMs: null,
+    completed: false,
+    failure: null,
+    mode: managed ? 'managed' : 'url',
+    hub: { url: options.url ?? '', command: null, commandNote: null, openFileLimit: null, logFile: null, heapSource: null },
+    machine: { cpus: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemoryBytes: os.totalmem() },
+    options: { ...options, apiKey: '(redacted)', jwtSecret: '(redacted)', trackerWorkers },
+    steps: [],
+    errors: {},
+  };
+  const writeResult = (): void => {
+    result.errors = overallErrors.toJson();
+    fs.writeFileSync(resultFile, `${JSON.stringify(result, null, 2)}\n`);
+  };
+
+  const interrupt = (signal: NodeJS.Signals): void => {
+    log(`\n${signal}: stopping workers and hub`);
+    result.failure = `interrupted by ${signal}`;
+    result.finishedAt = new Date().toISOString();
+    writeResult();
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+
+  try {
+    let hubUrl: string;
+    let hubCommand = '';
+    if (managed) {
+      const choice = options.hubCommand !== undefined
+        ? { command: options.hubCommand, note: 'from --hub-cmd' }
+        : chooseDefaultHubCommand(REPO_ROOT, options.build);
+      hubCommand = choice.command;
+      result.hub.command = choice.command;
+      result.hub.commandNote = choice.note;
+      result.hub.logFile = path.join(outDir, `${timestampForFile(startedAt)}.hub.log`);
+      hubUrl = `http://127.0.0.1:${await findFreePort()}`;
+      result.hub.url = hubUrl;
+      log(`hub: ${choice.command}  (${choice.note.split('\n')[0]})`);
+      if (choice.note.includes('\n')) log(choice.note.split('\n').slice(1).map((line) => `  ${line}`).join('\n'));
+      log(`hub: started as bash -c 'ulimit -n ${options.openFileLimit}; exec ${choice.command}' on ${hubUrl}, log ${path.relative(REPO_ROOT, result.hub.logFile)}`);
+    } else {
+      hubUrl = options.url as string;
+      log(`hub: driving the running hub at ${hubUrl} (no restarts: steps ramp up)`);
+      await waitReady(hubUrl, 10_000);
+    }
+
+    let currentRecorder: PhaseRecorder | undefined;
+    const onWorkerErrors = (errors: ErrorCountsJson): void => {
+      overallErrors.merge(errors);
+      currentRecorder?.onWorkerErrors(errors);
+    };
+    const perStepBudgetMs = options.connectDeadlineMs + 6 * options.restDurationMs + 2 * options.relayDurationMs + options.diffDurationMs + 120_000;
+    const workerInit = {
+      hub: {
+        url: hubUrl,
+        socketPath: options.socketPath,
+        apiKey: options.apiKey,
+        jwtSecret: options.jwtSecret,
+        population: { projectCount: options.projects, runTag: newRunTag(Date.now()) },
+      },
+      maxLifetimeMs: options.steps.length * perStepBudgetMs + 120_000,
+    };
+    log(`workers: ${trackerWorkers} tracker process(es) + rest + relay + dashboards`);
+    running.workers = await startWorkerSet(trackerWorkers, workerInit, onWorkerErrors);
+    const workers = running.workers;
+
+    let liveTabs = 0;
+    let baseline: GcResult | undefined;
+    for (const [stepIndex, tabs] of options.steps.entries()) {
+      log(`\n== step ${stepIndex + 1}/${options.steps.length}: ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) over ${options.projects} projects ==`);
+      let hubReadyMs: number | null = null;
+      let hubTarget: HubTarget = { url: hubUrl, apiKey: options.apiKey };
+      if (managed) {
+        const hub = ManagedHub.start({
+          command: hubCommand,
+          cwd: REPO_ROOT,
+          port: Number(new URL(hubUrl).port),
+          apiKey: options.apiKey,
+          jwtSecret: options.jwtSecret,
+          openFileLimit: options.openFileLimit,
+          logFile: result.hub.logFile as string,
+        });
+        running.hub = hub;
+        hubReadyMs = await waitReady(hubUrl, HUB_READY_TIMEOUT_MS, () => hub.exit === undefined).catch((error: unknown) => {
+          throw new Error(`${describeError(error)}\n--- hub log tail ---\n${hub.logTail()}`);
+        });
+        result.hub.openFileLimit = hub.openFileLimit() ?? null;
+        hubTarget = { url: hubUrl, apiKey: options.apiKey, ...(hub.pid !== undefined ? { pid: hub.pid } : {}) };
+        log(`hub ready in ${Math.round(hubReadyMs)} ms, pid ${hub.pid}, open-file limit ${result.hub.openFileLimit ?? 'unknown'}`);
+        liveTabs = 0;
+      }
+      const recorder = new PhaseRecorder(hubTarget, () => workers.all);
+      currentRecorder = recorder;
+      const assertHubAlive = (): void => {
+        if (running.hub?.exit !== undefined) {
+          throw new Error(`the hub died (${running.hub.exit})\n--- hub log tail ---\n${running.hub.logTail()}`);
+        }
+      };
+
+      if (managed || stepIndex === 0) {
+        baseline = await measureHubHeap(hubTarget);
+        result.hub.heapSource = baseline?.source ?? null;
+      }
+
+      log(`connecting tabs ${liveTabs}..${tabs - 1}`);
+      const connectResult = await recorder.observe('connect', () =>
+        connectTrackers(workers, liveTabs, tabs, {
+          concurrencyPerWorker: options.connectConcurrency,
+          connectTimeoutMs: options.connectTimeoutMs,
+          deadlineMs: options.connectDeadlineMs,
+        }),
+      );
+      const connectObservation = recorder.observations[recorder.observations.length - 1];
+      const hubCpuSeconds = connectObservation?.hubCpuSeconds ?? null;
+      const connect = {
+        ...connectResult,
+        hubCpuMsPerConnect: hubCpuSeconds !== null && connectResult.connected > 0 ? (hubCpuSeconds * 1000) / connectResult.connected : null,
+      };
+      liveTabs = connect.liveTabs;
+      log(`  ${connect.connected} connected (${connect.failed} failed, ${connect.skipped} skipped) in ${(connect.elapsedMs / 1000).toFixed(1)} s = ${Math.round(connect.connectsPerSecond)}/s`);
+      assertHubAlive();
+
+      await sleep(options.settleMs);
+      const loaded = await measureHubHeap(hubTarget);
+      const memory = memoryPerSession(baseline, loaded, liveTabs);
+
+      const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000 };
+      log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
+      const rest = await runRestMatrix(recorder, workers, liveTabs, restOptions);
+      assertHubAlive();
+
+      log(`relay: ${options.relayPairs} agent<->tab pairs, idle then under ${options.restConcurrency} REST search clients`);
+      const relay = await runRelay(recorder, workers, liveTabs, {
+        pairs: options.relayPairs,
+        durationMs: options.relayDurationMs,
+        pauseMs: options.relayPauseMs,
+        connectTimeoutMs: 10_000,
+        sessionOffset: stepIndex * 10_000,
+        rest: restOptions,
+      });
+      assertHubAlive();
+
+      log(`diffs: ${options.dashboards} dashboards, ${options.diffRate} tracker changes/s for ${options.diffDurationMs / 1000} s`);
+      const diffs = await runDiffs(recorder, workers, {
+        dashboards: options.dashboards,
+        projectCount: options.projects,
+        changesPerSecond: options.diffRate,
+        durationMs: options.diffDurationMs,
+        connectTimeoutMs: 10_000,
+        ackTimeoutMs: 10_000,
+        drainMs: options.quick ? 500 : 1500,
+      });
+      assertHubAlive();
+
+      if (managed) {
+        await recorder.observe('disconnect all tabs', () => closeTrackers(workers));
+        await running.hub?.stop();
+        running.hub = undefined;
+        liveTabs = 0;
+      }
+      currentRecorder = undefined;
+
+      const stepErrors = new ErrorCounts();
+      for (const observation of recorder.observations) stepErrors.merge(observation.errors);
+      const loopDelays = recorder.observations.flatMap((observation) => (observation.eventLoopP99Ms === null ? [] : [observation.eventLoopP99Ms]));
+      const step: StepResult = {
+        tabs,
+        sessions: sessionCountForTabs(tabs),
+        hubReadyMs,
+        connect,
+        memory,
+        rest,
+        relay,
+        diffs,
+        phases: recorder.observations,
+        eventLoopP99WorstMs: loopDelays.length > 0 ? Math.max(...loopDelays) : null,
+        errors: stepErrors.toJson(),
+      };
+      result.steps.push(step);
+      writeResult();
+      log(renderPhases(step));
+    }
+
+    result.completed = true;
+    return 0;
+  } catch (error) {
+    result.failure = describeError(error);
+    process.stderr.write(`\nbench failed: ${result.failure}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+    await cleanup();
+    const finishedAt = new Date();
+    result.finishedAt = finishedAt.toISOString();
+    result.durationMs = finishedAt.getTime() - startedAt.getTime();
+    writeResult();
+    if (result.steps.length > 0) {
+      log(`\n== summary (${result.mode} hub, ${(result.durationMs / 1000).toFixed(0)} s) ==`);
+      log(renderSummary(result));
+    }
+    log(`\n== errors by kind ==\n${renderErrors(result)}`);
+    log(`\nresults: ${path.relative(process.cwd(), resultFile)}`);
+  }
+}
+
+async function cleanup(): Promise<void> {
+  const { workers, hub } = running;
+  running.workers = undefined;
+  running.hub = undefined;
+  await Promise.all([...(workers?.all ?? []).map((worker) => worker.stop(3000)), hub?.stop(3000)]);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench crashed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    void cleanup().finally(() => process.exit(1));
+  },
+);

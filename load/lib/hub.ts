@@ -1,0 +1,314 @@
+/**
+ * The hub under test: starting and stopping it (when the bench manages it), waiting for it to
+ * be ready, and reading its own measurements (Prometheus /metrics, POST /debug/gc, /proc).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { sleep } from './async';
+import { httpRequest, isRecord } from './http';
+
+export interface ManagedHubOptions {
+  /** Shell command that runs the hub in the foreground, e.g. `node --expose-gc dist/index.js`. */
+  command: string;
+  cwd: string;
+  port: number;
+  apiKey: string;
+  jwtSecret: string;
+  openFileLimit: number;
+  logFile: string;
+  /** Extra environment on top of the bench's own. */
+  env?: Record<string, string>;
+}
+
+/** A hub the bench started: its own process group, so stopping it also stops any wrapper (npx). */
+export class ManagedHub {
+  private exitDescription: string | undefined;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitDescription = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+        resolve();
+      });
+    });
+  }
+
+  static start(options: ManagedHubOptions): ManagedHub {
+    const logFd = fs.openSync(options.logFile, 'a');
+    // `ulimit -n` in the hub's own shell: the bench cannot raise another process's limit, and
+    // 19k tracker sockets need ~19k descriptors in the hub. `exec` makes the hub the group leader.
+    const script = `ulimit -n ${options.openFileLimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec ${options.command}`;
+    const child = spawn('bash', ['-c', script], {
+      cwd: options.cwd,
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      env: {
+        ...process.env,
+        LISTEN_PORT: String(options.port),
+        LISTEN_HOST: '127.0.0.1',
+        HUB_API_KEYS: `${options.apiKey}:*`,
+        ASSIST_JWT_SECRET: options.jwtSecret,
+        HUB_DEBUG_GC: '1',
+        LOG_LEVEL: 'warn',
+        // The bench measures capacity: the per-key REST rate limit would turn it into a 429 count.
+        REST_RATE_LIMIT: '0',
+        ...options.env,
+      },
+    });
+    fs.closeSync(logFd);
+    const hub = new ManagedHub(child, options.logFile);
+    // A last resort if the bench dies without running its cleanup: never leave a hub behind.
+    process.once('exit', () => hub.killNow());
+    return hub;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Undefined while running; how it ended otherwise. */
+  get exit(): string | undefined {
+    return this.exitDescription;
+  }
+
+  /** The hub's open-file limit as the kernel sees it (from /proc), if readable. */
+  openFileLimit(): number | undefined {
+    if (this.child.pid === undefined) return undefined;
+    try {
+      const limits = fs.readFileSync(`/proc/${this.child.pid}/limits`, 'utf8');
+      const match = /^Max open files\s+(\d+)/m.exec(limits);
+      return match ? Number(match[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGTERM to the process group, SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.exitDescription !== undefined || this.child.pid === undefined) return;
+    signalGroup(this.child.pid, 'SIGTERM');
+    await Promise.race([this.exited, sleep(graceMs)]);
+    if (this.exitDescription === undefined) {
+      signalGroup(this.child.pid, 'SIGKILL');
+      await Promise.race([this.exited, sleep(2000)]);
+    }
+  }
+
+  killNow(): void {
+    if (this.exitDescription === undefined && this.child.pid !== undefined) signalGroup(this.child.pid, 'SIGKILL');
+  }
+
+  logTail(lines = 30): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+}
+
+function signalGroup(groupLeaderPid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-groupLeaderPid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** Polls GET /ready until 200. `isAlive` lets a managed hub that crashed fail fast. */
+export async function waitReady(baseUrl: string, timeoutMs: number, isAlive: () => boolean = () => true): Promise<number> {
+  const startedAt = performance.now();
+  let lastProblem = 'no answer yet';
+  while (performance.now() - startedAt < timeoutMs) {
+    if (!isAlive()) throw new Error('the hub process exited before it was ready');
+    try {
+      const response = await httpRequest({ method: 'GET', url: `${baseUrl}/ready`, timeoutMs: 2000 });
+      if (response.status === 200) return performance.now() - startedAt;
+      lastProblem = `GET /ready answered ${response.status}`;
+    } catch (error) {
+      lastProblem = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(200);
+  }
+  throw new Error(`hub at ${baseUrl} not ready after ${timeoutMs} ms (${lastProblem})`);
+}
+
+// --- metrics ------------------------------------------------------------------------------
+
+/** One scrape of the hub's /metrics, reduced to what the bench reports. */
+export interface HubMetrics {
+  takenAtMs: number;
+  cpuSeconds?: number;
+  residentMemoryBytes?: number;
+  heapUsedBytes?: number;
+  /** prom-client resets its event-loop histogram on every scrape: this covers the time since the previous scrape. */
+  eventLoopP99Seconds?: number;
+  eventLoopMinSeconds?: number;
+  /** Every sample whose name starts with `hub_`, keyed by `name{labels}`. */
+  hub: Record<string, number>;
+}
+
+/** Parses Prometheus text exposition into `name{labels}` -> value (comments and NaN skipped). */
+export function parsePrometheusText(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    // name{labels} value [timestamp]; label values may contain spaces, so split after the '}'.
+    const braceEnd = line.indexOf('}');
+    const keyEnd = braceEnd >= 0 ? braceEnd + 1 : line.search(/\s/);
+    if (keyEnd <= 0) continue;
+    const key = line.slice(0, keyEnd);
+    const value = Number(line.slice(keyEnd).trim().split(/\s+/)[0]);
+    if (!Number.isNaN(value)) samples.set(key, value);
+  }
+  return samples;
+}
+
+export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<HubMetrics | undefined> {
+  try {
+    let response = await httpRequest({ method: 'GET', url: `${baseUrl}/metrics`, timeoutMs: 10_000 });
+    // Some deployments protect /metrics; the bench's API key is the only credential it has.
+    if (response.status === 401 || response.status === 403) {
+      response = await httpRequest({ method: 'GET', url: `${baseUrl}/metrics`, headers: { authorization: apiKey }, timeoutMs: 10_000 });
+    }
+    if (response.status !== 200) return undefined;
+    const samples = parsePrometheusText(response.body);
+    const metrics: HubMetrics = { takenAtMs: Date.now(), hub: {} };
+    const assign = (field: Exclude<keyof HubMetrics, 'takenAtMs' | 'hub'>, name: string): void => {
+      const value = samples.get(name);
+      if (value !== undefined) metrics[field] = value;
+    };
+    assign('cpuSeconds', 'process_cpu_seconds_total');
+    assign('residentMemoryBytes', 'process_resident_memory_bytes');
+    assign('heapUsedBytes', 'nodejs_heap_size_used_bytes');
+    assign('eventLoopP99Seconds', 'nodejs_eventloop_lag_p99_seconds');
+    assign('eventLoopMinSeconds', 'nodejs_eventloop_lag_min_seconds');
+    // Histogram buckets would swamp the report; their _sum and _count are kept.
+    for (const [key, value] of samples) if (key.startsWith('hub_') && !key.includes('_bucket{')) metrics.hub[key] = value;
+    return metrics;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface GcResult {
+  heapUsedBytes: number;
+  rssBytes: number;
+  source: 'debug/gc' | 'metrics' | 'proc';
+}
+
+/**
+ * Heap and RSS after a forced full GC (POST /debug/gc, available when the hub runs with
+ * --expose-gc and HUB_DEBUG_GC=1). Falls back to /metrics, then to /proc for a local hub
+ * process: those are NOT after GC and the result says so in `source`.
+ */
+export async function measureHeap(baseUrl: string, apiKey: string, hubPid?: number): Promise<GcResult | undefined> {
+  try {
+    const response = await httpRequest({ method: 'POST', url: `${baseUrl}/debug/gc`, body: '{}', timeoutMs: 30_000 });
+    if (response.status === 200) {
+      const parsed: unknown = JSON.parse(response.body);
+      if (isRecord(parsed) && typeof parsed.heapUsed === 'number' && typeof parsed.rss === 'number') {
+        return { heapUsedBytes: parsed.heapUsed, rssBytes: parsed.rss, source: 'debug/gc' };
+      }
+    }
+  } catch {
+    // Not available: fall through.
+  }
+  const metrics = await scrapeMetrics(baseUrl, apiKey);
+  if (metrics?.heapUsedBytes !== undefined && metrics.residentMemoryBytes !== undefined) {
+    return { heapUsedBytes: metrics.heapUsedBytes, rssBytes: metrics.residentMemoryBytes, source: 'metrics' };
+  }
+  const proc = hubPid !== undefined ? readProcessStats(hubPid) : undefined;
+  return proc !== undefined ? { heapUsedBytes: Number.NaN, rssBytes: proc.rssBytes, source: 'proc' } : undefined;
+}
+
+export interface ProcessStats {
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+/** CPU time and RSS of a local process from /proc (Linux), or undefined. */
+export function readProcessStats(pid: number): ProcessStats | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticksPerSecond = 100;
+    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN);
+    return { cpuSeconds, rssBytes: rssKb * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+// --- build --------------------------------------------------------------------------------
+
+export interface HubCommandChoice {
+  command: string;
+  note: string;
+}
+
+/**
+ * The default hub command: build, then `node --expose-gc dist/index.js`. The build is skipped
+ * when dist/index.js is newer than every file under src/. If the build fails (a half-written
+ * src/ elsewhere in the tree), the hub runs from source through tsx instead, with a warning.
+ */
+export function chooseDefaultHubCommand(repoRoot: string, build: boolean): HubCommandChoice {
+  const distEntry = path.join(repoRoot, 'dist', 'index.js');
+  const srcEntry = path.join(repoRoot, 'src', 'index.ts');
+  const fromSource = `node --expose-gc --import tsx src/index.ts`;
+  if (!build) {
+    if (fs.existsSync(distEntry)) return { command: 'node --expose-gc dist/index.js', note: 'not rebuilt (--no-build)' };
+    if (fs.existsSync(srcEntry)) return { command: fromSource, note: 'no dist/index.js: running src/ through tsx' };
+    throw new Error('neither dist/index.js nor src/index.ts exists: nothing to start');
+  }
+  if (fs.existsSync(distEntry) && newestMtimeMs(path.join(repoRoot, 'src')) < fs.statSync(distEntry).mtimeMs) {
+    return { command: 'node --expose-gc dist/index.js', note: 'dist/ is up to date' };
+  }
+  const buildStartedMs = Date.now();
+  const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, encoding: 'utf8', timeout: 300_000 });
+  if (result.status === 0) return { command: 'node --expose-gc dist/index.js', note: 'built with npm run build' };
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(0, 8).join('\n');
+  if (fs.existsSync(srcEntry)) {
+    return { command: fromSource, note: `npm run build failed, running src/ through tsx instead:\n${output}` };
+  }
+  const emitted = fs.existsSync(distEntry) && fs.statSync(distEntry).mtimeMs >= buildStartedMs;
+  if (emitted) return { command: 'node --expose-gc dist/index.js', note: `npm run build reported errors:\n${output}` };
+  throw new Error(`npm run build failed and there is no src/index.ts:\n${output}`);
+}
+
+function newestMtimeMs(directory: string): number {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else newest = Math.max(newest, fs.statSync(full).mtimeMs);
+    }
+  };
+  if (fs.existsSync(directory)) walk(directory);
+  return newest;
+}

@@ -1,0 +1,148 @@
+/** Command-line options of load/bench.ts. */
+import { randomBytes } from 'node:crypto';
+import { assertLoopbackUrl } from './http';
+
+export interface BenchOptions {
+  quick: boolean;
+  /** Drive this already running hub instead of starting one. */
+  url: string | undefined;
+  /** Command that starts the hub (managed mode); undefined = build and run dist/index.js. */
+  hubCommand: string | undefined;
+  build: boolean;
+  /** Tracker tabs at each step, ascending. */
+  steps: number[];
+  projects: number;
+  trackerWorkers: number | undefined;
+  maxSocketsPerWorker: number;
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+  connectDeadlineMs: number;
+  restDurationMs: number;
+  restConcurrency: number;
+  relayPairs: number;
+  relayDurationMs: number;
+  relayPauseMs: number;
+  dashboards: number;
+  diffRate: number;
+  diffDurationMs: number;
+  socketPath: string;
+  apiKey: string;
+  jwtSecret: string;
+  openFileLimit: number;
+  outDir: string;
+  settleMs: number;
+}
+
+export const USAGE = `Usage: npx tsx load/bench.ts [options]
+
+  --quick                  smoke test: 200 tabs, 2 projects, short phases, 5 dashboards (< 60 s)
+  --url URL                drive a running hub (http://127.0.0.1:PORT) instead of starting one;
+                           needs --api-key and --jwt-secret matching the hub's configuration
+  --hub-cmd CMD            command that starts the hub (default: npm run build, then
+                           "node --expose-gc dist/index.js"); run as: bash -c 'ulimit -n N; exec CMD'
+  --no-build               do not run npm run build before starting the hub
+  --sessions A,B,...       tracker tabs per step (default 1000,5000,10000,19000)
+  --projects N             projects the tabs are spread over (default 20)
+  --tracker-workers N      tracker worker processes (default: enough for <= 10000 tabs each)
+  --connect-concurrency N  handshakes in flight per tracker worker (default 200)
+  --rest-duration S        seconds per REST operation and client count (default 4)
+  --rest-concurrency N     concurrent REST clients (default 16)
+  --relay-pairs N          agent<->tab pairs for relay round trips (default 8)
+  --relay-duration S       seconds of relay pings, idle and under REST load each (default 5)
+  --dashboards N           dashboard subscriptions (default 200)
+  --diff-rate N            tracker changes per second during the diff phase (default 100)
+  --diff-duration S        seconds of the diff phase (default 10)
+  --socket-path P          Socket.IO path (default /ws-assist/socket)
+  --api-key K              API key allowed for every project (default: random, given to the hub)
+  --jwt-secret S           agent JWT secret (default: random, given to the hub)
+  --fd-limit N             open-file limit the started hub asks for (default 20000)
+  --out DIR                where results go (default load/results)
+  --help`;
+
+export class UsageError extends Error {}
+
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  const flags = new Map<string, string>();
+  const switches = new Set<string>();
+  const SWITCHES = new Set(['--quick', '--no-build', '--help']);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${arg}`);
+    const eq = arg.indexOf('=');
+    if (eq > 0) {
+      flags.set(arg.slice(0, eq), arg.slice(eq + 1));
+    } else if (SWITCHES.has(arg)) {
+      switches.add(arg);
+    } else {
+      const value = argv[i + 1];
+      if (value === undefined) throw new UsageError(`${arg} needs a value`);
+      flags.set(arg, value);
+      i += 1;
+    }
+  }
+  if (switches.has('--help')) throw new UsageError('');
+  const known = new Set(USAGE.match(/--[a-z-]+/g) ?? []);
+  for (const flag of [...flags.keys(), ...switches]) {
+    if (!known.has(flag)) throw new UsageError(`unknown option ${flag}`);
+  }
+
+  const quick = switches.has('--quick');
+  const number = (flag: string, fallback: number, min = 0): number => {
+    const raw = flags.get(flag);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min) throw new UsageError(`${flag} must be a number >= ${min}, got ${raw}`);
+    return value;
+  };
+  const seconds = (flag: string, fallback: number): number => Math.round(number(flag, fallback, 0.1) * 1000);
+
+  const url = flags.get('--url')?.replace(/\/+$/, '');
+  if (url !== undefined) {
+    try {
+      assertLoopbackUrl(url);
+    } catch (error) {
+      throw new UsageError(error instanceof Error ? error.message : String(error));
+    }
+  }
+  const apiKey = flags.get('--api-key');
+  const jwtSecret = flags.get('--jwt-secret');
+  if (url !== undefined && (apiKey === undefined || jwtSecret === undefined)) {
+    throw new UsageError('--url needs --api-key and --jwt-secret (the hub configuration of the running hub)');
+  }
+
+  const stepsRaw = flags.get('--sessions');
+  const steps = stepsRaw !== undefined ? stepsRaw.split(',').map((part) => Number(part.trim())) : quick ? [200] : [1000, 5000, 10000, 19000];
+  if (steps.length === 0 || steps.some((step) => !Number.isInteger(step) || step < 1)) {
+    throw new UsageError(`--sessions must be positive integers, got ${stepsRaw}`);
+  }
+  steps.sort((a, b) => a - b);
+
+  const trackerWorkersRaw = flags.get('--tracker-workers');
+  return {
+    quick,
+    url,
+    hubCommand: flags.get('--hub-cmd'),
+    build: !switches.has('--no-build'),
+    steps,
+    projects: Math.floor(number('--projects', quick ? 2 : 20, 1)),
+    trackerWorkers: trackerWorkersRaw !== undefined ? Math.floor(number('--tracker-workers', 1, 1)) : undefined,
+    maxSocketsPerWorker: 15_000,
+    connectConcurrency: Math.floor(number('--connect-concurrency', 200, 1)),
+    connectTimeoutMs: 20_000,
+    connectDeadlineMs: quick ? 20_000 : 120_000,
+    restDurationMs: seconds('--rest-duration', quick ? 1 : 4),
+    restConcurrency: Math.floor(number('--rest-concurrency', 16, 1)),
+    relayPairs: Math.floor(number('--relay-pairs', quick ? 2 : 8, 1)),
+    relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
+    relayPauseMs: 20,
+    dashboards: Math.floor(number('--dashboards', quick ? 5 : 200, 0)),
+    diffRate: number('--diff-rate', quick ? 50 : 100, 0),
+    diffDurationMs: seconds('--diff-duration', quick ? 3 : 10),
+    socketPath: flags.get('--socket-path') ?? '/ws-assist/socket',
+    apiKey: apiKey ?? `bench-${randomBytes(12).toString('hex')}`,
+    jwtSecret: jwtSecret ?? randomBytes(24).toString('hex'),
+    openFileLimit: Math.floor(number('--fd-limit', 20_000, 1024)),
+    outDir: flags.get('--out') ?? 'load/results',
+    settleMs: quick ? 300 : 1500,
+  };
+}

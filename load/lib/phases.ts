@@ -1,0 +1,413 @@
+/**
+ * The bench's phases as reusable functions over a running hub and a set of workers. bench.ts
+ * strings them into the standard scenario; a multi-node scenario can reuse them per node.
+ *
+ * Every phase is observed from the hub's side (`PhaseRecorder.observe`): /metrics before and
+ * after gives the hub's CPU time and event-loop delay over the phase, and the workers' own CPU
+ * use shows whether the generator, rather than the hub, was the limit.
+ */
+import { sleep } from './async';
+import { measureHeap, readProcessStats, scrapeMetrics, type GcResult, type HubMetrics } from './hub';
+import { sessionCountForTabs } from './population';
+import type { RelayRunResult } from './relay';
+import { REST_OPERATIONS, type RestOperation, type RestRunResult } from './rest';
+import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './stats';
+import type { LoadWorker, WorkerSet } from './workers';
+
+export interface HubTarget {
+  url: string;
+  apiKey: string;
+  /** Pid of a hub process the bench started (for /proc fallbacks); undefined for --url. */
+  pid?: number;
+}
+
+export interface PhaseObservation {
+  phase: string;
+  durationMs: number;
+  /** Hub CPU seconds used during the phase (from /metrics, else /proc). */
+  hubCpuSeconds: number | null;
+  /** Hub CPU use as a fraction of one core. */
+  hubCpuCores: number | null;
+  /** Raw prom-client p99; includes its sampling interval (10 ms by default), see `eventLoopMinMs`. */
+  eventLoopP99Ms: number | null;
+  eventLoopMinMs: number | null;
+  /** CPU seconds all load workers used together during the phase. */
+  generatorCpuSeconds: number;
+  /** Change of every `hub_*` metric over the phase (only those that changed). */
+  hubMetricChanges: Record<string, number>;
+  errors: ErrorCountsJson;
+}
+
+/** Observes phases and routes the errors workers report to the phase they belong to. */
+export class PhaseRecorder {
+  readonly observations: PhaseObservation[] = [];
+  private phaseErrors = new ErrorCounts();
+
+  constructor(
+    private readonly hub: HubTarget,
+    private readonly workers: () => readonly LoadWorker[],
+  ) {}
+
+  /** Pass to the workers: where their error counts go. */
+  readonly onWorkerErrors = (errors: ErrorCountsJson): void => this.phaseErrors.merge(errors);
+
+  /** Errors outside any phase (a worker failing to start, a hub restart...). */
+  recordError(kind: string): void {
+    this.phaseErrors.add(kind);
+  }
+
+  async observe<T>(phase: string, run: () => Promise<T>): Promise<T> {
+    const before = await this.sample();
+    this.phaseErrors = new ErrorCounts();
+    const startedAt = performance.now();
+    try {
+      return await run();
+    } finally {
+      const durationMs = performance.now() - startedAt;
+      const after = await this.sample();
+      this.observations.push(observation(phase, durationMs, before, after, this.phaseErrors.drain()));
+    }
+  }
+
+  private async sample(): Promise<Sample> {
+    const [metrics, usages] = await Promise.all([
+      scrapeMetrics(this.hub.url, this.hub.apiKey),
+      Promise.all(this.workers().map((worker) => worker.request('usage', {}, 10_000).catch(() => undefined))),
+    ]);
+    const proc = this.hub.pid !== undefined ? readProcessStats(this.hub.pid) : undefined;
+    const generatorCpuSeconds = usages.reduce((sum, usage) => sum + (usage?.cpuSeconds ?? 0), 0);
+    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds };
+  }
+}
+
+interface Sample {
+  metrics: HubMetrics | undefined;
+  procCpuSeconds: number | undefined;
+  generatorCpuSeconds: number;
+}
+
+function observation(phase: string, durationMs: number, before: Sample, after: Sample, errors: ErrorCountsJson): PhaseObservation {
+  let hubCpuSeconds: number | null = null;
+  if (before.metrics?.cpuSeconds !== undefined && after.metrics?.cpuSeconds !== undefined) {
+    hubCpuSeconds = after.metrics.cpuSeconds - before.metrics.cpuSeconds;
+  } else if (before.procCpuSeconds !== undefined && after.procCpuSeconds !== undefined) {
+    hubCpuSeconds = after.procCpuSeconds - before.procCpuSeconds;
+  }
+  const hubMetricChanges: Record<string, number> = {};
+  for (const [key, value] of Object.entries(after.metrics?.hub ?? {})) {
+    const change = value - (before.metrics?.hub[key] ?? 0);
+    if (change !== 0) hubMetricChanges[key] = change;
+  }
+  const toMs = (seconds: number | undefined): number | null => (seconds === undefined ? null : seconds * 1000);
+  return {
+    phase,
+    durationMs,
+    hubCpuSeconds,
+    hubCpuCores: hubCpuSeconds === null ? null : hubCpuSeconds / (durationMs / 1000),
+    eventLoopP99Ms: toMs(after.metrics?.eventLoopP99Seconds),
+    eventLoopMinMs: toMs(after.metrics?.eventLoopMinSeconds),
+    generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
+    hubMetricChanges,
+    errors,
+  };
+}
+
+const REQUEST_SLACK_MS = 30_000;
+
+// --- connect ------------------------------------------------------------------------------
+
+export interface ConnectOptions {
+  concurrencyPerWorker: number;
+  connectTimeoutMs: number;
+  deadlineMs: number;
+}
+
+export interface ConnectPhaseResult {
+  fromTab: number;
+  toTab: number;
+  connected: number;
+  failed: number;
+  skipped: number;
+  elapsedMs: number;
+  connectsPerSecond: number;
+  connectLatency: LatencySummary;
+  liveTabs: number;
+}
+
+/** Connects tabs [fromTab, toTab) spread over the tracker workers (round-robin by index). */
+export async function connectTrackers(workers: WorkerSet, fromTab: number, toTab: number, options: ConnectOptions): Promise<ConnectPhaseResult> {
+  const startedAt = performance.now();
+  const results = await Promise.all(
+    workers.trackers.map((worker, offset) =>
+      worker.request(
+        'trackers.connect',
+        {
+          fromTab,
+          toTab,
+          stride: workers.trackers.length,
+          offset,
+          concurrency: options.concurrencyPerWorker,
+          connectTimeoutMs: options.connectTimeoutMs,
+          deadlineMs: options.deadlineMs,
+        },
+        options.deadlineMs + options.connectTimeoutMs + REQUEST_SLACK_MS,
+      ),
+    ),
+  );
+  const elapsedMs = performance.now() - startedAt;
+  const connected = sum(results.map((result) => result.connected));
+  return {
+    fromTab,
+    toTab,
+    connected,
+    failed: sum(results.map((result) => result.failed)),
+    skipped: sum(results.map((result) => result.skippedByDeadline)),
+    elapsedMs,
+    connectsPerSecond: connected / (elapsedMs / 1000),
+    connectLatency: mergeHistograms(results.map((result) => result.connectLatency)).summary(),
+    liveTabs: sum(results.map((result) => result.liveTabs)),
+  };
+}
+
+export async function closeTrackers(workers: WorkerSet): Promise<number> {
+  const results = await Promise.all(workers.trackers.map((worker) => worker.request('trackers.close', {}, REQUEST_SLACK_MS)));
+  return sum(results.map((result) => result.closed));
+}
+
+// --- memory -------------------------------------------------------------------------------
+
+export interface MemoryResult {
+  liveTabs: number;
+  liveSessions: number;
+  baseline: GcResult | null;
+  loaded: GcResult | null;
+  heapBytesPerSession: number | null;
+  rssBytesPerSession: number | null;
+  heapBytesPerTab: number | null;
+  rssBytesPerTab: number | null;
+}
+
+export function measureHubHeap(hub: HubTarget): Promise<GcResult | undefined> {
+  return measureHeap(hub.url, hub.apiKey, hub.pid);
+}
+
+export function memoryPerSession(baseline: GcResult | undefined, loaded: GcResult | undefined, liveTabs: number): MemoryResult {
+  const liveSessions = sessionCountForTabs(liveTabs);
+  const per = (field: 'heapUsedBytes' | 'rssBytes', count: number): number | null => {
+    if (baseline === undefined || loaded === undefined || count === 0) return null;
+    const value = (loaded[field] - baseline[field]) / count;
+    return Number.isFinite(value) ? value : null;
+  };
+  return {
+    liveTabs,
+    liveSessions,
+    baseline: baseline ?? null,
+    loaded: loaded ?? null,
+    heapBytesPerSession: per('heapUsedBytes', liveSessions),
+    rssBytesPerSession: per('rssBytes', liveSessions),
+    heapBytesPerTab: per('heapUsedBytes', liveTabs),
+    rssBytesPerTab: per('rssBytes', liveTabs),
+  };
+}
+
+// --- REST ---------------------------------------------------------------------------------
+
+export interface RestOptions {
+  durationMs: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+}
+
+export interface RestPhaseResult {
+  operation: RestOperation;
+  clients: number;
+  requests: number;
+  ok: number;
+  failed: number;
+  requestsPerSecond: number;
+  meanResponseBytes: number | null;
+  latency: LatencySummary;
+}
+
+export function summarizeRest(result: RestRunResult): RestPhaseResult {
+  return {
+    operation: result.operation,
+    clients: result.concurrency,
+    requests: result.requests,
+    ok: result.ok,
+    failed: result.failed,
+    requestsPerSecond: result.ok / (result.elapsedMs / 1000),
+    meanResponseBytes: result.requests > 0 ? result.responseBytes / result.requests : null,
+    latency: mergeHistograms([result.latency]).summary(),
+  };
+}
+
+export async function runRest(
+  workers: WorkerSet,
+  operation: RestOperation,
+  clients: number,
+  liveTabs: number,
+  options: RestOptions,
+): Promise<RestPhaseResult> {
+  const result = await workers.rest.request(
+    'rest.run',
+    { operation, concurrency: clients, durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs },
+    options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
+  );
+  return summarizeRest(result);
+}
+
+/** Each operation with one client, then with `options.concurrency` clients. */
+export async function runRestMatrix(
+  recorder: PhaseRecorder,
+  workers: WorkerSet,
+  liveTabs: number,
+  options: RestOptions,
+): Promise<RestPhaseResult[]> {
+  const results: RestPhaseResult[] = [];
+  for (const operation of REST_OPERATIONS) {
+    for (const clients of [1, options.concurrency]) {
+      results.push(await recorder.observe(`rest ${operation} x${clients}`, () => runRest(workers, operation, clients, liveTabs, options)));
+    }
+  }
+  return results;
+}
+
+// --- relay --------------------------------------------------------------------------------
+
+export interface RelayOptions {
+  pairs: number;
+  durationMs: number;
+  pauseMs: number;
+  connectTimeoutMs: number;
+  /** Offset of the relay sessions, so that a step never reuses a previous step's sessions. */
+  sessionOffset: number;
+  rest: RestOptions;
+}
+
+export interface RelayStats {
+  sent: number;
+  answered: number;
+  timedOut: number;
+  roundTrip: LatencySummary;
+}
+
+export interface RelayPhaseResult {
+  pairs: number;
+  connectedPairs: number;
+  idle: RelayStats | null;
+  underRestLoad: (RelayStats & { rest: RestPhaseResult }) | null;
+}
+
+export async function runRelay(recorder: PhaseRecorder, workers: WorkerSet, liveTabs: number, options: RelayOptions): Promise<RelayPhaseResult> {
+  const connect = await recorder.observe('relay connect', () =>
+    workers.relay.request(
+      'relay.connect',
+      { pairs: options.pairs, sessionOffset: options.sessionOffset, connectTimeoutMs: options.connectTimeoutMs },
+      options.connectTimeoutMs * 3 + REQUEST_SLACK_MS,
+    ),
+  );
+  const result: RelayPhaseResult = { pairs: options.pairs, connectedPairs: connect.connectedPairs, idle: null, underRestLoad: null };
+  try {
+    if (connect.connectedPairs === 0) return result;
+    const relayArgs = { durationMs: options.durationMs, pauseMs: options.pauseMs, replyTimeoutMs: 5000 };
+    const relayTimeout = options.durationMs + relayArgs.replyTimeoutMs + REQUEST_SLACK_MS;
+    result.idle = await recorder.observe('relay idle', async () =>
+      relayStats(await workers.relay.request('relay.run', relayArgs, relayTimeout)),
+    );
+    result.underRestLoad = await recorder.observe(`relay + ${options.rest.concurrency} REST search clients`, async () => {
+      const [relay, rest] = await Promise.all([
+        workers.relay.request('relay.run', relayArgs, relayTimeout),
+        runRest(workers, 'search', options.rest.concurrency, liveTabs, { ...options.rest, durationMs: options.durationMs }),
+      ]);
+      return { ...relayStats(relay), rest };
+    });
+    return result;
+  } finally {
+    await workers.relay.request('relay.close', {}, REQUEST_SLACK_MS);
+  }
+}
+
+function relayStats(result: RelayRunResult): RelayStats {
+  return { sent: result.sent, answered: result.answered, timedOut: result.timedOut, roundTrip: mergeHistograms([result.roundTrip]).summary() };
+}
+
+// --- dashboards and diffs -----------------------------------------------------------------
+
+export interface DiffOptions {
+  dashboards: number;
+  projectCount: number;
+  changesPerSecond: number;
+  durationMs: number;
+  connectTimeoutMs: number;
+  ackTimeoutMs: number;
+  /** Wait after the last change for diffs still in flight (hubs may coalesce diffs briefly). */
+  drainMs: number;
+}
+
+export interface DiffPhaseResult {
+  dashboards: number;
+  connected: number;
+  subscribed: number;
+  subscriptionsByVariant: Record<string, number>;
+  subscribeLatency: LatencySummary;
+  snapshotSessions: number;
+  changesSent: number;
+  changesPerSecond: number;
+  diffEvents: number;
+  addedSessions: number;
+  updatedSessions: number;
+  removedSessions: number;
+  seqGaps: number;
+  diffLatency: LatencySummary;
+}
+
+export async function runDiffs(recorder: PhaseRecorder, workers: WorkerSet, options: DiffOptions): Promise<DiffPhaseResult> {
+  const connect = await recorder.observe('dashboards subscribe', () =>
+    workers.dashboards.request(
+      'dashboards.connect',
+      { count: options.dashboards, projectCount: options.projectCount, connectTimeoutMs: options.connectTimeoutMs, ackTimeoutMs: options.ackTimeoutMs },
+      options.connectTimeoutMs + options.ackTimeoutMs + REQUEST_SLACK_MS,
+    ),
+  );
+  try {
+    const sinceEpochMs = Date.now();
+    await workers.dashboards.request('dashboards.measure', { sinceEpochMs }, REQUEST_SLACK_MS);
+    const { sent, elapsedMs } = await recorder.observe(`tracker changes at ${options.changesPerSecond}/s`, async () => {
+      // Each tracker worker emits a share of the rate proportional to its share of the tabs;
+      // with round-robin placement that is an even split.
+      const share = options.changesPerSecond / workers.trackers.length;
+      const startedAt = performance.now();
+      const results = await Promise.all(
+        workers.trackers.map((worker) =>
+          worker.request('trackers.update', { ratePerSecond: share, durationMs: options.durationMs }, options.durationMs + REQUEST_SLACK_MS),
+        ),
+      );
+      await sleep(options.drainMs);
+      return { sent: sum(results.map((result) => result.sent)), elapsedMs: performance.now() - startedAt - options.drainMs };
+    });
+    const collected = await workers.dashboards.request('dashboards.collect', {}, REQUEST_SLACK_MS);
+    return {
+      dashboards: options.dashboards,
+      connected: connect.connected,
+      subscribed: connect.subscribed,
+      subscriptionsByVariant: connect.variants,
+      subscribeLatency: mergeHistograms([connect.subscribeLatency]).summary(),
+      snapshotSessions: connect.snapshotSessions,
+      changesSent: sent,
+      changesPerSecond: sent / (elapsedMs / 1000),
+      diffEvents: collected.diffEvents,
+      addedSessions: collected.addedSessions,
+      updatedSessions: collected.updatedSessions,
+      removedSessions: collected.removedSessions,
+      seqGaps: collected.seqGaps,
+      diffLatency: mergeHistograms([collected.diffLatency]).summary(),
+    };
+  } finally {
+    await workers.dashboards.request('dashboards.close', {}, REQUEST_SLACK_MS);
+  }
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}

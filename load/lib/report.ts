@@ -1,0 +1,138 @@
+/** The bench's result document and its human-readable rendering. */
+import type { GcResult } from './hub';
+import type { ConnectPhaseResult, DiffPhaseResult, MemoryResult, PhaseObservation, RelayPhaseResult, RestPhaseResult } from './phases';
+import type { ErrorCountsJson, LatencySummary } from './stats';
+
+export interface StepResult {
+  tabs: number;
+  sessions: number;
+  /** Time until GET /ready answered 200 (managed hub only). */
+  hubReadyMs: number | null;
+  connect: ConnectPhaseResult & { hubCpuMsPerConnect: number | null };
+  memory: MemoryResult;
+  rest: RestPhaseResult[];
+  relay: RelayPhaseResult | null;
+  diffs: DiffPhaseResult | null;
+  /** Hub-side observation of every phase, in order. */
+  phases: PhaseObservation[];
+  /** Worst per-phase hub event-loop p99 of the step. */
+  eventLoopP99WorstMs: number | null;
+  errors: ErrorCountsJson;
+}
+
+export interface BenchResult {
+  tool: 'live-session-hub load bench';
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  completed: boolean;
+  failure: string | null;
+  mode: 'managed' | 'url';
+  hub: {
+    url: string;
+    command: string | null;
+    commandNote: string | null;
+    openFileLimit: number | null;
+    logFile: string | null;
+    heapSource: GcResult['source'] | null;
+  };
+  machine: { cpus: number; node: string; platform: string; totalMemoryBytes: number };
+  options: Record<string, unknown>;
+  steps: StepResult[];
+  errors: ErrorCountsJson;
+}
+
+// --- formatting ---------------------------------------------------------------------------
+
+function ms(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '-';
+  if (value < 1) return value.toFixed(2);
+  if (value < 100) return value.toFixed(1);
+  return Math.round(value).toString();
+}
+
+function pair(summary: LatencySummary | null | undefined): string {
+  if (summary === null || summary === undefined || summary.count === 0) return '-';
+  return `${ms(summary.p50Ms)} / ${ms(summary.p99Ms)}`;
+}
+
+function rate(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '-';
+  return value >= 100 ? Math.round(value).toString() : value.toFixed(1);
+}
+
+function kilobytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '-';
+  return (bytes / 1024).toFixed(1);
+}
+
+function megabytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '-';
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+/** Left column of labels, one right-aligned column per step. */
+export function renderTable(header: string[], rows: string[][]): string {
+  const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ');
+  return [line(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function restRow(step: StepResult, operation: string, clients: number): RestPhaseResult | undefined {
+  return step.rest.find((result) => result.operation === operation && result.clients === clients);
+}
+
+export function renderSummary(result: BenchResult): string {
+  const steps = result.steps;
+  const header = ['metric', ...steps.map((step) => `${step.tabs} tabs`)];
+  const row = (label: string, cell: (step: StepResult) => string): string[] => [label, ...steps.map(cell)];
+  const concurrency = steps[0]?.rest.find((r) => r.clients > 1)?.clients ?? 16;
+  const heapNote = result.hub.heapSource === 'debug/gc' ? 'after GC' : `NOT after GC: ${result.hub.heapSource ?? 'n/a'}`;
+  const rows: string[][] = [
+    row('live sessions (tabs)', (s) => `${s.sessions} (${s.connect.liveTabs})`),
+    row('connect rate (/s)', (s) => rate(s.connect.connectsPerSecond)),
+    row('connect latency p50 / p99 (ms)', (s) => pair(s.connect.connectLatency)),
+    row('hub CPU per connect (ms)', (s) => ms(s.connect.hubCpuMsPerConnect)),
+    row(`hub heap per session (KB, ${heapNote})`, (s) => kilobytes(s.memory.heapBytesPerSession)),
+    row('hub RSS per session (KB)', (s) => kilobytes(s.memory.rssBytesPerSession)),
+    row('hub heap / RSS loaded (MB)', (s) => `${megabytes(s.memory.loaded?.heapUsedBytes)} / ${megabytes(s.memory.loaded?.rssBytes)}`),
+  ];
+  for (const operation of ['list', 'search', 'one']) {
+    rows.push(row(`REST ${operation} x1 p50 / p99 (ms)`, (s) => pair(restRow(s, operation, 1)?.latency)));
+    rows.push(row(`REST ${operation} x1 req/s`, (s) => rate(restRow(s, operation, 1)?.requestsPerSecond)));
+    rows.push(row(`REST ${operation} x${concurrency} req/s`, (s) => rate(restRow(s, operation, concurrency)?.requestsPerSecond)));
+    rows.push(row(`REST ${operation} x${concurrency} p50 / p99 (ms)`, (s) => pair(restRow(s, operation, concurrency)?.latency)));
+  }
+  rows.push(
+    row('relay idle p50 / p99 (ms)', (s) => pair(s.relay?.idle?.roundTrip)),
+    row(`relay + ${concurrency} REST searches p50 / p99`, (s) => pair(s.relay?.underRestLoad?.roundTrip)),
+    row('dashboards subscribed', (s) => (s.diffs === null ? '-' : `${s.diffs.subscribed}/${s.diffs.dashboards}`)),
+    row('diff latency p50 / p99 (ms)', (s) => pair(s.diffs?.diffLatency)),
+    row('diff latency samples', (s) => String(s.diffs?.diffLatency.count ?? '-')),
+    row('hub event-loop p99, worst phase (ms)', (s) => ms(s.eventLoopP99WorstMs)),
+    row('errors', (s) => String(Object.values(s.errors).reduce((sum, n) => sum + n, 0))),
+  );
+  return renderTable(header, rows);
+}
+
+/** Per-phase hub observations of one step: CPU, event loop, generator CPU, errors. */
+export function renderPhases(step: StepResult): string {
+  const rows = step.phases.map((phase) => [
+    phase.phase,
+    (phase.durationMs / 1000).toFixed(1),
+    phase.hubCpuCores === null ? '-' : `${Math.round(phase.hubCpuCores * 100)}%`,
+    ms(phase.eventLoopP99Ms),
+    `${Math.round((phase.generatorCpuSeconds / (phase.durationMs / 1000)) * 100)}%`,
+    String(Object.values(phase.errors).reduce((sum, n) => sum + n, 0)),
+  ]);
+  return renderTable(['phase', 'sec', 'hub CPU', 'hub loop p99 ms', 'generator CPU', 'errors'], rows);
+}
+
+export function renderErrors(result: BenchResult): string {
+  const kinds = Object.keys(result.errors);
+  if (kinds.length === 0) return 'no errors';
+  const header = ['error kind', ...result.steps.map((step) => `${step.tabs} tabs`), 'total'];
+  const rows = kinds.map((kind) => [kind, ...result.steps.map((step) => String(step.errors[kind] ?? 0)), String(result.errors[kind])]);
+  return renderTable(header, rows);
+}

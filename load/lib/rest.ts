@@ -1,0 +1,176 @@
+/**
+ * REST clients: closed-loop callers of the public session API, each with a keep-alive
+ * connection, as an agent dashboard or an API integration would poll it.
+ *
+ * Latency is measured from issuing a request to the last byte of its body. Bodies are checked
+ * (status always, content on a sample) outside the timed section.
+ */
+import http from 'node:http';
+import { errorCodeOf, httpRequest, isRecord } from './http';
+import { sessionCountForTabs, sessionIdentity, tabIdentity } from './population';
+import type { HubConnection } from './sockets';
+import { ErrorCounts, LatencyHistogram, describeError, type HistogramJson } from './stats';
+
+export type RestOperation = 'list' | 'search' | 'one';
+export const REST_OPERATIONS: readonly RestOperation[] = ['list', 'search', 'one'];
+
+export interface RestRunArgs {
+  operation: RestOperation;
+  /** Clients calling in parallel, each waiting for its answer before the next call. */
+  concurrency: number;
+  durationMs: number;
+  /** Tabs currently connected (indices 0..liveTabs-1): `one` asks for their sessions. */
+  liveTabs: number;
+  requestTimeoutMs: number;
+}
+
+export interface RestRunResult {
+  operation: RestOperation;
+  concurrency: number;
+  requests: number;
+  ok: number;
+  failed: number;
+  elapsedMs: number;
+  latency: HistogramJson;
+  responseBytes: number;
+}
+
+/** The filtered search every `search` call sends: two filters, a page of 50. */
+export const SEARCH_BODY = {
+  filters: [
+    { type: 'METADATA', source: 'plan', operator: 'is', value: ['trial', 'free'] },
+    { type: 'USERBROWSER', operator: 'contains', value: ['chrome'] },
+  ],
+  sort: 'timestamp',
+  order: 'DESC',
+  limit: 50,
+  page: 1,
+};
+const SEARCH_BODY_JSON = JSON.stringify(SEARCH_BODY);
+const SEARCH_PLANS = new Set(['trial', 'free']);
+
+/** Hard cap on calls per run, whatever the duration: keeps every loop bounded in count too. */
+const MAX_REQUESTS_PER_RUN = 2_000_000;
+/** Full validation of list/search bodies on one call in N: parsing 200 sessions is not free. */
+const VALIDATE_EVERY = 20;
+
+interface PlannedCall {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: string;
+  /** For `one`: the session id the answer must carry. */
+  expectedSessionId?: string;
+}
+
+export class RestLoad {
+  constructor(
+    private readonly hub: HubConnection,
+    private readonly errors: ErrorCounts,
+  ) {}
+
+  async run(args: RestRunArgs): Promise<RestRunResult> {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: args.concurrency });
+    const latency = new LatencyHistogram();
+    const startedAt = performance.now();
+    const endAt = startedAt + args.durationMs;
+    let requests = 0;
+    let ok = 0;
+    let responseBytes = 0;
+    const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
+
+    const client = async (clientIndex: number): Promise<void> => {
+      let callIndex = 0;
+      while (performance.now() < endAt && requests < MAX_REQUESTS_PER_RUN) {
+        requests += 1;
+        callIndex += 1;
+        const call = this.plan(args, sessionCount);
+        try {
+          const response = await httpRequest({
+            method: call.method,
+            url: `${this.hub.url}${call.path}`,
+            headers: { authorization: this.hub.apiKey },
+            agent,
+            timeoutMs: args.requestTimeoutMs,
+            ...(call.body !== undefined ? { body: call.body } : {}),
+          });
+          responseBytes += response.body.length;
+          if (response.status !== 200) {
+            const code = errorCodeOf(response.body);
+            this.errors.add(`rest.${args.operation}: HTTP ${response.status}${code ? ` ${code}` : ''}`);
+            continue;
+          }
+          const shouldValidate = args.operation === 'one' || (callIndex + clientIndex) % VALIDATE_EVERY === 1;
+          const problem = shouldValidate ? validateBody(args.operation, response.body, call) : undefined;
+          if (problem !== undefined) {
+            this.errors.add(`rest.${args.operation}: ${problem}`);
+            continue;
+          }
+          latency.record(response.latencyMs);
+          ok += 1;
+        } catch (error) {
+          this.errors.add(`rest.${args.operation}: ${describeError(error)}`);
+        }
+      }
+    };
+
+    await Promise.all(Array.from({ length: args.concurrency }, (_, index) => client(index)));
+    const elapsedMs = performance.now() - startedAt;
+    agent.destroy();
+    return {
+      operation: args.operation,
+      concurrency: args.concurrency,
+      requests,
+      ok,
+      failed: requests - ok,
+      elapsedMs,
+      latency: latency.toJson(),
+      responseBytes,
+    };
+  }
+
+  private plan(args: RestRunArgs, sessionCount: number): PlannedCall {
+    const population = this.hub.population;
+    if (args.operation === 'one') {
+      // A random connected tab's session (tab indices map onto sessions, see population.ts).
+      const tab = tabIdentity(Math.floor(Math.random() * Math.max(1, args.liveTabs)), population);
+      return {
+        method: 'GET',
+        path: `/api/v1/${tab.projectKey}/assist/sessions/${tab.sessionId}`,
+        expectedSessionId: tab.sessionId,
+      };
+    }
+    // Project of a random session: projects are equally sized, so this is uniform over projects.
+    const { projectKey } = sessionIdentity(Math.floor(Math.random() * sessionCount), population);
+    const path = `/api/v1/${projectKey}/assist/sessions`;
+    return args.operation === 'list' ? { method: 'GET', path } : { method: 'POST', path, body: SEARCH_BODY_JSON };
+  }
+}
+
+/** Why a 200 answer is wrong, or undefined when it has the documented shape. */
+function validateBody(operation: RestOperation, body: string, call: PlannedCall): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return 'body is not JSON';
+  }
+  if (!isRecord(parsed) || !isRecord(parsed.data)) return 'body has no "data" object';
+  const data = parsed.data;
+  if (operation === 'one') {
+    return data.sessionID === call.expectedSessionId ? undefined : 'answered with another session';
+  }
+  if (typeof data.total !== 'number' || !Array.isArray(data.sessions)) return 'data lacks total/sessions';
+  if (operation === 'search') {
+    if (data.sessions.length > SEARCH_BODY.limit) return 'more sessions than the limit';
+    for (const session of data.sessions) {
+      if (!isRecord(session) || !isRecord(session.metadata)) return 'session without metadata';
+      const plan = session.metadata.plan;
+      const browser = session.userBrowser;
+      if (typeof plan !== 'string' || !SEARCH_PLANS.has(plan.toLowerCase())) return 'result violates the plan filter';
+      if (typeof browser !== 'string' || !browser.toLowerCase().includes('chrome')) {
+        return 'result violates the browser filter';
+      }
+    }
+  }
+  return undefined;
+}

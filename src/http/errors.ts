@@ -1,0 +1,72 @@
+/**
+ * How REST failures become responses: every error is `{"error": {"code", "message"}}` with the code's
+ * status. Expected failures (HubError, body-parser and router 4xx errors) are answered as such;
+ * anything else is a 500 with no detail for the client and the full error in the log.
+ */
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { HubContext } from '../context';
+import { ErrorCode, HubError } from '../errors';
+import { routeLabel } from './observe';
+
+/** The shape body-parser and the router give their errors (http-errors). */
+interface HttpErrorLike {
+  status?: unknown;
+  statusCode?: unknown;
+  type?: unknown;
+  expose?: unknown;
+  message?: unknown;
+  limit?: unknown;
+}
+
+function clientStatus(err: HttpErrorLike): number | undefined {
+  const status = typeof err.status === 'number' ? err.status : err.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+/** Maps an error to the HubError the client sees, or undefined when it is a bug (500). */
+export function toHubError(err: unknown): HubError | undefined {
+  if (err instanceof HubError) return err;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as HttpErrorLike;
+  const status = clientStatus(e);
+  if (status === undefined) return undefined;
+  if (e.type === 'entity.too.large' || status === 413) {
+    const limit = typeof e.limit === 'number' ? ` of ${e.limit} bytes` : '';
+    return new HubError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds the limit${limit}`);
+  }
+  if (e.type === 'entity.parse.failed') return new HubError(ErrorCode.BAD_REQUEST, 'request body is not valid JSON');
+  // Other client errors (unsupported charset or encoding, undecodable URL, aborted upload): their
+  // status stays, and their message only when the library marked it as safe to show.
+  const message = e.expose === true && typeof e.message === 'string' ? e.message : 'malformed request';
+  return new HubError(ErrorCode.BAD_REQUEST, message, status);
+}
+
+export function sendError(res: Response, error: HubError): void {
+  res.status(error.status).json({ error: error.toBody() });
+}
+
+/** Last route: whatever nothing else answered. */
+export const notFound: RequestHandler = (_req, _res, next) => {
+  next(new HubError(ErrorCode.NOT_FOUND, 'no such route'));
+};
+
+export function errorHandler(ctx: HubContext): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const expected = toHubError(err);
+    const route = routeLabel(req);
+    if (expected) {
+      // Client mistakes are routine: debug only, and never the body or headers that caused them.
+      ctx.logger.debug({ route, method: req.method, code: expected.code, status: expected.status }, expected.message);
+    } else {
+      const e = err instanceof Error ? err : new Error(String(err));
+      // Only name, message and stack: other properties of an arbitrary error may hold request data.
+      ctx.logger.error({ route, method: req.method, err: { name: e.name, message: e.message, stack: e.stack } }, 'unexpected error in REST route');
+    }
+    if (res.headersSent) {
+      // Half a response cannot be turned into an error one: cut it so the client sees a failure.
+      res.destroy();
+      return;
+    }
+    sendError(res, expected ?? new HubError(ErrorCode.INTERNAL, 'internal error'));
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * Operational routes: liveness, readiness, Prometheus metrics and, when enabled, a forced GC for
+ * memory investigations. Unauthenticated, like most probe and scrape endpoints: none of them reveals
+ * session data.
+ */
+import { Router } from 'express';
+import type { HubContext } from '../context';
+import { ErrorCode } from '../errors';
+
+export function opsRoutes(ctx: HubContext): Router {
+  const router = Router();
+
+  router.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/ready', (_req, res) => {
+    const lifecycle = ctx.lifecycle();
+    const store = ctx.store.status();
+    if (lifecycle === 'ready' && store.ready) {
+      res.json({ status: 'ready', partial: store.partial });
+      return;
+    }
+    const reason = lifecycle !== 'ready' ? `hub is ${lifecycle}` : (store.reason ?? 'session store is not ready');
+    res.status(503).json({ status: 'not_ready', partial: store.partial, error: { code: ErrorCode.NOT_READY, message: reason } });
+  });
+
+  router.get('/metrics', async (_req, res) => {
+    const text = await ctx.metrics.registry.metrics();
+    res.type(ctx.metrics.registry.contentType).send(text);
+  });
+
+  if (ctx.config.debugGc) {
+    router.post('/debug/gc', (_req, res) => {
+      // Only there when node runs with --expose-gc; without it the numbers are still worth having.
+      const gc = globalThis.gc;
+      if (gc) gc();
+      const { heapUsed, rss } = process.memoryUsage();
+      res.json({ gc: gc !== undefined, heapUsed, rss });
+    });
+  }
+
+  return router;
+}

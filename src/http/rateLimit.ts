@@ -1,0 +1,68 @@
+/**
+ * Per-API-key rate limiting: a token bucket per key, refilled continuously at `rate` per second and
+ * holding at most twice that (so a client may burst after idling). Buckets are keyed by a digest of
+ * the key, so no key sits in memory outside ApiKeys, and their number is bounded: an evicted bucket
+ * starts full again, which only ever errs on the side of letting a request through.
+ */
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { RequestHandler } from 'express';
+import { LRUCache } from 'lru-cache';
+import type { HubContext } from '../context';
+import { ErrorCode, HubError } from '../errors';
+
+interface Bucket {
+  tokens: number;
+  /** performance.now() of the last refill. */
+  at: number;
+}
+
+export type Take = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+export class TokenBuckets {
+  private readonly buckets: LRUCache<string, Bucket>;
+  private readonly capacity: number;
+
+  constructor(
+    private readonly rate: number,
+    maxBuckets = 10_000,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    if (!(rate > 0)) throw new RangeError('rate must be positive');
+    this.capacity = rate * 2;
+    this.buckets = new LRUCache({ max: maxBuckets });
+  }
+
+  /** Takes one token from the bucket of `id`, or says how long until one is there. */
+  take(id: string): Take {
+    const t = this.now();
+    let bucket = this.buckets.get(id);
+    if (!bucket) {
+      bucket = { tokens: this.capacity, at: t };
+      this.buckets.set(id, bucket);
+    } else {
+      bucket.tokens = Math.min(this.capacity, bucket.tokens + ((t - bucket.at) * this.rate) / 1000);
+      bucket.at = t;
+    }
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / this.rate)) };
+  }
+}
+
+/** Must run after the API key check: only keys that passed it get a bucket. */
+export function rateLimit(ctx: HubContext): RequestHandler {
+  const rate = ctx.config.restRateLimit;
+  if (rate === 0) return (_req, _res, next) => next();
+  const buckets = new TokenBuckets(rate);
+  return (req, res, next) => {
+    const header = req.headers.authorization ?? '';
+    const key = header.startsWith('Bearer ') ? header.slice(7) : header;
+    const taken = buckets.take(createHash('sha256').update(key).digest('base64'));
+    if (taken.ok) return next();
+    res.setHeader('Retry-After', String(taken.retryAfterSeconds));
+    next(new HubError(ErrorCode.RATE_LIMITED, `rate limit of ${rate} requests per second exceeded for this API key`));
+  };
+}

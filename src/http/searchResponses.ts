@@ -1,0 +1,49 @@
+/**
+ * Search response bodies, built as text and cached.
+ *
+ * A body is the concatenation of each session's JSON as the index caches it (serialised once per
+ * change), not a JSON.stringify of objects: dashboards poll the same searches over and over.
+ * Whole bodies are cached per (project, query, page, limit) and stay valid while the project's
+ * version is the one they were built at; any change to the project's sessions bumps it.
+ */
+import { LRUCache } from 'lru-cache';
+import type { SessionIndex } from '../sessions/sessionIndex';
+import { type SearchQuery, queryKey } from '../sessions/query';
+
+interface Entry {
+  version: number;
+  body: string;
+}
+
+/**
+ * Cap on the bytes all cached bodies may take together: `searchCacheSize` bounds entries, but a
+ * full page is up to 200 sessions of up to the session data limit each.
+ */
+const MAX_CACHE_BYTES = 64 * 1024 * 1024;
+
+export class SearchResponses {
+  private readonly cache: LRUCache<string, Entry> | undefined;
+
+  constructor(
+    private readonly index: SessionIndex,
+    maxEntries: number,
+  ) {
+    this.cache =
+      maxEntries > 0
+        ? new LRUCache<string, Entry>({ max: maxEntries, maxSize: MAX_CACHE_BYTES, sizeCalculation: (e) => Math.max(1, e.body.length) })
+        : undefined;
+  }
+
+  /** `{"data": {"total", "sessions"}}` for one page of a search, as JSON text. */
+  body(projectKey: string, query: SearchQuery): string {
+    const version = this.index.projectVersion(projectKey);
+    const key = this.cache ? `${projectKey}\0${queryKey(query)}\0${query.page}\0${query.limit}` : '';
+    const hit = this.cache?.get(key);
+    if (hit && hit.version === version) return hit.body;
+    const page = this.index.search(projectKey, query);
+    const sessions = page.rooms.map((room) => this.index.sessionJson(room)).join(',');
+    const body = `{"data":{"total":${page.total},"sessions":[${sessions}]}}`;
+    this.cache?.set(key, { version, body });
+    return body;
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Every REST failure is `{"error": {"code", "message"}}` with the fitting status, never a 500 for bad
+ * input. Against a whole hub, except where the failure needs a setting of its own (rate limit).
+ */
+import type { Hub } from '../src/server';
+import { connectTracker, startTestHub } from './support/hub';
+import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
+
+let hub: Hub;
+
+beforeAll(async () => {
+  hub = await startTestHub({ HUB_API_KEYS: API_KEYS_SPEC, REST_BODY_LIMIT: '2048' });
+});
+
+afterAll(async () => {
+  await hub.shutdown();
+});
+
+function expectError(reply: Reply, status: number, code: string): { code: string; message: string } {
+  expect({ status: reply.status, code: errorOf(reply).code }).toEqual({ status, code });
+  expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(reply.text).not.toMatch(/\bat .+:\d+:\d+/); // no stack trace
+  return errorOf(reply);
+}
+
+describe('authentication and authorization', () => {
+  it('401 without an Authorization header', async () => {
+    const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { key: null }), 401, 'UNAUTHORIZED');
+    expect(e.message).toMatch(/missing/i);
+  });
+
+  it('401 for a wrong key, on every route', async () => {
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { key: 'not-a-configured-key' }), 401, 'UNAUTHORIZED');
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { key: 'not-a-configured-key', body: {} }), 401, 'UNAUTHORIZED');
+    expectError(await call(hub.url, sessionsPath(PROJECT_A, '/1'), { key: 'not-a-configured-key' }), 401, 'UNAUTHORIZED');
+    expectError(await call(hub.url, `/api/v1/${PROJECT_A}/assist/autocomplete?type=USERID`, { key: 'nope-nope-nope' }), 401, 'UNAUTHORIZED');
+  });
+
+  it('403 for a key not allowed for the project; the same key works for its own project', async () => {
+    expectError(await call(hub.url, sessionsPath(PROJECT_B), { key: KEY_A }), 403, 'FORBIDDEN');
+    expectError(await call(hub.url, sessionsPath(PROJECT_B), { key: KEY_A, body: {} }), 403, 'FORBIDDEN');
+    expect((await call(hub.url, sessionsPath(PROJECT_A), { key: KEY_A })).status).toBe(200);
+    expect((await call(hub.url, sessionsPath(PROJECT_A), { key: `Bearer ${KEY_A}` })).status).toBe(200);
+  });
+
+  it('checks the key before reading the body: an unauthenticated bad body is a 401, not a 400', async () => {
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { key: null, body: '{not json' }), 401, 'UNAUTHORIZED');
+  });
+
+  it('400 for a malformed project key', async () => {
+    const e = expectError(await call(hub.url, sessionsPath('bad.key!')), 400, 'BAD_REQUEST');
+    expect(e.message).toMatch(/^projectKey:/);
+    expectError(await call(hub.url, sessionsPath('k'.repeat(257))), 400, 'BAD_REQUEST');
+  });
+});
+
+describe('bad input', () => {
+  it('400 BAD_REQUEST for a body that is not JSON', async () => {
+    const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{"filters": [' }), 400, 'BAD_REQUEST');
+    expect(e.message).toMatch(/not valid JSON/);
+  });
+
+  it('400 BAD_REQUEST for JSON that is not an object', async () => {
+    for (const body of ['[1, 2]', '"text"', '42']) {
+      const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body }), 400, 'BAD_REQUEST');
+      expect(e.message).toMatch(/^body:/);
+    }
+  });
+
+  it('400 INVALID_FILTER naming the field and the reason', async () => {
+    const unknownType = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'NOPE', value: ['x'] }] } }), 400, 'INVALID_FILTER');
+    expect(unknownType.message).toMatch(/^filters\.0\.type: unknown filter type/);
+
+    const noSource = expectError(
+      await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'USERID', value: 'a' }, { type: 'METADATA', value: ['x'] }] } }),
+      400,
+      'INVALID_FILTER',
+    );
+    expect(noSource.message).toMatch(/^filters\.1\.source:/);
+
+    const badOperator = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'USERID', value: 'a', operator: 'IS' }] } }), 400, 'INVALID_FILTER');
+    expect(badOperator.message).toMatch(/^filters\.0\.operator:/);
+
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: 'USERID=a' } }), 400, 'INVALID_FILTER');
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'USERID', value: [42] }] } }), 400, 'INVALID_FILTER');
+  });
+
+  it('400 BAD_REQUEST for a bad limit, page, sort or order, naming it', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ limit: 0 }, /^limit:/],
+      [{ limit: 201 }, /^limit:/],
+      [{ limit: 'ten' }, /^limit:/],
+      [{ limit: 1.5 }, /^limit:/],
+      [{ page: 0 }, /^page:/],
+      [{ sort: 'nope' }, /^sort:/],
+      [{ order: 'sideways' }, /^order:/],
+    ];
+    for (const [body, message] of cases) {
+      const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body }), 400, 'BAD_REQUEST');
+      expect([body, e.message]).toEqual([body, expect.stringMatching(message)]);
+    }
+  });
+
+  it('400 for bad list query parameters, naming them', async () => {
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?limit=500`), 400, 'BAD_REQUEST').message).toMatch(/^limit:/);
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?page=-1`), 400, 'BAD_REQUEST').message).toMatch(/^page:/);
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?limit=1&limit=2`), 400, 'BAD_REQUEST').message).toMatch(/^limit:/);
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?userId=${'u'.repeat(300)}`), 400, 'INVALID_FILTER').message).toMatch(/^userId/);
+  });
+
+  it('413 PAYLOAD_TOO_LARGE past the body limit, whatever the JSON is', async () => {
+    const body = JSON.stringify({ filters: [], padding: 'x'.repeat(4096) });
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { body }), 413, 'PAYLOAD_TOO_LARGE');
+    // Just under the limit is served.
+    expect((await call(hub.url, sessionsPath(PROJECT_A), { body: JSON.stringify({ padding: 'x'.repeat(1900) }) })).status).toBe(200);
+  });
+
+  it('400, not 500, for an undecodable URL parameter', async () => {
+    expectError(await call(hub.url, sessionsPath(PROJECT_A, '/%E0%A4%A')), 400, 'BAD_REQUEST');
+  });
+});
+
+describe('unknown routes', () => {
+  it('404 NOT_FOUND as JSON for unknown paths and unsupported methods', async () => {
+    expectError(await call(hub.url, '/nope'), 404, 'NOT_FOUND');
+    expectError(await call(hub.url, `/api/v1/${PROJECT_A}/assist/nope`), 404, 'NOT_FOUND');
+    expectError(await call(hub.url, sessionsPath(PROJECT_A), { method: 'DELETE' }), 404, 'NOT_FOUND');
+    expectError(await call(hub.url, '/debug/gc', { method: 'POST' }), 404, 'NOT_FOUND');
+  });
+});
+
+describe('rate limit', () => {
+  it('429 RATE_LIMITED with Retry-After past the burst (2x the rate), per API key', async () => {
+    const app = await startTestApp({ REST_RATE_LIMIT: '2' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call(app.url, sessionsPath(PROJECT_A))).status);
+      // Burst of 4, then limited (the refill over a few milliseconds is far below one token).
+      expect(statuses).toEqual([200, 200, 200, 200, 429]);
+      const limited = await call(app.url, sessionsPath(PROJECT_A), { body: {} });
+      expect(errorOf(limited).code).toBe('RATE_LIMITED');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // Another key has its own bucket.
+      expect((await call(app.url, sessionsPath(PROJECT_A), { key: KEY_A })).status).toBe(200);
+      // Refused keys do not spend anyone's tokens.
+      expect((await call(app.url, sessionsPath(PROJECT_A), { key: 'wrong-key-123' })).status).toBe(401);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refills over time: Retry-After later, a request is served again', async () => {
+    const app = await startTestApp({ REST_RATE_LIMIT: '1' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await call(app.url, sessionsPath(PROJECT_A))).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      const retryAfter = Number((await call(app.url, sessionsPath(PROJECT_A))).headers.get('retry-after'));
+      expect(retryAfter).toBe(1);
+      await new Promise((r) => setTimeout(r, retryAfter * 1000 + 50));
+      expect((await call(app.url, sessionsPath(PROJECT_A))).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is off when REST_RATE_LIMIT=0', async () => {
+    const app = await startTestApp({ REST_RATE_LIMIT: '0' });
+    try {
+      const statuses = new Set<number>();
+      for (let i = 0; i < 30; i++) statuses.add((await call(app.url, sessionsPath(PROJECT_A))).status);
+      expect([...statuses]).toEqual([200]);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('unexpected failures', () => {
+  it('500 INTERNAL without details, logged at error level', async () => {
+    const app = await startTestApp();
+    try {
+      const logged: unknown[] = [];
+      jest.spyOn(app.ctx.logger, 'error').mockImplementation(((obj: unknown) => {
+        logged.push(obj);
+      }) as typeof app.ctx.logger.error);
+      jest.spyOn(app.index, 'search').mockImplementation(() => {
+        throw new Error('secret internal detail');
+      });
+      const reply = await call(app.url, sessionsPath(PROJECT_A), { body: {} });
+      const e = expectError(reply, 500, 'INTERNAL');
+      expect(e.message).not.toMatch(/secret internal detail/);
+      expect(logged).toHaveLength(1);
+      expect(JSON.stringify(logged[0])).toMatch(/secret internal detail/);
+      expect(JSON.stringify(logged[0])).toMatch(/\/api\/v1\/:projectKey\/assist\/sessions/);
+      expect(JSON.stringify(logged[0])).not.toContain(KEY_ALL);
+    } finally {
+      jest.restoreAllMocks();
+      await app.close();
+    }
+  });
+});
+
+describe('sessions on a hub with trackers keep answering bad input with 4xx', () => {
+  it('a bad request does not disturb the next good one', async () => {
+    const tracker = await connectTracker(hub, { projectKey: PROJECT_A, sessionId: '7', tabId: 't', info: { userID: 'x' } });
+    try {
+      expect((await call(hub.url, sessionsPath(PROJECT_A), { body: '{' })).status).toBe(400);
+      expect(page(await call(hub.url, sessionsPath(PROJECT_A))).total).toBe(1);
+    } finally {
+      tracker.disconnect();
+    }
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Operational routes and headers: /health, /ready, /metrics, /debug/gc and X-Hub-Partial. Against a
+ * whole hub where it can show the behaviour, else against the app with a store whose status the test
+ * sets.
+ */
+import type { Hub } from '../src/server';
+import { connectTracker, startTestHub } from './support/hub';
+import { API_KEYS_SPEC, PROJECT_A, type TestApp, addSession, call, errorOf, sessionsPath, startTestApp } from './support/http';
+
+describe('on a whole hub', () => {
+  let hub: Hub;
+
+  beforeAll(async () => {
+    hub = await startTestHub({ HUB_API_KEYS: API_KEYS_SPEC });
+  });
+
+  afterAll(async () => {
+    await hub.shutdown();
+  });
+
+  it('/health is 200 {status: ok}', async () => {
+    const reply = await call(hub.url, '/health', { key: null });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toEqual({ status: 'ok' });
+  });
+
+  it('/ready is 200 once started, with the store’s partial flag', async () => {
+    const reply = await call(hub.url, '/ready', { key: null });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toEqual({ status: 'ready', partial: false });
+  });
+
+  it('/metrics has request durations labelled by route pattern, never by raw URL', async () => {
+    const tracker = await connectTracker(hub, { projectKey: PROJECT_A, sessionId: '55', tabId: 't' });
+    try {
+      expect((await call(hub.url, sessionsPath(PROJECT_A))).status).toBe(200);
+      expect((await call(hub.url, sessionsPath(PROJECT_A, '/55'))).status).toBe(200);
+      expect((await call(hub.url, sessionsPath(PROJECT_A), { key: null })).status).toBe(401);
+      expect((await call(hub.url, '/no/such/route/at-all')).status).toBe(404);
+      const reply = await call(hub.url, '/metrics', { key: null });
+      expect(reply.status).toBe(200);
+      expect(reply.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = reply.text;
+      expect(text).toContain('# TYPE hub_http_request_duration_seconds histogram');
+      expect(text).toMatch(/hub_http_request_duration_seconds_count\{route="\/api\/v1\/:projectKey\/assist\/sessions",method="GET",status="200"\} [1-9]/);
+      expect(text).toMatch(/hub_http_request_duration_seconds_count\{route="\/api\/v1\/:projectKey\/assist\/sessions\/:sessionId",method="GET",status="200"\} [1-9]/);
+      expect(text).toMatch(/hub_http_request_duration_seconds_count\{route="\/api\/v1\/:projectKey\/assist\/sessions",method="GET",status="401"\} [1-9]/);
+      expect(text).toMatch(/hub_http_request_duration_seconds_count\{route="unmatched",method="GET",status="404"\} [1-9]/);
+      expect(text).not.toContain(PROJECT_A);
+      expect(text).not.toContain('at-all');
+    } finally {
+      tracker.disconnect();
+    }
+  });
+});
+
+describe('readiness, partial views and debug routes', () => {
+  let app: TestApp;
+
+  beforeEach(async () => {
+    app = await startTestApp();
+    addSession(app.index, PROJECT_A, '1', { userID: 'u1' });
+  });
+
+  afterEach(async () => {
+    await app.close();
+  });
+
+  it('/ready is 503 NOT_READY with the reason while the hub is not ready; /health stays 200', async () => {
+    for (const lifecycle of ['starting', 'draining', 'stopped'] as const) {
+      app.setLifecycle(lifecycle);
+      const reply = await call(app.url, '/ready', { key: null });
+      expect(reply.status).toBe(503);
+      expect(errorOf(reply)).toEqual({ code: 'NOT_READY', message: `hub is ${lifecycle}` });
+      expect((await call(app.url, '/health', { key: null })).status).toBe(200);
+    }
+  });
+
+  it('/ready is 503 while the store is not ready, with its reason and partial flag', async () => {
+    app.store.current = { ready: false, partial: true, reason: 'joining the cluster' };
+    const reply = await call(app.url, '/ready', { key: null });
+    expect(reply.status).toBe(503);
+    expect(reply.json).toMatchObject({ partial: true, error: { code: 'NOT_READY', message: 'joining the cluster' } });
+  });
+
+  it('/ready stays 200 on a partial view, and says so', async () => {
+    app.store.current = { ready: true, partial: true, reason: 'redis unreachable' };
+    const reply = await call(app.url, '/ready', { key: null });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toEqual({ status: 'ready', partial: true });
+  });
+
+  it('marks data responses X-Hub-Partial: true while the view is partial, and only then', async () => {
+    const routes = [sessionsPath(PROJECT_A), sessionsPath(PROJECT_A, '/1'), `/api/v1/${PROJECT_A}/assist/autocomplete?type=USERID`];
+    for (const path of routes) expect((await call(app.url, path)).headers.get('x-hub-partial')).toBeNull();
+    expect((await call(app.url, sessionsPath(PROJECT_A), { body: {} })).headers.get('x-hub-partial')).toBeNull();
+
+    app.store.current = { ready: true, partial: true };
+    for (const path of routes) {
+      const reply = await call(app.url, path);
+      expect([path, reply.status, reply.headers.get('x-hub-partial')]).toEqual([path, 200, 'true']);
+    }
+    // A cached search body is still marked: the header is per response, not per body.
+    expect((await call(app.url, sessionsPath(PROJECT_A), { body: {} })).headers.get('x-hub-partial')).toBe('true');
+  });
+
+  it('/debug/gc is absent unless HUB_DEBUG_GC is set', async () => {
+    expect((await call(app.url, '/debug/gc', { method: 'POST' })).status).toBe(404);
+  });
+});
+
+describe('/debug/gc when enabled', () => {
+  it('answers POST with memory figures after a GC (when node exposes it)', async () => {
+    const app = await startTestApp({ HUB_DEBUG_GC: 'true' });
+    try {
+      const reply = await call(app.url, '/debug/gc', { method: 'POST', key: null });
+      expect(reply.status).toBe(200);
+      const body = reply.json as { heapUsed: unknown; rss: unknown; gc: unknown };
+      expect(typeof body.heapUsed).toBe('number');
+      expect(typeof body.rss).toBe('number');
+      expect(body.gc).toBe(typeof globalThis.gc === 'function');
+      expect((await call(app.url, '/debug/gc', { key: null })).status).toBe(404);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -1,0 +1,155 @@
+/** The REST layer's pure parts: the token buckets, the search response cache, error mapping. */
+import { ErrorCode, HubError } from '../src/errors';
+import { toHubError } from '../src/http/errors';
+import { TokenBuckets } from '../src/http/rateLimit';
+import { SearchResponses } from '../src/http/searchResponses';
+import { parseSearchQuery, type SearchQuery } from '../src/sessions/query';
+import { SessionIndex } from '../src/sessions/sessionIndex';
+import { PROJECT_A, PROJECT_B, addSession } from './support/http';
+
+function q(body: unknown): SearchQuery {
+  const parsed = parseSearchQuery(body);
+  if (!parsed.ok) throw new Error(parsed.message);
+  return parsed.value;
+}
+
+describe('TokenBuckets', () => {
+  it('allows a burst of twice the rate, then one request per 1/rate seconds', () => {
+    let now = 0;
+    const buckets = new TokenBuckets(5, 100, () => now);
+    const first = Array.from({ length: 11 }, () => buckets.take('k').ok);
+    expect(first).toEqual([...Array(10).fill(true), false]);
+    now += 199; // 0.995 tokens
+    expect(buckets.take('k')).toEqual({ ok: false, retryAfterSeconds: 1 });
+    now += 2;
+    expect(buckets.take('k').ok).toBe(true);
+    expect(buckets.take('k').ok).toBe(false);
+  });
+
+  it('never holds more than the burst, however long idle', () => {
+    let now = 0;
+    const buckets = new TokenBuckets(1, 100, () => now);
+    buckets.take('k');
+    now += 3_600_000;
+    expect([buckets.take('k').ok, buckets.take('k').ok, buckets.take('k').ok]).toEqual([true, true, false]);
+  });
+
+  it('keeps one bucket per id', () => {
+    const buckets = new TokenBuckets(1, 100, () => 0);
+    expect([buckets.take('a').ok, buckets.take('a').ok, buckets.take('a').ok]).toEqual([true, true, false]);
+    expect(buckets.take('b').ok).toBe(true);
+  });
+
+  it('says how long to wait at a slow rate', () => {
+    // A rate of 1/s can refill a token within a second; the Retry-After is whole seconds, at least 1.
+    const buckets = new TokenBuckets(1, 100, () => 0);
+    buckets.take('k');
+    buckets.take('k');
+    expect(buckets.take('k')).toEqual({ ok: false, retryAfterSeconds: 1 });
+  });
+
+  it('bounds the number of buckets', () => {
+    const buckets = new TokenBuckets(1, 2, () => 0);
+    buckets.take('a');
+    buckets.take('a');
+    expect(buckets.take('a').ok).toBe(false);
+    buckets.take('b');
+    buckets.take('c'); // evicts a: it starts full again
+    expect(buckets.take('a').ok).toBe(true);
+  });
+});
+
+describe('SearchResponses', () => {
+  it('builds {data: {total, sessions}} from the index’s cached session JSON', () => {
+    const index = new SessionIndex();
+    addSession(index, PROJECT_A, '1', { userID: 'a', timestamp: 1 });
+    addSession(index, PROJECT_A, '2', { userID: 'b', timestamp: 2 });
+    const body = new SearchResponses(index, 10).body(PROJECT_A, q({ limit: 1 }));
+    const parsed = JSON.parse(body) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
+    expect(parsed.data.total).toBe(2);
+    expect(parsed.data.sessions.map((s) => s.sessionID)).toEqual(['2']);
+    expect(parsed.data.sessions[0]).toEqual(index.session(PROJECT_A, '2'));
+  });
+
+  it('serves a repeated search from the cache until the project changes', () => {
+    const index = new SessionIndex();
+    addSession(index, PROJECT_A, '1', { userID: 'a' });
+    const search = jest.spyOn(index, 'search');
+    const responses = new SearchResponses(index, 10);
+    const query = q({ filters: [{ type: 'USERID', value: ['a'] }] });
+    const first = responses.body(PROJECT_A, query);
+    // Same query, filters in another spelling: same cache entry.
+    expect(responses.body(PROJECT_A, q({ filters: [{ type: 'userid', value: 'A', operator: 'contains' }] }))).toBe(first);
+    expect(search).toHaveBeenCalledTimes(1);
+
+    // Another project's change does not invalidate it.
+    addSession(index, PROJECT_B, '9', { userID: 'a' });
+    responses.body(PROJECT_A, query);
+    expect(search).toHaveBeenCalledTimes(1);
+
+    addSession(index, PROJECT_A, '1', { userID: 'z' });
+    const after = responses.body(PROJECT_A, query);
+    expect(search).toHaveBeenCalledTimes(2);
+    expect(JSON.parse(after)).toEqual({ data: { total: 0, sessions: [] } });
+  });
+
+  it('keys entries by page and limit', () => {
+    const index = new SessionIndex();
+    for (const id of ['1', '2', '3']) addSession(index, PROJECT_A, id, { timestamp: Number(id) });
+    const responses = new SearchResponses(index, 10);
+    const ids = (body: string) => (JSON.parse(body) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
+    expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 1 })))).toEqual(['3']);
+    expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 2 })))).toEqual(['2']);
+    expect(ids(responses.body(PROJECT_A, q({ limit: 2, page: 1 })))).toEqual(['3', '2']);
+  });
+
+  it('does not cache when its size is 0', () => {
+    const index = new SessionIndex();
+    addSession(index, PROJECT_A, '1');
+    const search = jest.spyOn(index, 'search');
+    const responses = new SearchResponses(index, 0);
+    responses.body(PROJECT_A, q({}));
+    responses.body(PROJECT_A, q({}));
+    expect(search).toHaveBeenCalledTimes(2);
+  });
+
+  it('is right for a project that emptied and came back', () => {
+    const index = new SessionIndex();
+    const responses = new SearchResponses(index, 10);
+    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(0);
+    addSession(index, PROJECT_A, '1');
+    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(1);
+    index.apply({ type: 'tab:down', projectKey: PROJECT_A, sessionId: '1', tabId: 't1', socketId: 's-1' });
+    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(0);
+    addSession(index, PROJECT_A, '2');
+    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.sessions[0].sessionID).toBe('2');
+  });
+});
+
+describe('toHubError', () => {
+  it('keeps HubErrors', () => {
+    const e = new HubError(ErrorCode.FORBIDDEN, 'no');
+    expect(toHubError(e)).toBe(e);
+  });
+
+  it('maps body-parser errors', () => {
+    expect(toHubError({ status: 413, type: 'entity.too.large', limit: 10, expose: true })).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', status: 413 });
+    expect(toHubError({ status: 400, type: 'entity.parse.failed', expose: true, message: 'Unexpected token' })).toMatchObject({
+      code: 'BAD_REQUEST',
+      status: 400,
+      message: 'request body is not valid JSON',
+    });
+    expect(toHubError({ status: 415, type: 'charset.unsupported', expose: true, message: 'unsupported charset "LATIN1"' })).toMatchObject({
+      code: 'BAD_REQUEST',
+      status: 415,
+      message: 'unsupported charset "LATIN1"',
+    });
+  });
+
+  it('hides messages not marked safe, and treats everything else as a bug', () => {
+    expect(toHubError({ status: 400, message: 'internal path /x/y' })?.message).toBe('malformed request');
+    expect(toHubError(new Error('boom'))).toBeUndefined();
+    expect(toHubError({ status: 500, expose: false })).toBeUndefined();
+    expect(toHubError('string')).toBeUndefined();
+  });
+});
