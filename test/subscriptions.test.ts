@@ -98,7 +98,7 @@ describe('/dashboard', () => {
       expect(badType).toMatchObject({ ok: false, error: { code: 'INVALID_FILTER' } });
       expect(!badType.ok && badType.error.message).toMatch(/filters\.0\.type/);
       const badLimit = await ask({ projectKey: P1, limit: 0 });
-      expect(badLimit).toMatchObject({ ok: false, error: { code: 'INVALID_FILTER' } });
+      expect(badLimit).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
       expect(!badLimit.ok && badLimit.error.message).toMatch(/limit/);
       expect(await ask('nope')).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
       expect(await ask({ filters: [] })).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });

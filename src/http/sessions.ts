@@ -18,12 +18,9 @@ export const ROUTES = {
 
 export const AUTOCOMPLETE_LIMITS = { defaultLimit: 50, maxLimit: 200 } as const;
 
-/**
- * A parse failure of the search grammar. Issues are reported in schema order, filters first, so a
- * message that starts with `filters` has a filter at fault; anything else is the body's shape.
- */
-function queryError(message: string, shown = message): HubError {
-  return new HubError(/^filters[.:]/.test(message) ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, shown);
+/** A parse failure of the search grammar: a filter at fault, or the rest of the body. */
+function queryError(refusal: { message: string; filterError: boolean }, shown = refusal.message): HubError {
+  return new HubError(refusal.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, shown);
 }
 
 /** One query-string parameter; empty counts as absent, and repeating it is an error. */
@@ -81,13 +78,13 @@ export function sessionRoutes(ctx: HubContext): Router {
   router.get(ROUTES.sessions, ...guard, (req: Request<ProjectParams>, res) => {
     const parsed = parseSearchQuery(listBody(req));
     // The only filter a list has is the one built from userId: name the parameter the client sent.
-    if (!parsed.ok) throw queryError(parsed.message, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
+    if (!parsed.ok) throw queryError(parsed, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
     sendData(ctx, res, responses.body(req.params.projectKey, parsed.value));
   });
 
   router.post(ROUTES.sessions, ...guard, jsonBody, (req: Request<ProjectParams>, res) => {
     const parsed = parseSearchQuery(req.body as unknown);
-    if (!parsed.ok) throw queryError(parsed.message);
+    if (!parsed.ok) throw queryError(parsed);
     sendData(ctx, res, responses.body(req.params.projectKey, parsed.value));
   });
 

@@ -96,7 +96,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       if (request.page !== undefined && request.page !== 1) return reply(refuse(ErrorCode.BAD_REQUEST, 'page: subscriptions follow the first page; use limit'));
       const { resume, projectKey: _p, ...query } = request;
       const parsed = parseSearchQuery(query);
-      if (!parsed.ok) return reply(refuse(ErrorCode.INVALID_FILTER, parsed.message));
+      if (!parsed.ok) return reply(refuse(parsed.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, parsed.message));
 
       if (isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number') {
         const result = registry.resume(resume.subscriptionId, resume.seq, projectKey, sink);

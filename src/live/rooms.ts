@@ -68,6 +68,20 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   const live = io as unknown as LiveServer;
   const sockets = live.of('/');
   const to = (target: string | string[]) => live.to(target);
+  /**
+   * Runs a socket handler so that a payload the hub cannot handle (say, nested too deep for the
+   * encoder's recursion) costs that one event, never the process or another session.
+   */
+  const guarded =
+    <A extends unknown[]>(fn: (...args: A) => void) =>
+    (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        metrics.eventsDropped.inc();
+        logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'socket event dropped');
+      }
+    };
 
   sockets.use((socket, next) => {
     if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
@@ -132,12 +146,12 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       socket.to(peer.roomId).emit(RoomEvent.SESSION_RECONNECTED, socket.id);
     }
 
-    socket.on(RoomEvent.UPDATE_SESSION, (arg: unknown) => onUpdateSession(socket, hs, arg));
-    socket.onAny((event: string, ...args: unknown[]) => {
+    socket.on(RoomEvent.UPDATE_SESSION, guarded((arg: unknown) => onUpdateSession(socket, hs, arg)));
+    socket.onAny(guarded((event: string, ...args: unknown[]) => {
       if (event === RoomEvent.UPDATE_SESSION) return;
       metrics.eventsRelayed.inc({ direction: 'tab_to_room' });
       socket.to(peer.roomId).emit(event, wrapTabPayload(args[0], peer.tabId));
-    });
+    }));
   }
 
   function onUpdateSession(socket: LiveSocket, hs: TrackerHandshake, arg: unknown): void {
@@ -185,14 +199,14 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     to(peer.roomId).emit(RoomEvent.WEBRTC_CONFIG, hs.config);
     socket.to(peer.roomId).emit(RoomEvent.NEW_AGENT, socket.id, hs.info);
 
-    socket.on(RoomEvent.WEBRTC_AGENT_CALL, (arg: unknown) => {
+    socket.on(RoomEvent.WEBRTC_AGENT_CALL, guarded((arg: unknown) => {
       const target = isPlainObject(arg) && isPlainObject(arg.data) ? arg.data.toAgentId : undefined;
       const current = index.room(peer.projectKey, peer.sessionId);
       if (typeof target !== 'string' || target === socket.id || !current?.agents.has(target)) return;
       metrics.eventsRelayed.inc({ direction: 'agent_to_agent' });
       to(target).emit(RoomEvent.WEBRTC_AGENT_CALL, arg);
-    });
-    socket.onAny((event: string, ...args: unknown[]) => {
+    }));
+    socket.onAny(guarded((event: string, ...args: unknown[]) => {
       if (event === RoomEvent.WEBRTC_AGENT_CALL) return;
       const payload = args[0];
       const current = index.room(peer.projectKey, peer.sessionId);
@@ -204,7 +218,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       }
       metrics.eventsRelayed.inc({ direction: 'agent_to_tab' });
       to(tab.socketId).emit(event, socket.id, payload);
-    });
+    }));
   }
 
   function onLeave(socket: LiveSocket): void {

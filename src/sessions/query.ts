@@ -111,7 +111,8 @@ export const searchBodySchema = z
 
 export type SearchBody = z.input<typeof searchBodySchema>;
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };
+/** A refusal says whether a filter is at fault (INVALID_FILTER) or the rest of the body (BAD_REQUEST). */
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; filterError: boolean };
 
 /** Formats zod issues as "field.path: reason; ..." so a 400 names the field and the reason. */
 export function describeIssues(error: z.ZodError, prefix = ''): string {
@@ -128,10 +129,12 @@ export function describeIssues(error: z.ZodError, prefix = ''): string {
 export function parseSearchQuery(input: unknown): ParseResult<SearchQuery> {
   if (input === undefined || input === null) input = {};
   if (typeof input !== 'object' || Array.isArray(input)) {
-    return { ok: false, message: 'body: expected a JSON object' };
+    return { ok: false, message: 'body: expected a JSON object', filterError: false };
   }
   const parsed = searchBodySchema.safeParse(input);
-  if (!parsed.success) return { ok: false, message: describeIssues(parsed.error) };
+  if (!parsed.success) {
+    return { ok: false, message: describeIssues(parsed.error), filterError: parsed.error.issues.some((i) => i.path[0] === 'filters') };
+  }
   const body = parsed.data;
   const filters: Filter[] = (body.filters ?? []).map((f) => {
     const values = f.value === undefined ? [] : Array.isArray(f.value) ? f.value : [f.value];
