@@ -50,6 +50,15 @@ const settings = {
   diffHistorySize: { env: ['DASHBOARD_HISTORY_SIZE'], schema: int(0, 100_000), default: 256 },
   diffHistoryAgeMs: { env: ['DASHBOARD_HISTORY_AGE_MS'], schema: int(0, 3_600_000), default: 60_000 },
   nodeId: { env: ['NODE_ID'], schema: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - only').optional(), default: undefined },
+  // ---- Cluster mode (src/cluster/, docs/cluster.md): unset REDIS_URL = single node ----
+  redisUrl: { env: ['REDIS_URL'], schema: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(), default: undefined },
+  redisPrefix: { env: ['REDIS_PREFIX'], schema: z.string().regex(/^[\w:{}.-]{1,64}$/, 'letters, digits and _ : { } . - only'), default: 'hub:' },
+  clusterHeartbeatMs: { env: ['CLUSTER_HEARTBEAT_MS'], schema: int(20, 60_000), default: 1_000 },
+  clusterNodeTtlMs: { env: ['CLUSTER_NODE_TTL_MS'], schema: int(100, 600_000), default: 5_000 },
+  clusterStreamMaxLen: { env: ['CLUSTER_STREAM_MAXLEN'], schema: int(1_000, 100_000_000), default: 100_000 },
+  clusterRelayMaxLen: { env: ['CLUSTER_RELAY_MAXLEN'], schema: int(100, 100_000_000), default: 10_000 },
+  clusterJoinTimeoutMs: { env: ['CLUSTER_JOIN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
+  // ---- end of cluster mode ----
 } as const;
 
 type Settings = typeof settings;

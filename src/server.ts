@@ -3,7 +3,7 @@
  * HTTP server. `startHub` is what index.ts runs and what every integration test starts.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Server as IoServer } from 'socket.io';
@@ -63,7 +63,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   };
 
   // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.
-  const httpServer = createServer({ maxHeaderSize: config.maxHeaderSize });
+  // The request handler is installed before Socket.IO attaches: engine.io then hands Express only
+  // the requests outside its path (otherwise Express would also answer long-polling with a 404).
+  let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const httpServer = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
+    if (app) app(req, res);
+    else res.writeHead(503).end();
+  });
   const io = new IoServer(httpServer, {
     path: config.wsPath,
     cors: { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(','), credentials: true },
@@ -75,8 +81,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));
-  const app = createHttpApp(ctx);
-  httpServer.on('request', app);
+  app = createHttpApp(ctx);
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
   const subscriptions = new SubscriptionRegistry(
     index,
@@ -107,10 +112,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
       const drain = (async () => {
         await store.close(true);
+        // Keep-alive connections busy when the server stopped listening would hold close() until the deadline.
+        const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
         // io.close() disconnects every socket and closes the HTTP server (stops accepting).
         await new Promise<void>((resolve) => {
           void io.close(() => resolve());
         });
+        clearInterval(idle);
         httpServer.closeAllConnections();
       })();
       await Promise.race([drain, deadline]);

@@ -12,14 +12,15 @@ const Q = PROJECT_B;
 const UA = {
   chromeMac: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
   firefoxWin: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0',
-  chromeAndroid: 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36',
+  // Longer than 128 characters, like many real mobile User-Agents.
+  safariIphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1',
 };
 
 /** Five sessions of P (timestamps chosen so that timestamp order differs from userID order) and one of Q. */
 const TRACKERS = [
   { projectKey: P, sessionId: '101', ua: UA.chromeMac, info: { userID: 'alice@openreplay.com', timestamp: 1000, pageTitle: 'Blog', metadata: { plan: 'trial', team: 'Core' } } },
   { projectKey: P, sessionId: '102', ua: UA.firefoxWin, info: { userID: 'Bob', timestamp: 3000, pageTitle: 'Pricing', metadata: { plan: 'free' } } },
-  { projectKey: P, sessionId: '103', ua: UA.chromeAndroid, info: { userID: 'carol@OpenReplay.com', timestamp: 2000, pageTitle: 'Docs', metadata: { plan: 'Enterprise' } } },
+  { projectKey: P, sessionId: '103', ua: UA.safariIphone, info: { userID: 'carol@OpenReplay.com', timestamp: 2000, pageTitle: 'Docs', metadata: { plan: 'Enterprise' } } },
   { projectKey: P, sessionId: '104', ua: UA.chromeMac, info: { timestamp: 4000, pageTitle: 'Home' } },
   { projectKey: P, sessionId: '105', ua: UA.chromeMac, info: { userID: 'dave', timestamp: 5000, pageTitle: 'Home', revID: 'r-7' } },
   { projectKey: Q, sessionId: '901', ua: UA.chromeMac, info: { userID: 'alice@openreplay.com', timestamp: 9000, pageTitle: 'Other', metadata: { plan: 'trial' } } },
@@ -68,7 +69,7 @@ describe('list (GET)', () => {
       userDeviceType: 'desktop',
     });
     const carol = page(reply).sessions.find((s) => s.sessionID === '103');
-    expect(carol).toMatchObject({ userOs: 'Android', userDeviceType: 'mobile' });
+    expect(carol).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userDevice: 'Apple iPhone', userDeviceType: 'mobile' });
   });
 
   it('never shows another project’s sessions', async () => {
@@ -216,8 +217,8 @@ describe('autocomplete', () => {
   });
 
   it('returns every value for an empty q, deduplicated', async () => {
-    expect(values(await autocomplete('type=userOs'))).toEqual(['Android', 'Mac OS', 'Windows']);
-    expect(values(await autocomplete('type=USERBROWSER&q='))).toEqual(['Chrome', 'Firefox']);
+    expect(values(await autocomplete('type=userOs'))).toEqual(['Mac OS', 'Windows', 'iOS']);
+    expect(values(await autocomplete('type=USERBROWSER&q='))).toEqual(['Chrome', 'Firefox', 'Mobile Safari']);
   });
 
   it('reads a METADATA key named by source', async () => {

@@ -94,6 +94,44 @@ describe('live sessions', () => {
       first.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: 'still-first' } });
       s = await waitSession(hub, PK, sid, (x) => x.userID === 'still-first');
       expect(s.tabIds).toEqual(['tab1']);
+      // Its leave is silent: nobody hears of the refused newcomer.
+      await first.quiet('NO_AGENT');
+    });
+
+    test('a duplicate tab joining a room with agents gets none of the agent events, and the agents hear nothing', async () => {
+      const sid = newSessionId();
+      const first = await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+      await waitSession(hub, PK, sid);
+      const agent = await connectAgent(hub, { projectKey: PK, sessionId: sid });
+      await first.next('NEW_AGENT');
+      const dup = trackerPeer(hub, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+      await dup.next('SESSION_ALREADY_CONNECTED');
+      await dup.next('disconnect');
+      expect(dup.all('AGENTS_CONNECTED')).toEqual([]);
+      expect(dup.all('WEBRTC_CONFIG')).toEqual([]);
+      await Promise.all([agent.quiet('SESSION_RECONNECTED'), agent.quiet('SESSION_DISCONNECTED'), first.quiet('SESSION_RECONNECTED')]);
+      expect(hub.ctx.index.room(PK, sid)?.tabs.get('tab1')?.socketId).toBe(first.id);
+    });
+
+    test('refused tabs (duplicate, oversized data) are not counted as open connections', async () => {
+      const own = await startLiveHub();
+      const open = async () => (await own.ctx.metrics.connections.get()).values.find((v) => v.labels.role === 'session')?.value ?? 0;
+      try {
+        const sid = newSessionId();
+        await connectTracker(own, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+        expect(await open()).toBe(1);
+        const dup = trackerPeer(own, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+        await dup.next('SESSION_ALREADY_CONNECTED');
+        await dup.next('disconnect');
+        expect(await open()).toBe(1);
+        const big = trackerPeer(own, { projectKey: PK, sessionId: sid, tabId: 'tab2', info: { blob: 'x'.repeat(20_000) } });
+        await big.first(['connect_error', 'disconnect']);
+        expect(await open()).toBe(1);
+        expect(own.ctx.index.session(PK, sid)?.tabIds).toEqual(['tab1']);
+      } finally {
+        await closeAllPeers();
+        await own.shutdown();
+      }
     });
 
     test('a leaving tab is removed; the session ends with its last tab', async () => {
@@ -210,6 +248,18 @@ describe('live sessions', () => {
       expect(Object.hasOwn(r.session.metadata, 'constructor')).toBe(false);
       expect((r.session as Record<string, unknown>).polluted).toBeUndefined();
       expect(r.session).toEqual(before);
+
+      // Nested objects other than metadata: no prototype swap, no own `constructor`.
+      await update({ meta: { tabId: 'tab1' }, data: { custom: { keep: 1 } } });
+      const nested = await update(
+        JSON.parse(`{"meta":{"tabId":"tab1"},"data":{"custom":{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"added":2}}}`),
+      );
+      const custom = nested.session.custom as Record<string, unknown>;
+      expect(Object.getPrototypeOf(custom)).toBe(Object.prototype);
+      expect(custom.polluted).toBeUndefined();
+      expect(Object.hasOwn(custom, 'constructor')).toBe(false);
+      expect(custom).toEqual({ keep: 1, added: 2 });
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
 
       // The same as a legacy bare payload.
       const bare = await update(JSON.parse(`{"__proto__":{"polluted":"yes"},"userID":"after-proto"}`));

@@ -102,12 +102,14 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const hs = socket.data.hs;
     dropHandshakeLeftovers(socket);
     metrics.connections.inc({ role: hs.role });
-    if (hs.role === 'session') onTrackerConnect(socket, hs);
-    else onAgentConnect(socket, hs);
+    // Before the role handlers: they may refuse the socket (disconnect it) synchronously, and its
+    // `disconnect` must still be seen (the connection gauge, the silent leave of a refused tab).
     socket.on('disconnect', () => {
       metrics.connections.dec({ role: hs.role });
       onLeave(socket);
     });
+    if (hs.role === 'session') onTrackerConnect(socket, hs);
+    else onAgentConnect(socket, hs);
   });
 
   function onTrackerConnect(socket: LiveSocket, hs: TrackerHandshake): void {

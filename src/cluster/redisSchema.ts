@@ -1,0 +1,148 @@
+/**
+ * Everything the hub keeps in Redis, in one place: the key layout and the Lua scripts that change
+ * it. Each script is one atomic step, so that a node's saved state and the replicated stream of
+ * index changes can never disagree (see docs/cluster.md).
+ *
+ *   <p>ops          stream: replicated index changes; fields s (sequence), n (node), k (kind), p (payload)
+ *   <p>ops:seq      counter: the sequence number of the last entry, so readers can see a gap
+ *   <p>nodes        set: ids of the nodes that joined and were not removed since
+ *   <p>node:<id>    hash: that node's share of the view, one field per session room (nodeState.ts)
+ *   <p>alive:<id>   string with a TTL: the node's heartbeat; its value is the running instance's token
+ *   <p>relay*       the Socket.IO adapter's own stream and channels (room traffic)
+ */
+import { createHash } from 'node:crypto';
+import type Redis from 'ioredis';
+
+export interface ClusterKeys {
+  readonly stream: string;
+  readonly seq: string;
+  readonly nodes: string;
+  node(nodeId: string): string;
+  alive(nodeId: string): string;
+  /** Name (and channel prefix) of the Socket.IO adapter's stream. */
+  readonly relay: string;
+}
+
+export function clusterKeys(prefix: string): ClusterKeys {
+  return {
+    stream: `${prefix}ops`,
+    seq: `${prefix}ops:seq`,
+    nodes: `${prefix}nodes`,
+    node: (nodeId) => `${prefix}node:${nodeId}`,
+    alive: (nodeId) => `${prefix}alive:${nodeId}`,
+    relay: `${prefix}relay`,
+  };
+}
+
+/** Stream entry kinds (field `k`). */
+export const EntryKind = {
+  /** A batch of index ops made by node `n` (payload: JSON array of IndexOp). */
+  ops: 'o',
+  /** Node `n`'s whole share of the view, replacing what others hold for it (payload: JSON [[field, share], ...]). */
+  state: 's',
+  /** The node named in the payload left or was found dead; published by node `n`. */
+  down: 'x',
+} as const;
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+/** A Lua script run with EVALSHA, loaded with EVAL the first time a server does not know it. */
+export class RedisScript {
+  private readonly sha: string;
+
+  constructor(
+    readonly name: string,
+    private readonly numberOfKeys: number,
+    private readonly lua: string,
+  ) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    if (keys.length !== this.numberOfKeys) throw new Error(`${this.name}: expected ${this.numberOfKeys} keys`);
+    try {
+      return await client.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
+    } catch (err) {
+      // A restarted Redis has an empty script cache: load the script by running it once in full.
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(this.lua, this.numberOfKeys, ...keys, ...args);
+      throw err;
+    }
+  }
+}
+
+/**
+ * A node's writes: its changed room fields ('' deletes the field) and, when there are ops, one
+ * stream entry carrying them. Atomic, so any entry a reader sees is already reflected in the hash
+ * a joining node loads.
+ * KEYS: node hash, seq, stream. ARGV: maxlen, nodeId, ops JSON or '', then field, value pairs.
+ * Returns the entry's sequence number, or 0 without ops.
+ */
+export const publishScript = new RedisScript(
+  'publish',
+  3,
+  `
+for i = 4, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if ARGV[3] == '' then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[2], 'k', '${EntryKind.ops}', 'p', ARGV[3])
+return seq
+`,
+);
+
+/**
+ * A node (re)joins: its hash is replaced by its whole current share, it is registered and alive,
+ * and a state entry tells the others to replace what they hold for it.
+ * KEYS: node hash, seq, stream, nodes set, alive key. ARGV: maxlen, nodeId, ttl ms, token,
+ * state payload, then field, value pairs. Returns the entry's sequence number.
+ */
+export const restateScript = new RedisScript(
+  'restate',
+  5,
+  `
+redis.call('DEL', KEYS[1])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[3])
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[2], 'k', '${EntryKind.state}', 'p', ARGV[5])
+return seq
+`,
+);
+
+/**
+ * Heartbeat: refreshes the alive key and returns its previous value (nil when it had expired,
+ * another token when a second process runs with the same node id).
+ * KEYS: alive key, nodes set. ARGV: token, ttl ms, nodeId.
+ */
+export const heartbeatScript = new RedisScript(
+  'heartbeat',
+  2,
+  `
+local previous = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'GET')
+redis.call('SADD', KEYS[2], ARGV[3])
+return previous
+`,
+);
+
+/**
+ * Removes a node from the cluster: its hash, alive key and membership, and a down entry so every
+ * node drops its tabs and agents at the same point of the stream. With ARGV[4] = '1' (eviction)
+ * it does nothing if the node is alive after all (the check and the removal are one step, so a
+ * node that comes back at that moment is never half-removed).
+ * KEYS: node hash, alive key, nodes set, seq, stream. ARGV: maxlen, the node's id, the publisher's
+ * id, '1' to check the heartbeat first. Returns 1 when removed (a leaving node always is), 0 when
+ * alive, 2 when Redis knew nothing of the node.
+ */
+export const downScript = new RedisScript(
+  'down',
+  5,
+  `
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local known = redis.call('SREM', KEYS[3], ARGV[2]) + redis.call('DEL', KEYS[1], KEYS[2])
+if known == 0 and ARGV[4] == '1' then return 2 end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[3], 'k', '${EntryKind.down}', 'p', ARGV[2])
+return 1
+`,
+);

@@ -1,0 +1,164 @@
+/**
+ * The real entry point as a child process: graceful stop on SIGTERM/SIGINT (not ready first,
+ * clients disconnected, exit 0 within SHUTDOWN_TIMEOUT_MS), and a bad configuration stopping the
+ * start with a message naming the variable.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey } from './support/live';
+import type { Hub } from '../src/server';
+
+const ROOT = resolve(__dirname, '..');
+const SHUTDOWN_TIMEOUT_MS = 2000;
+/** Start-up of node + tsx on a slow machine. */
+const START_TIMEOUT_MS = 15_000;
+const PK = projectKey('shutdown');
+
+interface Child {
+  proc: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+const children: Child[] = [];
+
+function startChild(env: Record<string, string>): Child {
+  // `node --import tsx` keeps the hub in this one process: signals reach it directly.
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LISTEN_HOST: '127.0.0.1',
+      LISTEN_PORT: '0',
+      HUB_API_KEYS: `${API_KEY}:*`,
+      ASSIST_JWT_SECRET: JWT_SECRET,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child: Child = {
+    proc,
+    stdout: [],
+    stderr: [],
+    exited: new Promise((resolveExit) => proc.once('exit', (code, signal) => resolveExit({ code, signal, at: Date.now() }))),
+  };
+  let pending = '';
+  proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    child.stdout.push(...lines.filter(Boolean));
+  });
+  proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => child.stderr.push(chunk));
+  children.push(child);
+  return child;
+}
+
+/** The url from the JSON 'hub listening' log line. */
+async function listeningUrl(child: Child): Promise<string> {
+  let url: string | undefined;
+  await eventually(
+    () => {
+      for (const line of child.stdout) {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === 'hub listening' && entry.url) url = entry.url;
+        } catch {
+          // not a log line
+        }
+      }
+      return url !== undefined || child.proc.exitCode !== null;
+    },
+    () => `stdout: ${child.stdout.join('\n')}\nstderr: ${child.stderr.join('')}`,
+    START_TIMEOUT_MS,
+    20,
+  );
+  if (!url) throw new Error(`the hub exited before listening: ${child.stderr.join('')}`);
+  return url;
+}
+
+/** /ready's status, or 'refused' when nothing answers any more. */
+async function ready(url: string): Promise<number | 'refused'> {
+  try {
+    const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 'refused';
+  }
+}
+
+/** The little of a Hub the live helpers need to connect to a process that is not in this one. */
+const remote = (url: string) => ({ url }) as unknown as Hub;
+
+afterEach(async () => {
+  await closeAllPeers();
+  for (const child of children.splice(0)) {
+    if (child.proc.exitCode === null && child.proc.signalCode === null) {
+      child.proc.kill('SIGKILL');
+      await child.exited;
+    }
+  }
+});
+
+describe('graceful shutdown of the real process', () => {
+  test.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: not ready, clients disconnected, exit 0 within SHUTDOWN_TIMEOUT_MS',
+    async (signal) => {
+      const child = startChild({});
+      const url = await listeningUrl(child);
+      expect(await ready(url)).toBe(200);
+
+      const sid = newSessionId();
+      const tracker = await connectTracker(remote(url), { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+      const agent = await connectAgent(remote(url), { projectKey: PK, sessionId: sid });
+      const res = await fetch(`${url}/api/v1/${PK}/assist/sessions/${sid}`, { headers: { authorization: API_KEY } });
+      expect(res.status).toBe(200);
+      expect(JSON.stringify(await res.json())).toContain(sid);
+
+      const sentAt = Date.now();
+      expect(child.proc.kill(signal)).toBe(true);
+
+      // Not ready any more: 503 while draining, or nothing listening.
+      const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS + 3000;
+      let last = await ready(url);
+      while (last === 200) {
+        if (Date.now() > deadline) throw new Error('/ready still answers 200 after the signal');
+        await new Promise((r) => setTimeout(r, 5));
+        last = await ready(url);
+      }
+      expect([503, 'refused']).toContain(last);
+
+      const [reason] = await tracker.next('disconnect', SHUTDOWN_TIMEOUT_MS + 3000);
+      expect(['io server disconnect', 'transport close']).toContain(reason);
+      await agent.next('disconnect', SHUTDOWN_TIMEOUT_MS + 3000);
+
+      const exit = await child.exited;
+      expect(exit).toMatchObject({ code: 0, signal: null });
+      expect(exit.at - sentAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 3000);
+      expect(child.stdout.some((l) => l.includes('"hub stopped"'))).toBe(true);
+      expect(await ready(url)).toBe('refused');
+    },
+    30_000,
+  );
+});
+
+describe('bad configuration', () => {
+  test.each([
+    ['LISTEN_PORT', 'abc'],
+    ['LISTEN_PORT', '70000'],
+    ['ASSIST_JWT_SECRET', 'short'],
+    ['LOG_LEVEL', 'loud'],
+  ])('%s=%s: exits non-zero naming the variable on stderr', async (name, value) => {
+    const child = startChild({ [name]: value });
+    const exit = await child.exited;
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    expect(child.stderr.join('')).toContain(name);
+    expect(child.stdout.some((l) => l.includes('hub listening'))).toBe(false);
+  }, 20_000);
+});
