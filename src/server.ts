@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as IoServer } from 'socket.io';
 import { ApiKeys, loadApiKeys } from './auth';
 import type { ClusterStore } from './cluster/store';
-import { LocalStore } from './cluster/store';
+import { createStore } from './cluster';
 import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp } from './http/app';
@@ -33,7 +33,7 @@ export interface Hub {
 
 export interface HubOptions {
   logger?: Logger;
-  /** Builds the cluster store; the default is the single-node LocalStore. */
+  /** Builds the cluster store; the default is cluster/index.ts: LocalStore, or the Redis store when REDIS_URL is set. */
   createStore?: (nodeId: string, index: SessionIndex, io: IoServer, ctx: Omit<HubContext, 'store'>) => Promise<ClusterStore> | ClusterStore;
 }
 
@@ -77,7 +77,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     perMessageDeflate: config.compression,
     httpCompression: config.compression ? { threshold: 1024 } : false,
   });
-  const store = options.createStore ? await options.createStore(nodeId, index, io, base) : new LocalStore(nodeId, index);
+  const store = await (options.createStore ?? createStore)(nodeId, index, io, base);
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));

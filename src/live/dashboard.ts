@@ -12,6 +12,7 @@ import { DASHBOARD_NAMESPACE, DashboardEvent, type SessionsDiff, type SubscribeA
 import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
+import { releaseHandshake } from './socketMemory';
 
 /** Who a dashboard is: an API key (its grants apply per project) or a JWT for one project. */
 type Principal = { kind: 'key'; key: string } | { kind: 'jwt'; projectKey: string };
@@ -66,6 +67,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
   });
 
   nsp.on('connection', (socket: DashboardSocket) => {
+    releaseHandshake(socket);
     metrics.connections.inc({ role: 'dashboard' });
     const held = new Set<string>();
     const sink: DiffSink = {

@@ -13,11 +13,18 @@ import type { TabState } from '../sessions/model';
 import { boundSessionFields, deepMerge, isPlainObject, splitTabFields } from '../sessions/sessionData';
 import type { Room } from '../sessions/sessionIndex';
 import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
+import type { PeerId } from './peerId';
+import { releaseHandshake } from './socketMemory';
 import type { UserAgentCache } from './userAgent';
 
-/** What a connected socket carries: the parsed handshake, nothing of the raw request. */
+/**
+ * What a connected socket carries: its role and peer, nothing of the raw request. The parsed
+ * handshake (sessionInfo, agent info) is held only until the connection handler has used it.
+ */
 export interface LiveSocketData {
-  hs: Handshake;
+  role: Handshake['role'];
+  peer: PeerId;
+  handshake?: Handshake;
   /** Set when the hub refused the socket after connecting (duplicate tab): its leave is silent. */
   refused?: boolean;
 }
@@ -51,18 +58,6 @@ function lastAgentConfig(room: Room): unknown {
   return config;
 }
 
-/**
- * Frees what the HTTP upgrade left behind once the handshake is parsed: the request object and
- * the raw query (sessionInfo can be kilobytes), which Socket.IO would otherwise keep per socket.
- */
-function dropHandshakeLeftovers(socket: LiveSocket): void {
-  const conn = socket.conn as unknown as { request?: unknown };
-  conn.request = undefined;
-  socket.handshake.headers = {};
-  socket.handshake.query = {};
-  socket.handshake.auth = {};
-}
-
 export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache): void {
   const { index, store, metrics, logger } = ctx;
   const live = io as unknown as LiveServer;
@@ -94,18 +89,22 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       logger.debug({ reason: result.refusal.reason }, 'handshake refused');
       return next(new Error(result.refusal.message));
     }
-    socket.data.hs = result.value;
+    socket.data.role = result.value.role;
+    socket.data.peer = result.value.peer;
+    socket.data.handshake = result.value;
     next();
   });
 
   sockets.on('connection', (socket) => {
-    const hs = socket.data.hs;
-    dropHandshakeLeftovers(socket);
-    metrics.connections.inc({ role: hs.role });
+    const hs = socket.data.handshake as Handshake;
+    socket.data.handshake = undefined;
+    releaseHandshake(socket);
+    const role = hs.role;
+    metrics.connections.inc({ role });
     // Before the role handlers: they may refuse the socket (disconnect it) synchronously, and its
     // `disconnect` must still be seen (the connection gauge, the silent leave of a refused tab).
     socket.on('disconnect', () => {
-      metrics.connections.dec({ role: hs.role });
+      metrics.connections.dec({ role });
       onLeave(socket);
     });
     if (hs.role === 'session') onTrackerConnect(socket, hs);
@@ -148,7 +147,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       socket.to(peer.roomId).emit(RoomEvent.SESSION_RECONNECTED, socket.id);
     }
 
-    socket.on(RoomEvent.UPDATE_SESSION, guarded((arg: unknown) => onUpdateSession(socket, hs, arg)));
+    socket.on(RoomEvent.UPDATE_SESSION, guarded((arg: unknown) => onUpdateSession(socket, peer, arg)));
     socket.onAny(guarded((event: string, ...args: unknown[]) => {
       if (event === RoomEvent.UPDATE_SESSION) return;
       metrics.eventsRelayed.inc({ direction: 'tab_to_room' });
@@ -156,8 +155,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     }));
   }
 
-  function onUpdateSession(socket: LiveSocket, hs: TrackerHandshake, arg: unknown): void {
-    const { peer } = hs;
+  function onUpdateSession(socket: LiveSocket, peer: PeerId, arg: unknown): void {
     const payload = wrapTabPayload(arg, peer.tabId);
     const room = index.room(peer.projectKey, peer.sessionId);
     const tab = room?.tabs.get(peer.tabId);
@@ -224,10 +222,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   }
 
   function onLeave(socket: LiveSocket): void {
-    const { hs, refused } = socket.data;
+    const { role, peer, refused } = socket.data;
     if (refused) return;
-    const { peer } = hs;
-    if (hs.role === 'session') {
+    if (role === 'session') {
       store.publish({ type: 'tab:down', projectKey: peer.projectKey, sessionId: peer.sessionId, tabId: peer.tabId, socketId: socket.id });
     } else {
       store.publish({ type: 'agent:down', projectKey: peer.projectKey, sessionId: peer.sessionId, socketId: socket.id });

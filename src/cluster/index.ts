@@ -1,0 +1,52 @@
+/**
+ * Picks the store for `startHub`: without REDIS_URL the single-node LocalStore (nothing but Node
+ * needed); with it, the Redis store for the session index and the Redis adapter for room traffic.
+ */
+import type { Server } from 'socket.io';
+import { ConfigError } from '../config';
+import type { HubContext } from '../context';
+import type { LiveSocketData } from '../live/rooms';
+import { RoomEvent } from '../protocol';
+import type { SessionIndex } from '../sessions/sessionIndex';
+import { createClusterMetrics } from './metrics';
+import { clusterKeys } from './redisSchema';
+import { RedisStore } from './redisStore';
+import { attachRelay } from './relay';
+import { type ClusterStore, LocalStore } from './store';
+
+export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx: Omit<HubContext, 'store'>): ClusterStore {
+  const { config, logger } = ctx;
+  if (config.redisUrl === undefined) return new LocalStore(nodeId, index);
+  if (config.clusterNodeTtlMs < 2 * config.clusterHeartbeatMs) {
+    // One late heartbeat must not be enough to declare a node dead.
+    throw new ConfigError(`invalid configuration: CLUSTER_NODE_TTL_MS (${config.clusterNodeTtlMs}) must be at least twice CLUSTER_HEARTBEAT_MS (${config.clusterHeartbeatMs})`);
+  }
+  const metrics = createClusterMetrics(ctx.metrics.registry);
+  const keys = clusterKeys(config.redisPrefix);
+  const log = logger.child({ component: 'cluster' });
+  attachRelay(io, { redisUrl: config.redisUrl, nodeId, streamName: keys.relay, maxLen: config.clusterRelayMaxLen, logger: log, metrics });
+  log.info({ nodeId, prefix: config.redisPrefix, heartbeatMs: config.clusterHeartbeatMs, nodeTtlMs: config.clusterNodeTtlMs }, 'cluster mode: joining through Redis');
+  return new RedisStore({
+    nodeId,
+    index,
+    redisUrl: config.redisUrl,
+    keys,
+    heartbeatMs: config.clusterHeartbeatMs,
+    nodeTtlMs: config.clusterNodeTtlMs,
+    streamMaxLen: config.clusterStreamMaxLen,
+    joinTimeoutMs: config.clusterJoinTimeoutMs,
+    logger: log,
+    metrics,
+    onTabLost: (socketId) => refuseTab(io, socketId),
+  });
+}
+
+/** The same refusal a duplicate tab gets on one node (live/rooms.ts), for the loser of a cross-node race. */
+function refuseTab(io: Server, socketId: string): void {
+  const socket = io.of('/').sockets.get(socketId);
+  if (!socket) return;
+  // `refused` makes the leave silent: the index never held this socket's tab as the cluster's.
+  (socket.data as Partial<LiveSocketData>).refused = true;
+  socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
+  socket.disconnect(true);
+}

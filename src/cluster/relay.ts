@@ -1,0 +1,86 @@
+/**
+ * Room traffic across nodes: the Socket.IO Redis Streams adapter. With it, `io.to(socketId)` and
+ * `io.to(roomId)` reach sockets on every node, so the handlers in live/rooms.ts need no change and
+ * never call `fetchSockets`: they already know each tab's and agent's socket id from the index.
+ *
+ * Why the Streams adapter rather than the pub/sub one (`@socket.io/redis-adapter`): it is already a
+ * dependency; a node whose reading connection drops briefly resumes from its last stream offset
+ * instead of losing what was published meanwhile; it supports Socket.IO's connection state
+ * recovery should the hub enable it; and it runs on the same Redis feature (Streams) as the index
+ * replication, so there is one thing to size and watch. What it costs, and how it is bounded, is
+ * in docs/cluster.md (relayed payloads stay in Redis until trimmed: CLUSTER_RELAY_MAXLEN).
+ */
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import Redis, { type RedisOptions } from 'ioredis';
+import type { Namespace, Server } from 'socket.io';
+import type { Logger } from '../ops/logger';
+import type { ClusterMetrics } from './metrics';
+
+/**
+ * The adapter publishes with this client and reads with duplicates of it. The two need opposite
+ * behaviours while Redis is away:
+ * - publishing must fail at once: the adapter delivers to local sockets only after its XADD
+ *   settles, so a queued XADD would stall this node's own room traffic for the whole outage;
+ * - reading must wait: the adapter re-issues its XREAD as soon as one fails, so a read that fails
+ *   at once would spin; queued, it simply resumes when Redis is back.
+ */
+class RelayClient extends Redis {
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return new Redis({ ...this.options, enableOfflineQueue: true, maxRetriesPerRequest: null, ...override });
+  }
+}
+
+export interface RelayOptions {
+  redisUrl: string;
+  nodeId: string;
+  /** Stream name and channel prefix. */
+  streamName: string;
+  maxLen: number;
+  logger: Logger;
+  metrics: ClusterMetrics;
+}
+
+/** Sets the Redis adapter on every namespace of `io`; its Redis connections close with `io.close()`. */
+export function attachRelay(io: Server, o: RelayOptions): void {
+  const client = new RelayClient(o.redisUrl, {
+    connectionName: `hub:${o.nodeId}:relay`,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times: number) => Math.min(times * 50, 500),
+    connectTimeout: 2_000,
+  });
+  let failing = false;
+  client.on('error', (err: Error) => {
+    o.metrics.redisErrors.inc({ client: 'relay' });
+    if (!failing) o.logger.warn({ err: err.message }, 'relay: redis error (cross-node room traffic is interrupted until Redis is back)');
+    failing = true;
+  });
+  client.on('ready', () => {
+    failing = false;
+  });
+
+  const factory = createAdapter(client, {
+    streamName: o.streamName,
+    channelPrefix: o.streamName,
+    sessionKeyPrefix: `${o.streamName}:session:`,
+    maxLen: o.maxLen,
+    // Bounds how long the adapter's reading connections outlive io.close().
+    blockTimeInMs: 2_000,
+  });
+  let open = 0;
+  // A function expression, not an arrow: Socket.IO calls the adapter factory with `new`.
+  io.adapter(function relayAdapter(nsp: Namespace) {
+    const adapter = factory(nsp);
+    open++;
+    const close = adapter.close.bind(adapter);
+    adapter.close = () => {
+      const closing = close();
+      // The last namespace closed (io.close()): the publishing connection goes too, after the
+      // XADDs of the sockets' last events (QUIT is answered after every pending command).
+      if (--open === 0) client.quit().catch(() => client.disconnect());
+      return closing;
+    };
+    return adapter;
+  });
+}
