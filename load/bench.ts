@@ -24,7 +24,7 @@ import {
   type HubTarget,
 } from './lib/phases';
 import { newRunTag, sessionCountForTabs } from './lib/population';
-import { renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
+import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
 
@@ -76,7 +76,7 @@ async function main(): Promise<number> {
     mode: managed ? 'managed' : 'url',
     hub: { url: options.url ?? '', command: null, commandNote: null, openFileLimit: null, logFile: null, heapSource: null },
     machine: { cpus: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemoryBytes: os.totalmem() },
-    options: { ...options, apiKey: '(redacted)', jwtSecret: '(redacted)', trackerWorkers },
+    options: { ...options, skip: [...options.skip], apiKey: '(redacted)', jwtSecret: '(redacted)', trackerWorkers },
     steps: [],
     errors: {},
   };
@@ -85,12 +85,14 @@ async function main(): Promise<number> {
     fs.writeFileSync(resultFile, `${JSON.stringify(result, null, 2)}\n`);
   };
 
+  // Ctrl-C: stop workers and hub; the pending phase then fails and main() ends normally with 130.
+  let interruptedBy: NodeJS.Signals | undefined;
   const interrupt = (signal: NodeJS.Signals): void => {
+    interruptedBy = signal;
     log(`\n${signal}: stopping workers and hub`);
-    result.failure = `interrupted by ${signal}`;
-    result.finishedAt = new Date().toISOString();
-    writeResult();
-    void cleanup().finally(() => process.exit(130));
+    void cleanup();
+    // Should main() not come back by itself, do not hang around.
+    setTimeout(() => process.exit(130), 15_000).unref();
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
@@ -110,7 +112,7 @@ async function main(): Promise<number> {
       result.hub.url = hubUrl;
       log(`hub: ${choice.command}  (${choice.note.split('\n')[0]})`);
       if (choice.note.includes('\n')) log(choice.note.split('\n').slice(1).map((line) => `  ${line}`).join('\n'));
-      log(`hub: started as bash -c 'ulimit -n ${options.openFileLimit}; exec ${choice.command}' on ${hubUrl}, log ${path.relative(REPO_ROOT, result.hub.logFile)}`);
+      log(`hub: started per step as bash -c 'ulimit -n ${options.openFileLimit}; exec ${choice.command}', log ${path.relative(REPO_ROOT, result.hub.logFile)}`);
     } else {
       hubUrl = options.url as string;
       log(`hub: driving the running hub at ${hubUrl} (no restarts: steps ramp up)`);
@@ -129,7 +131,7 @@ async function main(): Promise<number> {
         socketPath: options.socketPath,
         apiKey: options.apiKey,
         jwtSecret: options.jwtSecret,
-        population: { projectCount: options.projects, runTag: newRunTag(Date.now()) },
+        population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
       },
       maxLifetimeMs: options.steps.length * perStepBudgetMs + 120_000,
     };
@@ -144,6 +146,13 @@ async function main(): Promise<number> {
       let hubReadyMs: number | null = null;
       let hubTarget: HubTarget = { url: hubUrl, apiKey: options.apiKey };
       if (managed) {
+        // A fresh port per restart: the previous step's tabs left ~N client sockets in TIME_WAIT
+        // towards the old port, and reusing it would slow the kernel's port allocation (and the
+        // measured connect rate) down.
+        if (stepIndex > 0) {
+          hubUrl = `http://127.0.0.1:${await findFreePort()}`;
+          await Promise.all(workers.all.map((worker) => worker.request('retarget', { url: hubUrl }, 10_000)));
+        }
         const hub = ManagedHub.start({
           command: hubCommand,
           cwd: REPO_ROOT,
@@ -154,12 +163,13 @@ async function main(): Promise<number> {
           logFile: result.hub.logFile as string,
         });
         running.hub = hub;
+        result.hub.url = hubUrl;
         hubReadyMs = await waitReady(hubUrl, HUB_READY_TIMEOUT_MS, () => hub.exit === undefined).catch((error: unknown) => {
           throw new Error(`${describeError(error)}\n--- hub log tail ---\n${hub.logTail()}`);
         });
         result.hub.openFileLimit = hub.openFileLimit() ?? null;
         hubTarget = { url: hubUrl, apiKey: options.apiKey, ...(hub.pid !== undefined ? { pid: hub.pid } : {}) };
-        log(`hub ready in ${Math.round(hubReadyMs)} ms, pid ${hub.pid}, open-file limit ${result.hub.openFileLimit ?? 'unknown'}`);
+        log(`hub ready on ${hubUrl} in ${Math.round(hubReadyMs)} ms, pid ${hub.pid}, open-file limit ${result.hub.openFileLimit ?? 'unknown'}`);
         liveTabs = 0;
       }
       const recorder = new PhaseRecorder(hubTarget, () => workers.all);
@@ -198,12 +208,12 @@ async function main(): Promise<number> {
       const memory = memoryPerSession(baseline, loaded, liveTabs);
 
       const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000 };
-      log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
-      const rest = await runRestMatrix(recorder, workers, liveTabs, restOptions);
+      if (!options.skip.has('rest')) log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
+      const rest = options.skip.has('rest') ? [] : await runRestMatrix(recorder, workers, liveTabs, restOptions);
       assertHubAlive();
 
-      log(`relay: ${options.relayPairs} agent<->tab pairs, idle then under ${options.restConcurrency} REST search clients`);
-      const relay = await runRelay(recorder, workers, liveTabs, {
+      if (!options.skip.has('relay')) log(`relay: ${options.relayPairs} agent<->tab pairs, idle then under ${options.restConcurrency} REST search clients`);
+      const relay = options.skip.has('relay') ? null : await runRelay(recorder, workers, liveTabs, {
         pairs: options.relayPairs,
         durationMs: options.relayDurationMs,
         pauseMs: options.relayPauseMs,
@@ -213,8 +223,8 @@ async function main(): Promise<number> {
       });
       assertHubAlive();
 
-      log(`diffs: ${options.dashboards} dashboards, ${options.diffRate} tracker changes/s for ${options.diffDurationMs / 1000} s`);
-      const diffs = await runDiffs(recorder, workers, {
+      if (!options.skip.has('diffs')) log(`diffs: ${options.dashboards} dashboards, ${options.diffRate} tracker changes/s for ${options.diffDurationMs / 1000} s`);
+      const diffs = options.skip.has('diffs') ? null : await runDiffs(recorder, workers, {
         dashboards: options.dashboards,
         projectCount: options.projects,
         changesPerSecond: options.diffRate,
@@ -226,7 +236,7 @@ async function main(): Promise<number> {
       assertHubAlive();
 
       if (managed) {
-        await recorder.observe('disconnect all tabs', () => closeTrackers(workers));
+        await recorder.observe(TEARDOWN_PHASE, () => closeTrackers(workers));
         await running.hub?.stop();
         running.hub = undefined;
         liveTabs = 0;
@@ -235,7 +245,11 @@ async function main(): Promise<number> {
 
       const stepErrors = new ErrorCounts();
       for (const observation of recorder.observations) stepErrors.merge(observation.errors);
-      const loopDelays = recorder.observations.flatMap((observation) => (observation.eventLoopP99Ms === null ? [] : [observation.eventLoopP99Ms]));
+      const measuring = recorder.observations.filter((observation) => observation.phase !== TEARDOWN_PHASE);
+      const worst = (values: Array<number | null>): number | null => {
+        const known = values.filter((value): value is number => value !== null);
+        return known.length > 0 ? Math.max(...known) : null;
+      };
       const step: StepResult = {
         tabs,
         sessions: sessionCountForTabs(tabs),
@@ -246,17 +260,27 @@ async function main(): Promise<number> {
         relay,
         diffs,
         phases: recorder.observations,
-        eventLoopP99WorstMs: loopDelays.length > 0 ? Math.max(...loopDelays) : null,
+        eventLoopP99WorstMs: worst(measuring.map((observation) => observation.eventLoopP99Ms)),
+        eventLoopMaxWorstMs: worst(measuring.map((observation) => observation.eventLoopMaxMs)),
         errors: stepErrors.toJson(),
       };
       result.steps.push(step);
       writeResult();
       log(renderPhases(step));
+      log(PHASE_TABLE_NOTE);
     }
 
+    if (interruptedBy !== undefined) {
+      result.failure = `interrupted by ${interruptedBy}`;
+      return 130;
+    }
     result.completed = true;
     return 0;
   } catch (error) {
+    if (interruptedBy !== undefined) {
+      result.failure = `interrupted by ${interruptedBy}`;
+      return 130;
+    }
     result.failure = describeError(error);
     process.stderr.write(`\nbench failed: ${result.failure}\n`);
     return 1;
@@ -277,11 +301,17 @@ async function main(): Promise<number> {
   }
 }
 
-async function cleanup(): Promise<void> {
-  const { workers, hub } = running;
-  running.workers = undefined;
-  running.hub = undefined;
-  await Promise.all([...(workers?.all ?? []).map((worker) => worker.stop(3000)), hub?.stop(3000)]);
+let cleanupDone: Promise<void> | undefined;
+
+/** Stops the workers and the managed hub; every call after the first waits for the same work. */
+function cleanup(): Promise<void> {
+  cleanupDone ??= (async () => {
+    const { workers, hub } = running;
+    running.workers = undefined;
+    running.hub = undefined;
+    await Promise.all([...(workers?.all ?? []).map((worker) => worker.stop(3000)), hub?.stop(3000)]);
+  })();
+  return cleanupDone;
 }
 
 main().then(

@@ -30,6 +30,8 @@ interface Fleets {
 
 const errors = new ErrorCounts();
 let fleets: Fleets | undefined;
+/** Shared by every fleet, so retargeting it moves all later connections. */
+let hubConnection: WorkerInit['hub'] | undefined;
 
 function usage(): WorkerUsage {
   const cpu = process.cpuUsage();
@@ -46,6 +48,7 @@ type Handlers = { [K in CommandName]: (args: CommandArgs<K>) => Promise<CommandR
 
 const handlers: Handlers = {
   init: (init: WorkerInit) => {
+    hubConnection = init.hub;
     fleets = {
       trackers: new TrackerFleet(init.hub, errors),
       rest: new RestLoad(init.hub, errors),
@@ -60,6 +63,11 @@ const handlers: Handlers = {
     return usage();
   },
   usage: () => usage(),
+  retarget: ({ url }) => {
+    if (hubConnection === undefined) throw new Error('worker used before init');
+    hubConnection.url = url;
+    return usage();
+  },
   'trackers.connect': (args) => initialized().trackers.connect(args),
   'trackers.update': (args) => initialized().trackers.sendUpdates(args),
   'trackers.close': () => initialized().trackers.close(),

@@ -22,6 +22,12 @@ export interface ManagedHubOptions {
   env?: Record<string, string>;
 }
 
+/** Hubs started and not yet exited: killed if the bench exits without its cleanup running. */
+const runningHubs = new Set<ManagedHub>();
+process.once('exit', () => {
+  for (const hub of runningHubs) hub.killNow();
+});
+
 /** A hub the bench started: its own process group, so stopping it also stops any wrapper (npx). */
 export class ManagedHub {
   private exitDescription: string | undefined;
@@ -63,8 +69,8 @@ export class ManagedHub {
     });
     fs.closeSync(logFd);
     const hub = new ManagedHub(child, options.logFile);
-    // A last resort if the bench dies without running its cleanup: never leave a hub behind.
-    process.once('exit', () => hub.killNow());
+    runningHubs.add(hub);
+    void hub.exited.then(() => runningHubs.delete(hub));
     return hub;
   }
 
@@ -164,6 +170,7 @@ export interface HubMetrics {
   /** prom-client resets its event-loop histogram on every scrape: this covers the time since the previous scrape. */
   eventLoopP99Seconds?: number;
   eventLoopMinSeconds?: number;
+  eventLoopMaxSeconds?: number;
   /** Every sample whose name starts with `hub_`, keyed by `name{labels}`. */
   hub: Record<string, number>;
 }
@@ -204,6 +211,7 @@ export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<Hu
     assign('heapUsedBytes', 'nodejs_heap_size_used_bytes');
     assign('eventLoopP99Seconds', 'nodejs_eventloop_lag_p99_seconds');
     assign('eventLoopMinSeconds', 'nodejs_eventloop_lag_min_seconds');
+    assign('eventLoopMaxSeconds', 'nodejs_eventloop_lag_max_seconds');
     // Histogram buckets would swamp the report; their _sum and _count are kept.
     for (const [key, value] of samples) if (key.startsWith('hub_') && !key.includes('_bucket{')) metrics.hub[key] = value;
     return metrics;
@@ -215,7 +223,8 @@ export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<Hu
 export interface GcResult {
   heapUsedBytes: number;
   rssBytes: number;
-  source: 'debug/gc' | 'metrics' | 'proc';
+  /** Only 'debug/gc' is after a forced GC; 'debug/gc without --expose-gc' is the hub's memoryUsage() as is. */
+  source: 'debug/gc' | 'debug/gc without --expose-gc' | 'metrics' | 'proc';
 }
 
 /**
@@ -229,7 +238,8 @@ export async function measureHeap(baseUrl: string, apiKey: string, hubPid?: numb
     if (response.status === 200) {
       const parsed: unknown = JSON.parse(response.body);
       if (isRecord(parsed) && typeof parsed.heapUsed === 'number' && typeof parsed.rss === 'number') {
-        return { heapUsedBytes: parsed.heapUsed, rssBytes: parsed.rss, source: 'debug/gc' };
+        const source = parsed.gc === false ? 'debug/gc without --expose-gc' : 'debug/gc';
+        return { heapUsedBytes: parsed.heapUsed, rssBytes: parsed.rss, source };
       }
     }
   } catch {

@@ -31,7 +31,12 @@ export interface BenchOptions {
   openFileLimit: number;
   outDir: string;
   settleMs: number;
+  /** Phases left out (connect and memory always run). */
+  skip: ReadonlySet<SkippablePhase>;
 }
+
+export const SKIPPABLE_PHASES = ['rest', 'relay', 'diffs'] as const;
+export type SkippablePhase = (typeof SKIPPABLE_PHASES)[number];
 
 export const USAGE = `Usage: npx tsx load/bench.ts [options]
 
@@ -52,6 +57,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --dashboards N           dashboard subscriptions (default 200)
   --diff-rate N            tracker changes per second during the diff phase (default 100)
   --diff-duration S        seconds of the diff phase (default 10)
+  --skip LIST              leave out phases: any of rest,relay,diffs (connect/memory always run)
   --socket-path P          Socket.IO path (default /ws-assist/socket)
   --api-key K              API key allowed for every project (default: random, given to the hub)
   --jwt-secret S           agent JWT secret (default: random, given to the hub)
@@ -117,6 +123,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
   steps.sort((a, b) => a - b);
 
+  const skip = new Set<SkippablePhase>();
+  for (const name of (flags.get('--skip') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
+    if (!(SKIPPABLE_PHASES as readonly string[]).includes(name)) throw new UsageError(`--skip: unknown phase ${name}`);
+    skip.add(name as SkippablePhase);
+  }
+
   const trackerWorkersRaw = flags.get('--tracker-workers');
   return {
     quick,
@@ -144,5 +156,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     openFileLimit: Math.floor(number('--fd-limit', 20_000, 1024)),
     outDir: flags.get('--out') ?? 'load/results',
     settleMs: quick ? 300 : 1500,
+    skip,
   };
 }

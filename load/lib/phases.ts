@@ -31,6 +31,8 @@ export interface PhaseObservation {
   /** Raw prom-client p99; includes its sampling interval (10 ms by default), see `eventLoopMinMs`. */
   eventLoopP99Ms: number | null;
   eventLoopMinMs: number | null;
+  /** Longest single event-loop stall seen during the phase: a p99 hides one long stall. */
+  eventLoopMaxMs: number | null;
   /** CPU seconds all load workers used together during the phase. */
   generatorCpuSeconds: number;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
@@ -50,11 +52,6 @@ export class PhaseRecorder {
 
   /** Pass to the workers: where their error counts go. */
   readonly onWorkerErrors = (errors: ErrorCountsJson): void => this.phaseErrors.merge(errors);
-
-  /** Errors outside any phase (a worker failing to start, a hub restart...). */
-  recordError(kind: string): void {
-    this.phaseErrors.add(kind);
-  }
 
   async observe<T>(phase: string, run: () => Promise<T>): Promise<T> {
     const before = await this.sample();
@@ -106,6 +103,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     hubCpuCores: hubCpuSeconds === null ? null : hubCpuSeconds / (durationMs / 1000),
     eventLoopP99Ms: toMs(after.metrics?.eventLoopP99Seconds),
     eventLoopMinMs: toMs(after.metrics?.eventLoopMinSeconds),
+    eventLoopMaxMs: toMs(after.metrics?.eventLoopMaxSeconds),
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
     hubMetricChanges,
     errors,

@@ -18,6 +18,8 @@ export interface PopulationConfig {
    * long-running hub never collide (a collision would look like a duplicate-tab refusal).
    */
   runTag: string;
+  /** Date.now() when the run started: session start times are set back from it, identically for every tab. */
+  startedAtMs: number;
 }
 
 export interface SessionIdentity {
@@ -87,7 +89,7 @@ export function sessionIdentity(sessionIndex: number, config: PopulationConfig):
 /** How many distinct sessions the first `tabCount` tabs belong to. */
 export function sessionCountForTabs(tabCount: number): number {
   if (tabCount <= 0) return 0;
-  return tabIdentity(tabCount - 1, { projectCount: 1, runTag: '0' }).sessionIndex + 1;
+  return tabIdentity(tabCount - 1, { projectCount: 1, runTag: '0', startedAtMs: 0 }).sessionIndex + 1;
 }
 
 /** A 20-character alphanumeric project key; the same for a given index in every run. */
@@ -105,7 +107,7 @@ export function userAgentOf(sessionIndex: number): string {
 }
 
 /** What the tracker of this session announces; both tabs of a session announce the same data. */
-export function sessionInfoOf(session: SessionIdentity, tabNumber: number, nowMs: number): TrackerSessionInfo {
+export function sessionInfoOf(session: SessionIdentity, tabNumber: number, config: PopulationConfig): TrackerSessionInfo {
   const i = session.sessionIndex;
   const first = pick(FIRST_NAMES, unitRandom(i, 2));
   const last = pick(LAST_NAMES, unitRandom(i, 3));
@@ -128,7 +130,7 @@ export function sessionInfoOf(session: SessionIdentity, tabNumber: number, nowMs
     userUUID: uuidOf(i),
     metadata: { plan: weightedPick(PLANS, unitRandom(i, 7)), company },
     // Sessions started at some point in the last two hours.
-    timestamp: nowMs - Math.floor(unitRandom(i, 8) * 2 * 3600 * 1000),
+    timestamp: config.startedAtMs - Math.floor(unitRandom(i, 8) * 2 * 3600 * 1000),
     trackerVersion: pick(TRACKER_VERSIONS, unitRandom(i, 9)),
     isSnippet: unitRandom(i, 12) < 0.3,
     revID: unitRandom(i, 13) < 0.5 ? '' : `v2.${Math.floor(unitRandom(i, 14) * 40)}.0`,

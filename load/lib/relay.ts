@@ -136,7 +136,7 @@ export class RelayPairs {
         peerId: tab.peerId,
         identity: 'session',
         tabId: tab.tabId,
-        sessionInfo: JSON.stringify(sessionInfoOf(tab, 0, Date.now())),
+        sessionInfo: JSON.stringify(sessionInfoOf(tab, 0, this.hub.population)),
       },
       headers: { 'user-agent': userAgentOf(sessionIndex) },
       timeoutMs,

@@ -155,7 +155,7 @@ export class TrackerFleet {
 
   private async connectTab(tabIndex: number, timeoutMs: number): Promise<void> {
     const tab = tabIdentity(tabIndex, this.hub.population);
-    const sessionInfo = sessionInfoOf(tab, tab.tabNumber, Date.now());
+    const sessionInfo = sessionInfoOf(tab, tab.tabNumber, this.hub.population);
     const socket = await openSocket(this.hub, {
       namespace: '',
       query: {

@@ -41,6 +41,8 @@ type None = Record<string, never>;
 export interface WorkerCommands {
   init: { args: WorkerInit; result: WorkerUsage };
   usage: { args: None; result: WorkerUsage };
+  /** Points every later connection at another hub URL (a restarted hub listens on a fresh port). */
+  retarget: { args: { url: string }; result: WorkerUsage };
   'trackers.connect': { args: TrackerConnectArgs; result: TrackerConnectResult };
   'trackers.update': { args: TrackerUpdateArgs; result: TrackerUpdateResult };
   'trackers.close': { args: None; result: CloseResult };
