@@ -65,7 +65,7 @@ describe('SearchResponses', () => {
     addSession(index, PROJECT_A, '1', { userID: 'a', timestamp: 1 });
     addSession(index, PROJECT_A, '2', { userID: 'b', timestamp: 2 });
     const body = new SearchResponses(index, 10).body(PROJECT_A, q({ limit: 1 }));
-    const parsed = JSON.parse(body) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
+    const parsed = JSON.parse(body.toString()) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
     expect(parsed.data.total).toBe(2);
     expect(parsed.data.sessions.map((s) => s.sessionID)).toEqual(['2']);
     expect(parsed.data.sessions[0]).toEqual(index.session(PROJECT_A, '2'));
@@ -90,14 +90,14 @@ describe('SearchResponses', () => {
     addSession(index, PROJECT_A, '1', { userID: 'z' });
     const after = responses.body(PROJECT_A, query);
     expect(search).toHaveBeenCalledTimes(2);
-    expect(JSON.parse(after)).toEqual({ data: { total: 0, sessions: [] } });
+    expect(JSON.parse(after.toString())).toEqual({ data: { total: 0, sessions: [] } });
   });
 
   it('keys entries by page and limit', () => {
     const index = new SessionIndex();
     for (const id of ['1', '2', '3']) addSession(index, PROJECT_A, id, { timestamp: Number(id) });
     const responses = new SearchResponses(index, 10);
-    const ids = (body: string) => (JSON.parse(body) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
+    const ids = (body: Buffer) => (JSON.parse(body.toString()) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 1 })))).toEqual(['3']);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 2 })))).toEqual(['2']);
     expect(ids(responses.body(PROJECT_A, q({ limit: 2, page: 1 })))).toEqual(['3', '2']);
@@ -116,13 +116,13 @@ describe('SearchResponses', () => {
   it('is right for a project that emptied and came back', () => {
     const index = new SessionIndex();
     const responses = new SearchResponses(index, 10);
-    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(0);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(0);
     addSession(index, PROJECT_A, '1');
-    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(1);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(1);
     index.apply({ type: 'tab:down', projectKey: PROJECT_A, sessionId: '1', tabId: 't1', socketId: 's-1' });
-    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.total).toBe(0);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(0);
     addSession(index, PROJECT_A, '2');
-    expect(JSON.parse(responses.body(PROJECT_A, q({}))).data.sessions[0].sessionID).toBe('2');
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.sessions[0].sessionID).toBe('2');
   });
 });
 

@@ -12,7 +12,8 @@ import { type SearchQuery, queryKey } from '../sessions/query';
 
 interface Entry {
   version: number;
-  body: string;
+  /** Encoded once: a cached body is written many times, and UTF-8 encoding it each time showed in profiles. */
+  body: Buffer;
 }
 
 /**
@@ -30,19 +31,19 @@ export class SearchResponses {
   ) {
     this.cache =
       maxEntries > 0
-        ? new LRUCache<string, Entry>({ max: maxEntries, maxSize: MAX_CACHE_BYTES, sizeCalculation: (e) => Math.max(1, e.body.length) })
+        ? new LRUCache<string, Entry>({ max: maxEntries, maxSize: MAX_CACHE_BYTES, sizeCalculation: (e) => Math.max(1, e.body.byteLength) })
         : undefined;
   }
 
-  /** `{"data": {"total", "sessions"}}` for one page of a search, as JSON text. */
-  body(projectKey: string, query: SearchQuery): string {
+  /** `{"data": {"total", "sessions"}}` for one page of a search, as UTF-8 JSON. */
+  body(projectKey: string, query: SearchQuery): Buffer {
     const version = this.index.projectVersion(projectKey);
     const key = this.cache ? `${projectKey}\0${queryKey(query)}\0${query.page}\0${query.limit}` : '';
     const hit = this.cache?.get(key);
     if (hit && hit.version === version) return hit.body;
     const page = this.index.search(projectKey, query);
     const sessions = page.rooms.map((room) => this.index.sessionJson(room)).join(',');
-    const body = `{"data":{"total":${page.total},"sessions":[${sessions}]}}`;
+    const body = Buffer.from(`{"data":{"total":${page.total},"sessions":[${sessions}]}}`);
     this.cache?.set(key, { version, body });
     return body;
   }

@@ -47,7 +47,7 @@ function listBody(req: Request): Record<string, unknown> {
 }
 
 /** Marks data that may miss other nodes' changes, so clients can tell a stale view. */
-function sendData(ctx: HubContext, res: Response, body: string): void {
+function sendData(ctx: HubContext, res: Response, body: string | Buffer): void {
   if (ctx.store.status().partial) res.setHeader('X-Hub-Partial', 'true');
   res.type('application/json').send(body);
 }
