@@ -6,7 +6,7 @@ import { type Hub, startHub } from '../../src/server';
 export const API_KEY = 'test-api-key-0001';
 export const JWT_SECRET = 'test-jwt-secret-0001';
 export const CHROME_UA =
-  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Safari/537.36';
 
 export async function startTestHub(env: Record<string, string> = {}): Promise<Hub> {
   const config = loadConfig({
@@ -20,9 +20,9 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Hu
   return startHub(config);
 }
 
-/** A 20-character project key derived from a short name. */
+/** A 20-character project key from a short name (letters/digits only: `-` separates peerId parts). */
 export function projectKey(name: string): string {
-  return `${name}${'x'.repeat(20)}`.slice(0, 20);
+  return `${name.replace(/[^A-Za-z0-9]/g, '')}${'0'.repeat(20)}`.slice(0, 20);
 }
 
 export interface TrackerOptions {
@@ -55,7 +55,7 @@ export function connectTracker(hub: Hub, o: TrackerOptions): Promise<Socket> {
 }
 
 /** Resolves when `check` returns true, polling every `everyMs`; rejects with `describe()` after the timeout. */
-export async function eventually(check: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 5000, everyMs = 20): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, describe: () => string = () => '', timeoutMs = 5000, everyMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

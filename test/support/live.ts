@@ -7,15 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { io, type Socket } from 'socket.io-client';
-import { loadConfig } from '../../src/config';
 import type { Session } from '../../src/sessions/model';
-import { type Hub, startHub } from '../../src/server';
+import type { Hub } from '../../src/server';
+import { API_KEY, CHROME_UA, JWT_SECRET, eventually, startTestHub } from './hub';
 
-export const API_KEY = 'testkey123';
-export const JWT_SECRET = 'test-secret-123';
+export { API_KEY, CHROME_UA, JWT_SECRET, eventually, projectKey } from './hub';
 export const WS_PATH = '/ws-assist/socket';
-export const CHROME_UA =
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Safari/537.36';
 export const IPHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
 
@@ -24,22 +21,7 @@ export const EVENT_TIMEOUT_MS = 3000;
 /** Window in which an event must NOT arrive ("nothing happens" checks). */
 export const QUIET_MS = 150;
 
-export const TEST_ENV: Readonly<Record<string, string>> = {
-  LISTEN_HOST: '127.0.0.1',
-  LISTEN_PORT: '0',
-  HUB_API_KEYS: `${API_KEY}:*`,
-  ASSIST_JWT_SECRET: JWT_SECRET,
-  LOG_LEVEL: 'silent',
-};
-
-export async function startLiveHub(env: Record<string, string> = {}): Promise<Hub> {
-  return startHub(loadConfig({ ...TEST_ENV, ...env }));
-}
-
-/** A 20-character project key from a short name (letters/digits only: `-` separates peerId parts). */
-export function projectKey(name: string): string {
-  return `${name.replace(/[^A-Za-z0-9]/g, '')}${'0'.repeat(20)}`.slice(0, 20);
-}
+export const startLiveHub = startTestHub;
 
 let seq = 0;
 /** A session id unique in the process (numeric, like OpenReplay's). */
@@ -306,16 +288,6 @@ export function agentPeer(hub: Hub, o: AgentOptions): Peer {
 
 export function connectAgent(hub: Hub, o: AgentOptions): Promise<Peer> {
   return agentPeer(hub, o).connected();
-}
-
-/** Resolves when `check` returns true, polling; rejects with `describe()` after the timeout. */
-export async function eventually(check: () => boolean, describe: () => string = () => '', timeoutMs = EVENT_TIMEOUT_MS, everyMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (check()) return;
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms ${describe()}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export function sessionOf(hub: Hub, project: string, sessionId: string): Session | undefined {
