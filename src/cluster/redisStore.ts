@@ -67,18 +67,26 @@ interface LoadedView {
 }
 
 /** Connection settings shared by the store's clients: fail fast, reconnect fast, never queue. */
-function storeClientOptions(name: string): RedisOptions {
+function storeClientOptions(name: string, commandTimeoutMs: number): RedisOptions {
   return {
     connectionName: name,
     lazyConnect: true,
     // A command issued while Redis is away fails at once instead of piling up in memory: the
     // store's recovery re-sends the node's whole state anyway.
     enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
+    // Kept on (the default): with it off, ioredis drops a command that was in flight when the
+    // connection broke without ever settling its promise if the reconnection is quick, and the
+    // reader loop would wait forever. Re-sent commands are harmless: every write is idempotent
+    // and a recovery follows any reconnection.
+    autoResendUnfulfilledCommands: true,
     maxRetriesPerRequest: 1,
+    // The last guard against a command that never settles (the reader's includes its BLOCK time).
+    commandTimeout: commandTimeoutMs,
     // Redis back => converged quickly: retry every 50..500 ms, forever.
     retryStrategy: (times: number) => Math.min(times * 50, 500),
     connectTimeout: 2_000,
+    // ioredis waits this long for a closing socket; closing twice would otherwise hold the process for 2 s.
+    disconnectTimeout: 200,
   };
 }
 
@@ -120,6 +128,11 @@ export class RedisStore implements ClusterStore {
   private heartbeat: NodeJS.Timeout | undefined;
   private ticking = false;
   private wake: (() => void) | undefined;
+  private closeSignal!: () => void;
+  /** Settles when the store starts closing: a read blocked on a dead connection is not waited for. */
+  private readonly closingPromise = new Promise<null>((resolve) => {
+    this.closeSignal = () => resolve(null);
+  });
   private joinedSignal!: () => void;
   private readonly joinedPromise = new Promise<void>((resolve) => {
     this.joinedSignal = resolve;
@@ -142,6 +155,13 @@ export class RedisStore implements ClusterStore {
   private readonly pendingClaims = new Map<string, string>();
   /** Other nodes this node has applied entries of (their sessions may be in the index). */
   private knownNodes = new Set<string>();
+  /**
+   * Known nodes a resync found nothing of in Redis, and since when. After a Redis restart every
+   * node's state is gone until it re-states (within moments of Redis coming back): their sessions
+   * are kept for one TTL rather than removed and re-added on every dashboard; the sweep removes
+   * them if they do not come back.
+   */
+  private readonly absentSince = new Map<string, number>();
   private duplicateWarned = false;
 
   constructor(private readonly options: RedisStoreOptions) {
@@ -153,8 +173,8 @@ export class RedisStore implements ClusterStore {
     this.maxPendingOps = options.maxPendingOps ?? 10_000;
     // The reader notices a recovery request or a close at the latest after one block.
     this.readBlockMs = Math.min(options.heartbeatMs, 1_000);
-    this.cmd = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:store`));
-    this.reader = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:reader`));
+    this.cmd = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:store`, 10_000));
+    this.reader = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:reader`, this.readBlockMs + 5_000));
     for (const [client, name] of [
       [this.cmd, 'store'],
       [this.reader, 'reader'],
@@ -230,6 +250,7 @@ export class RedisStore implements ClusterStore {
 
   private async leave(handOff: boolean): Promise<void> {
     this.closing = true;
+    this.closeSignal();
     clearInterval(this.heartbeat);
     this.wakeUp();
     if (handOff && this.cmd.status === 'ready') {
@@ -242,9 +263,12 @@ export class RedisStore implements ClusterStore {
       }
     }
     this.reader.disconnect();
-    await this.loop;
+    // Bounded: a recovery step waiting on a broken connection is abandoned, not awaited.
+    await withTimeout(this.loop ?? Promise.resolve(), 2_000).catch(() => undefined);
     try {
-      await withTimeout(this.cmd.quit(), 1_000);
+      // QUIT lets in-flight writes finish; without a connection there is nothing to wait for.
+      if (this.cmd.status === 'ready') await withTimeout(this.cmd.quit(), 1_000);
+      else this.cmd.disconnect();
     } catch {
       this.cmd.disconnect();
     }
@@ -389,14 +413,21 @@ export class RedisStore implements ClusterStore {
   }
 
   private applyView(view: LoadedView): void {
-    for (const op of reconcileOps(this.index, view.states, (id) => id !== this.nodeId)) this.applyRemote(op);
-    this.knownNodes = new Set(view.states.keys());
+    const now = Date.now();
+    for (const id of view.states.keys()) this.absentSince.delete(id);
+    for (const id of this.knownNodes) if (!view.states.has(id) && !this.absentSince.has(id)) this.absentSince.set(id, now);
+    const replaced = (id: string) => id !== this.nodeId && !this.absentSince.has(id);
+    for (const op of reconcileOps(this.index, view.states, replaced)) this.applyRemote(op);
+    this.knownNodes = new Set([...view.states.keys(), ...this.absentSince.keys()]);
   }
 
   private async readBatch(): Promise<void> {
     let reply: [string, [string, string[]][]][] | null;
     try {
-      reply = (await this.reader.xread('COUNT', 1000, 'BLOCK', this.readBlockMs, 'STREAMS', this.keys.stream, this.lastId)) as [string, [string, string[]][]][] | null;
+      const read = this.reader.xread('COUNT', 1000, 'BLOCK', this.readBlockMs, 'STREAMS', this.keys.stream, this.lastId) as Promise<[string, [string, string[]][]][] | null>;
+      // ioredis may never settle a command whose connection broke once the client is disconnected.
+      read.catch(() => undefined);
+      reply = await Promise.race([read, this.closingPromise]);
     } catch (err) {
       if (!this.closing) {
         this.metrics.redisErrors.inc({ client: 'reader' });
@@ -436,6 +467,7 @@ export class RedisStore implements ClusterStore {
       }
       this.index.apply({ type: 'node:down', nodeId: payload });
       this.knownNodes.delete(payload);
+      this.absentSince.delete(payload);
       this.metrics.entriesApplied.inc({ kind: 'down' });
       return;
     }
@@ -446,6 +478,7 @@ export class RedisStore implements ClusterStore {
     }
     this.metrics.replicationLag.observe(Math.max(0, Date.now() - Number(id.slice(0, id.indexOf('-')))) / 1000);
     this.knownNodes.add(node);
+    this.absentSince.delete(node);
     if (kind === EntryKind.ops) {
       const ops = this.parseOps(payload);
       if (!ops) return;
@@ -627,9 +660,13 @@ export class RedisStore implements ClusterStore {
         this.metrics.evictions.inc();
         this.logger.warn({ node: id }, 'node stopped heartbeating: its sessions are removed from the cluster');
       } else if (result === 2 && this.knownNodes.has(id) && this.recovery === undefined) {
-        // Redis has nothing of it (removed by another node, or lost in a Redis restart): drop what we hold.
+        // Redis has nothing of it (removed while we were away, or lost in a Redis restart and not
+        // re-stated within a TTL): drop what we hold.
+        const since = this.absentSince.get(id);
+        if (since !== undefined && Date.now() - since < this.options.nodeTtlMs) continue;
         this.index.apply({ type: 'node:down', nodeId: id });
         this.knownNodes.delete(id);
+        this.absentSince.delete(id);
       }
     }
     this.metrics.nodes.set(aliveNodes);

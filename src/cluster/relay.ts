@@ -25,8 +25,15 @@ import type { ClusterMetrics } from './metrics';
  *   at once would spin; queued, it simply resumes when Redis is back.
  */
 class RelayClient extends Redis {
+  /** The adapter's reading connections, closed with the adapter rather than after their next BLOCK. */
+  readonly readers: Redis[] = [];
+
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    return new Redis({ ...this.options, enableOfflineQueue: true, maxRetriesPerRequest: null, ...override });
+    // A short disconnectTimeout: the adapter disconnects its readers again after we did, and
+    // ioredis then keeps a timer (default 2 s) for a stream that already closed, delaying exit.
+    const reader = new Redis({ ...this.options, enableOfflineQueue: true, maxRetriesPerRequest: null, disconnectTimeout: 100, ...override });
+    this.readers.push(reader);
+    return reader;
   }
 }
 
@@ -45,8 +52,12 @@ export function attachRelay(io: Server, o: RelayOptions): void {
   const client = new RelayClient(o.redisUrl, {
     connectionName: `hub:${o.nodeId}:relay`,
     enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
+    // An XADD in flight when the connection breaks must settle (the adapter delivers locally only
+    // after it does): re-sent after a quick reconnection, failed after a retry otherwise, and
+    // timed out as a last resort.
+    autoResendUnfulfilledCommands: true,
     maxRetriesPerRequest: 1,
+    commandTimeout: 2_000,
     retryStrategy: (times: number) => Math.min(times * 50, 500),
     connectTimeout: 2_000,
   });
@@ -65,8 +76,6 @@ export function attachRelay(io: Server, o: RelayOptions): void {
     channelPrefix: o.streamName,
     sessionKeyPrefix: `${o.streamName}:session:`,
     maxLen: o.maxLen,
-    // Bounds how long the adapter's reading connections outlive io.close().
-    blockTimeInMs: 2_000,
   });
   let open = 0;
   // A function expression, not an arrow: Socket.IO calls the adapter factory with `new`.
@@ -78,7 +87,11 @@ export function attachRelay(io: Server, o: RelayOptions): void {
       const closing = close();
       // The last namespace closed (io.close()): the publishing connection goes too, after the
       // XADDs of the sockets' last events (QUIT is answered after every pending command).
-      if (--open === 0) client.quit().catch(() => client.disconnect());
+      if (--open === 0) {
+        // The adapter has stopped polling (it checks that after each read): end its blocked reads now.
+        for (const reader of client.readers) reader.disconnect();
+        client.quit().catch(() => client.disconnect());
+      }
       return closing;
     };
     return adapter;

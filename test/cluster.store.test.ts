@@ -1,0 +1,313 @@
+/**
+ * The Redis store without sockets: several stores (each with its own index, as on separate nodes)
+ * against one real Redis. Replication, joining, same-tab races, gaps, dead and evicted nodes, and
+ * a Redis restart, checked on the indexes themselves. The local-apply contract runs against both
+ * stores, so LocalStore and RedisStore cannot drift on it.
+ */
+import Redis from 'ioredis';
+import { Registry } from 'prom-client';
+import { type ClusterMetrics, createClusterMetrics } from '../src/cluster/metrics';
+import { clusterKeys, downScript } from '../src/cluster/redisSchema';
+import { RedisStore } from '../src/cluster/redisStore';
+import { type ClusterStore, LocalStore } from '../src/cluster/store';
+import { createLogger } from '../src/ops/logger';
+import { SessionIndex } from '../src/sessions/sessionIndex';
+import { HEARTBEAT_MS, NODE_TTL_MS, REMOVAL_BOUND_MS, within } from './support/cluster';
+import { RedisServer } from './support/redis';
+import { PROJECT, agentUp, dataOp, makeAgent, makeData, makeTab, tabDown, tabUp } from './support/sessions';
+
+const PREFIX = 'hubtest:';
+const keys = clusterKeys(PREFIX);
+
+interface TestNode {
+  id: string;
+  index: SessionIndex;
+  store: RedisStore;
+  metrics: ClusterMetrics;
+  registry: Registry;
+  lost: string[];
+}
+
+let redis: RedisServer;
+let admin: Redis;
+const nodes: TestNode[] = [];
+
+async function startNode(id: string, joinTimeoutMs = 5_000): Promise<TestNode> {
+  const index = new SessionIndex();
+  const registry = new Registry();
+  const metrics = createClusterMetrics(registry);
+  const lost: string[] = [];
+  const store = new RedisStore({
+    nodeId: id,
+    index,
+    redisUrl: redis.url,
+    keys,
+    heartbeatMs: HEARTBEAT_MS,
+    nodeTtlMs: NODE_TTL_MS,
+    streamMaxLen: 10_000,
+    joinTimeoutMs,
+    logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', id),
+    metrics,
+    onTabLost: (socketId) => lost.push(socketId),
+  });
+  const node = { id, index, store, metrics, registry, lost };
+  nodes.push(node);
+  await store.start();
+  return node;
+}
+
+/** Everything a node's index holds, in a canonical form: equal on two nodes = same view. */
+function viewOf(index: SessionIndex): string {
+  const rooms = [...index.allRooms()].map((room) => ({
+    room: `${room.projectKey}/${room.sessionId}`,
+    data: room.data ? `${room.data.version}@${room.data.origin}:${JSON.stringify(room.data.fields)}` : null,
+    tabs: [...room.tabs.values()].map((t) => `${t.tabId}:${t.socketId}@${t.nodeId}:${t.pageTitle}`).sort(),
+    agents: [...room.agents.keys()].sort(),
+  }));
+  return JSON.stringify(rooms.sort((a, b) => (a.room < b.room ? -1 : 1)));
+}
+
+async function converged(ms: number, ...group: TestNode[]): Promise<number> {
+  return within(
+    ms,
+    () => group.every((n) => viewOf(n.index) === viewOf((group[0] as TestNode).index)),
+    () => group.map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'),
+  );
+}
+
+async function counter(node: TestNode, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await node.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string | number> }[];
+  return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Tab `tabId` of `sessionId` on `node`, with its session data. */
+function openTab(node: TestNode, sessionId: string, tabId = 't1', fields: Record<string, string> = { userID: `user-${sessionId}` }, version = 1): void {
+  node.store.publish(tabUp(sessionId, makeTab(tabId, { nodeId: node.id, socketId: `${node.id}-${sessionId}-${tabId}` }), makeData(fields, version, node.id)));
+}
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await admin.connect();
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.store.close(false)));
+  if (admin.status === 'ready') await admin.flushall();
+});
+
+afterAll(async () => {
+  admin.disconnect();
+  await redis.stop();
+});
+
+const backends: [string, () => Promise<{ store: ClusterStore; index: SessionIndex }>][] = [
+  [
+    'LocalStore',
+    async () => {
+      const index = new SessionIndex();
+      const store = new LocalStore('solo', index);
+      await store.start();
+      return { store, index };
+    },
+  ],
+  ['RedisStore', () => startNode('solo')],
+];
+
+describe.each(backends)('store contract: %s', (_name, make) => {
+  test('publish applies to the local index at once: a read right after the write sees it', async () => {
+    const { store, index } = await make();
+    store.publish(tabUp('s1', makeTab('t1', { nodeId: store.nodeId }), makeData({ userID: 'ann' }, 1, store.nodeId)));
+    expect(index.session(PROJECT, 's1')?.userID).toBe('ann');
+    store.publish(dataOp('s1', makeData({ userID: 'bob' }, 2, store.nodeId)));
+    expect(index.session(PROJECT, 's1')?.userID).toBe('bob');
+    store.publish(tabDown('s1', 't1'));
+    expect(index.session(PROJECT, 's1')).toBeUndefined();
+    expect(store.status()).toEqual({ ready: true, partial: false });
+  });
+});
+
+describe('RedisStore replication', () => {
+  test('ops made on one node reach the others, in order, both ways', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    openTab(a, 's1');
+    a.store.publish(agentUp('s1', makeAgent('agent-1', { nodeId: 'a' })));
+    openTab(b, 's2');
+    await converged(2_000, a, b);
+    expect(b.index.session(PROJECT, 's1')?.userID).toBe('user-s1');
+    expect(b.index.room(PROJECT, 's1')?.agents.has('agent-1')).toBe(true);
+    expect(a.index.session(PROJECT, 's2')?.userID).toBe('user-s2');
+
+    // A second tab of s1 on b: session data changes on b, and both nodes' shares carry the newest data.
+    b.store.publish(tabUp('s1', makeTab('t2', { nodeId: 'b', socketId: 'b-s1-t2' }), makeData({ userID: 'changed' }, 2, 'b')));
+    for (let i = 0; i < 20; i++) a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'a-s1-t1', pageTitle: `page ${i}` })));
+    await converged(2_000, a, b);
+    expect(a.index.session(PROJECT, 's1')?.userID).toBe('changed');
+    expect(b.index.room(PROJECT, 's1')?.tabs.get('t1')?.pageTitle).toBe('page 19');
+
+    a.store.publish(tabDown('s1', 't1', 'a-s1-t1'));
+    b.store.publish(tabDown('s2', 't1', 'b-s2-t1'));
+    await converged(2_000, a, b);
+    expect(a.index.session(PROJECT, 's2')).toBeUndefined();
+    expect(b.index.room(PROJECT, 's1')?.tabs.size).toBe(1);
+  });
+
+  test('a joining node has the whole view when start() resolves, newest data included', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    for (let i = 0; i < 50; i++) openTab(i % 2 ? a : b, `s${i}`);
+    // s0 lives on b; a second tab of it on a changes its data: whichever share c reads, the data is the newest.
+    a.store.publish(tabUp('s0', makeTab('t9', { nodeId: 'a', socketId: 'a-s0-t9' }), makeData({ userID: 'newest' }, 5, 'a')));
+    await converged(2_000, a, b);
+    const c = await startNode('c');
+    expect(c.store.status()).toEqual({ ready: true, partial: false });
+    expect(c.index.size).toBe(50);
+    expect(viewOf(c.index)).toBe(viewOf(a.index));
+    expect(c.index.session(PROJECT, 's0')?.userID).toBe('newest');
+  });
+
+  test('the same tab accepted on two nodes at once: every node ends with the same holder, the loser is refused', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    const c = await startNode('c');
+    // Both claims are made before either node has seen the other's: the true race.
+    a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'sock-a' }), makeData({ userID: 'from-a' }, 1, 'a')));
+    b.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'b', socketId: 'sock-b' }), makeData({ userID: 'from-b' }, 1, 'b')));
+    await converged(2_000, a, b, c);
+    const holder = a.index.room(PROJECT, 's1')?.tabs.get('t1');
+    expect(['sock-a', 'sock-b']).toContain(holder?.socketId);
+    const loser = holder?.socketId === 'sock-a' ? b : a;
+    const winner = loser === a ? b : a;
+    await within(1_000, () => loser.lost.length === 1, () => `lost: ${loser.lost.join(',')}`);
+    expect(loser.lost).toEqual([loser === a ? 'sock-a' : 'sock-b']);
+    expect(winner.lost).toEqual([]);
+    // Data converges by version (ties: origin), whoever won the tab.
+    expect(c.index.session(PROJECT, 's1')?.userID).toBe('from-b');
+    // The loser's tab leaving later changes nothing anywhere.
+    loser.store.publish(tabDown('s1', 't1', loser === a ? 'sock-a' : 'sock-b'));
+    await new Promise((r) => setTimeout(r, 100));
+    await converged(1_000, a, b, c);
+    expect(c.index.room(PROJECT, 's1')?.tabs.get('t1')?.socketId).toBe(holder?.socketId);
+  });
+
+  test('a gap in the stream makes a node reload the view (and it still converges)', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    openTab(a, 's1');
+    await converged(2_000, a, b);
+    // Entries lost between two reads (what trimming does to a reader far behind).
+    await admin.incrby(keys.seq, 3);
+    openTab(a, 's2');
+    await converged(2_000, a, b);
+    expect(b.index.session(PROJECT, 's2')).toBeDefined();
+    await within(1_000, async () => (await counter(b, 'hub_cluster_resyncs_total', { reason: 'gap' })) >= 1, () => 'no gap resync on b');
+  });
+
+  test('a node that dies silently: its sessions leave every view within the TTL bound', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    const c = await startNode('c');
+    openTab(c, 's1');
+    c.store.publish(agentUp('s2', makeAgent('agent-c', { nodeId: 'c' })));
+    openTab(a, 's3');
+    await converged(2_000, a, b, c);
+    expect(a.index.size).toBe(2);
+    // No hand-off: like a killed process, c just stops (its heartbeat expires).
+    await c.store.close(false);
+    nodes.splice(nodes.indexOf(c), 1);
+    const took = await within(REMOVAL_BOUND_MS + 1_000, () => a.index.session(PROJECT, 's1') === undefined && b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index));
+    expect(took).toBeLessThan(REMOVAL_BOUND_MS);
+    expect(a.index.room(PROJECT, 's2')).toBeUndefined();
+    expect(b.index.session(PROJECT, 's3')).toBeDefined();
+    expect(await admin.exists(keys.node('c'), keys.alive('c'))).toBe(0);
+    expect(await admin.sismember(keys.nodes, 'c')).toBe(0);
+    expect((await counter(a, 'hub_cluster_evictions_total')) + (await counter(b, 'hub_cluster_evictions_total'))).toBe(1);
+  });
+
+  test('a node that leaves with hand-off: its sessions leave every view at once', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    openTab(b, 's1');
+    await converged(2_000, a, b);
+    await b.store.close(true);
+    const took = await within(1_000, () => a.index.session(PROJECT, 's1') === undefined, () => viewOf(a.index));
+    expect(took).toBeLessThan(HEARTBEAT_MS * 2);
+  });
+
+  test('a node removed while alive (a long pause) re-states its share and comes back', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    openTab(a, 's1');
+    await converged(2_000, a, b);
+    // What a sweeping node does to a node whose heartbeat expired.
+    await downScript.run(admin, [keys.node('a'), keys.alive('a'), keys.nodes, keys.seq, keys.stream], [10_000, 'a', 'b', '0']);
+    await within(1_000, () => b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index));
+    await converged(2_000, a, b);
+    expect(b.index.session(PROJECT, 's1')).toBeDefined();
+    expect(await counter(a, 'hub_cluster_resyncs_total', { reason: 'evicted' })).toBe(1);
+  });
+
+  test('Redis restarted empty: views are partial meanwhile, then converge to the truth', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    openTab(a, 'ends-during-outage');
+    openTab(a, 'a-stays');
+    openTab(b, 'b-stays');
+    await converged(2_000, a, b);
+
+    // Nobody's session flickers out and back in while the nodes re-state after the restart.
+    const removed: string[] = [];
+    a.index.onChange((c) => c.after === undefined && removed.push(c.sessionId));
+    await redis.pause();
+    await within(2_000, () => a.store.status().partial && b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]));
+    expect(a.store.status().ready).toBe(true);
+    // Local changes keep applying locally; none of them can reach the other node now.
+    a.store.publish(tabDown('ends-during-outage', 't1', 'a-ends-during-outage-t1'));
+    openTab(a, 'starts-during-outage');
+    b.store.publish(dataOp('b-stays', makeData({ userID: 'changed-in-outage' }, 2, 'b')));
+    expect(a.index.session(PROJECT, 'starts-during-outage')).toBeDefined();
+    expect(b.index.session(PROJECT, 'ends-during-outage')).toBeDefined();
+
+    await redis.resume();
+    await within(5_000, () => !a.store.status().partial && !b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]));
+    await converged(2_000, a, b);
+    expect([...b.index.sessions(PROJECT)].map((s) => s.sessionID).sort()).toEqual(['a-stays', 'b-stays', 'starts-during-outage']);
+    expect(a.index.session(PROJECT, 'b-stays')?.userID).toBe('changed-in-outage');
+    expect(removed).toEqual(['ends-during-outage']);
+    // A node that joins now sees the same.
+    const c = await startNode('c');
+    expect(viewOf(c.index)).toBe(viewOf(a.index));
+  });
+
+  test('a node that dies while Redis is away: its sessions leave once Redis is back and it never re-states', async () => {
+    const a = await startNode('a');
+    const c = await startNode('c');
+    openTab(a, 'on-a');
+    openTab(c, 'on-c');
+    await converged(2_000, a, c);
+    await redis.pause();
+    await c.store.close(false);
+    nodes.splice(nodes.indexOf(c), 1);
+    await redis.resume();
+    const took = await within(REMOVAL_BOUND_MS + 3_000, () => a.index.session(PROJECT, 'on-c') === undefined, () => viewOf(a.index));
+    expect(took).toBeLessThan(REMOVAL_BOUND_MS + 1_000);
+    expect(a.index.session(PROJECT, 'on-a')).toBeDefined();
+  });
+
+  test('Redis unreachable at start: the node is not ready, then joins when Redis comes', async () => {
+    await redis.pause();
+    try {
+      const a = await startNode('a', 300);
+      expect(a.store.status()).toMatchObject({ ready: false, partial: true });
+      openTab(a, 's1');
+      await redis.resume();
+      await within(5_000, () => a.store.status().ready, () => JSON.stringify(a.store.status()));
+      const b = await startNode('b');
+      expect(b.index.session(PROJECT, 's1')).toBeDefined();
+    } finally {
+      await redis.resume();
+    }
+  });
+});

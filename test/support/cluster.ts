@@ -1,0 +1,242 @@
+/**
+ * Cluster test support: hub nodes joined through a test Redis, either in this process
+ * (`startHub`: their index can be inspected) or as real processes (`spawnNode`: they can be
+ * killed with SIGKILL), a TCP round-robin balancer in front of them, and clients that take a URL.
+ *
+ * Heartbeats are short (200 ms, TTL 1 s) so failure detection fits a test's time budget.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { io } from 'socket.io-client';
+import { loadConfig } from '../../src/config';
+import { type Hub, startHub } from '../../src/server';
+import type { Session } from '../../src/sessions/model';
+import { API_KEY, JWT_SECRET, Peer, WS_PATH, agentInfo, agentToken, trackerInfo, CHROME_UA } from './live';
+import { freePort } from './redis';
+
+export const HEARTBEAT_MS = 200;
+export const NODE_TTL_MS = 1_000;
+/** How long a dead node's sessions may stay: TTL, one sweep, and slack for a loaded machine. */
+export const REMOVAL_BOUND_MS = NODE_TTL_MS + HEARTBEAT_MS + 800;
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export function clusterEnv(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LISTEN_HOST: '127.0.0.1',
+    HUB_API_KEYS: `${API_KEY}:*`,
+    ASSIST_JWT_SECRET: JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    REDIS_URL: redisUrl,
+    NODE_ID: nodeId,
+    CLUSTER_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    CLUSTER_NODE_TTL_MS: String(NODE_TTL_MS),
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    ...extra,
+  };
+}
+
+/** A hub node in this process. */
+export function startClusterHub(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<Hub> {
+  return startHub(loadConfig({ ...clusterEnv(redisUrl, nodeId, extra), LISTEN_PORT: '0' }));
+}
+
+/** A hub node in its own process (`node --import tsx src/index.ts`: one process, so SIGKILL kills the hub itself). */
+export class NodeProcess {
+  private output = '';
+  readonly exited: Promise<void>;
+
+  private constructor(
+    readonly nodeId: string,
+    readonly port: number,
+    private readonly child: ChildProcess,
+  ) {
+    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  logs(): string {
+    return this.output;
+  }
+
+  static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
+    const port = await freePort();
+    const env = { PATH: process.env.PATH ?? '', ...clusterEnv(redisUrl, nodeId, { LOG_LEVEL: 'warn', ...extra }), LISTEN_PORT: String(port) };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const node = new NodeProcess(nodeId, port, child);
+    await node.waitReady();
+    return node;
+  }
+
+  /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out. */
+  async waitReady(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.alive) throw new Error(`node ${this.nodeId} exited before it was ready:\n${this.output}`);
+      try {
+        const res = await fetch(`${this.url}/ready`);
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Dies without warning. */
+  async kill9(): Promise<void> {
+    if (this.alive) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** Graceful stop (SIGTERM), as an orchestrator does it. */
+  async terminate(): Promise<void> {
+    if (this.alive) this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+/**
+ * A TCP load balancer: each new connection goes to the next backend, round robin. Removing a
+ * backend sends new connections elsewhere (what a real balancer does once a node fails its check).
+ */
+export class Balancer {
+  private readonly server = net.createServer((client) => this.route(client));
+  private readonly sockets = new Set<net.Socket>();
+  private next = 0;
+  port = 0;
+
+  constructor(private backends: number[]) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  remove(port: number): void {
+    this.backends = this.backends.filter((p) => p !== port);
+  }
+
+  add(port: number): void {
+    this.backends.push(port);
+  }
+
+  private route(client: net.Socket): void {
+    const port = this.backends[this.next++ % Math.max(1, this.backends.length)];
+    if (port === undefined) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export interface TabAt {
+  projectKey: string;
+  sessionId: string;
+  tabId?: string;
+  info?: Record<string, unknown>;
+  /** socket.io-client's own reconnection (off by default: a drop is then visible to the test). */
+  reconnection?: boolean;
+}
+
+/** A tracker tab connecting to `url` (not awaited: `.connected()` or `.refused()`). */
+export function trackerAt(url: string, o: TabAt): Peer {
+  const tabId = o.tabId ?? 'tab1';
+  const socket = io(url, {
+    path: WS_PATH,
+    transports: ['websocket'],
+    query: {
+      peerId: `${o.projectKey}-${o.sessionId}-${tabId}`,
+      identity: 'session',
+      tabId,
+      sessionInfo: JSON.stringify(trackerInfo(o, o.info)),
+    },
+    extraHeaders: { 'user-agent': CHROME_UA },
+    reconnection: o.reconnection ?? false,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
+    forceNew: true,
+    timeout: 3_000,
+  });
+  return new Peer(socket);
+}
+
+/** An agent attached to a session through `url` (not awaited). */
+export function agentAt(url: string, o: { projectKey: string; sessionId: string; name?: string; config?: unknown }): Peer {
+  const socket = io(url, {
+    path: WS_PATH,
+    transports: ['websocket'],
+    query: {
+      peerId: `${o.projectKey}-${o.sessionId}`,
+      identity: 'agent',
+      agentInfo: JSON.stringify(agentInfo(o.name ?? 'alice')),
+      config: typeof o.config === 'string' ? o.config : JSON.stringify(o.config ?? { iceServers: [{ urls: `stun:${o.name ?? 'alice'}.test` }] }),
+      projectId: '1',
+    },
+    auth: { token: agentToken({ projectKey: o.projectKey, sessionId: o.sessionId }) },
+    extraHeaders: { 'user-agent': CHROME_UA },
+    reconnection: false,
+    forceNew: true,
+    timeout: 3_000,
+  });
+  return new Peer(socket);
+}
+
+export interface RestReply {
+  status: number;
+  partial: boolean;
+  sessions: Session[];
+  total: number;
+}
+
+/** GET the project's live sessions on one node. */
+export async function listAt(url: string, projectKey: string): Promise<RestReply> {
+  const res = await fetch(`${url}/api/v1/${projectKey}/assist/sessions`, { headers: { authorization: API_KEY } });
+  const body = (await res.json()) as { data?: { total: number; sessions: Session[] } };
+  return { status: res.status, partial: res.headers.get('x-hub-partial') === 'true', sessions: body.data?.sessions ?? [], total: body.data?.total ?? 0 };
+}
+
+/** The session ids a node's REST lists for the project. */
+export async function idsAt(url: string, projectKey: string): Promise<string[]> {
+  return (await listAt(url, projectKey)).sessions.map((s) => s.sessionID).sort();
+}
+
+/** Polls until `check` holds; returns how long it took. */
+export async function within(ms: number, check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - start;
+    if (Date.now() - start > ms) throw new Error(`not reached within ${ms} ms: ${await describe()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
