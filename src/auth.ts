@@ -9,6 +9,11 @@ import { type ApiKeyGrant, type Config, ConfigError, parseApiKeys, parseApiKeysJ
 
 export type KeyCheck = 'ok' | 'missing' | 'invalid' | 'forbidden';
 
+/** Strips an HTTP auth scheme `Bearer ` (any case, as RFC 7235 schemes are case-insensitive). */
+export function withoutBearer(value: string): string {
+  return /^bearer /i.test(value) ? value.slice(7) : value;
+}
+
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
@@ -31,7 +36,7 @@ export class ApiKeys {
    */
   check(presented: string | undefined, projectKey: string): KeyCheck {
     if (!presented) return 'missing';
-    const value = presented.startsWith('Bearer ') ? presented.slice(7) : presented;
+    const value = withoutBearer(presented);
     const d = digest(value);
     // A key may be listed more than once (HUB_API_KEYS and the file add up): its grants add up too.
     let known = false;
@@ -67,7 +72,7 @@ export type TokenCheck<T> = { ok: true; claims: T } | { ok: false; reason: 'miss
 /** Verifies an HS256 JWT (optionally prefixed `Bearer `). Any other algorithm, `none` included, fails. */
 export function verifyToken(token: unknown, secret: string): TokenCheck<jwt.JwtPayload> {
   if (typeof token !== 'string' || token === '') return { ok: false, reason: 'missing' };
-  const raw = token.startsWith('Bearer ') ? token.slice(7) : token;
+  const raw = withoutBearer(token);
   try {
     const claims = jwt.verify(raw, secret, { algorithms: ['HS256'] });
     if (typeof claims !== 'object' || claims === null) return { ok: false, reason: 'invalid' };

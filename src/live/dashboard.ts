@@ -5,7 +5,7 @@
  */
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
-import { verifyToken } from '../auth';
+import { verifyToken, withoutBearer } from '../auth';
 import type { HubContext } from '../context';
 import { ErrorCode } from '../errors';
 import { DASHBOARD_NAMESPACE, DashboardEvent, type SessionsDiff, type SubscribeAck } from '../protocol';
@@ -50,7 +50,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
   nsp.use((socket, next) => {
     if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
     const raw = socket.handshake.auth?.token;
-    const token = typeof raw === 'string' ? raw.replace(/^Bearer /, '') : '';
+    const token = typeof raw === 'string' ? withoutBearer(raw) : '';
     if (token && looksLikeJwt(token)) {
       const verified = verifyToken(token, ctx.jwtSecret);
       const projectKey = verified.ok ? verified.claims.projectKey : undefined;

@@ -91,6 +91,11 @@ const filterSchema = z
     }
   });
 
+/** A number, or its decimal digits as text (query-string parameters are text); nothing else. */
+const wholeNumber = z.union([z.number(), z.string().regex(/^\d{1,9}$/, 'expected an integer').transform(Number)], {
+  error: 'expected an integer',
+});
+
 export const searchBodySchema = z
   .object({
     filters: z.array(filterSchema).max(QUERY_LIMITS.maxFilters).optional(),
@@ -104,8 +109,8 @@ export const searchBodySchema = z
       .string()
       .optional()
       .refine((o) => o === undefined || /^(asc|desc)$/i.test(o), { message: 'order must be ASC or DESC' }),
-    page: z.coerce.number().int().min(1).max(QUERY_LIMITS.maxPage).optional(),
-    limit: z.coerce.number().int().min(1).max(QUERY_LIMITS.maxLimit).optional(),
+    page: wholeNumber.pipe(z.number().int().min(1).max(QUERY_LIMITS.maxPage)).optional(),
+    limit: wholeNumber.pipe(z.number().int().min(1).max(QUERY_LIMITS.maxLimit)).optional(),
   })
   .loose();
 

@@ -214,6 +214,9 @@ describe('ApiKeys.check', () => {
     expect(keys.check('Bearer key-for-a-and-b', 'projA')).toBe('ok');
     expect(keys.check('key-for-all-xx', 'anything')).toBe('ok');
     expect(keys.check('Bearer key-for-all-xx', 'anything')).toBe('ok');
+    // Auth schemes are case-insensitive (RFC 7235).
+    expect(keys.check('bearer key-for-a-and-b', 'projA')).toBe('ok');
+    expect(keys.check('BEARER key-for-a-and-b', 'projA')).toBe('ok');
   });
 
   it('forbidden for a known key not allowed for the project', () => {

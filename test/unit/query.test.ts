@@ -122,6 +122,14 @@ describe('parseSearchQuery: defaults and accepted forms', () => {
 });
 
 describe('parseSearchQuery: refusals name the field', () => {
+  it('takes page and limit as numbers or digit strings only', () => {
+    expect(query({ page: '2', limit: '10' })).toMatchObject({ page: 2, limit: 10 });
+    for (const bad of [true, [5], '5.5', ' 5', '0x10', '1e2', null]) {
+      expect(refusal({ limit: bad })).toMatch(/^limit: /);
+      expect(refusal({ page: bad })).toMatch(/^page: /);
+    }
+  });
+
   it('refuses an operator in the wrong case', () => {
     expect(refusal({ filters: [{ type: 'USERID', value: ['a'], operator: 'IS' }] })).toMatch(/^filters\.0\.operator: /);
     expect(refusal({ filters: [{ type: 'USERID', value: ['a'], operator: 'Contains' }] })).toMatch(/^filters\.0\.operator: /);
