@@ -28,6 +28,9 @@ export type TabPayload = JsonObject & { meta: JsonObject & { tabId: string; vers
 /** An agent's info as announced in the handshake, with its socket id added when sent to tabs. */
 export type AgentInfo = JsonObject & { socketId?: string };
 
+/** A project key as REST paths and dashboard subscriptions accept it. */
+export const PROJECT_KEY_PATTERN = /^[\w-]{1,256}$/;
+
 /** Default Socket.IO path of the OpenReplay tracker. */
 export const DEFAULT_WS_PATH = '/ws-assist/socket';
 

@@ -18,6 +18,7 @@ import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
+import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
 import { SessionIndex } from './sessions/sessionIndex';
 import { SubscriptionRegistry } from './subscriptions/registry';
 
@@ -58,7 +59,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     index,
     apiKeys,
     jwtSecret,
-    sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: 64 },
+    sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: DEFAULT_SESSION_DATA_LIMITS.maxMetadataKeys },
     lifecycle: () => lifecycle,
   };
 

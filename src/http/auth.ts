@@ -2,14 +2,13 @@
 import type { RequestHandler } from 'express';
 import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
-
-const PROJECT_KEY = /^[\w-]{1,256}$/;
+import { PROJECT_KEY_PATTERN } from '../protocol';
 
 export type ProjectParams = { projectKey: string };
 
 /** Rejects malformed project keys before any work is spent on them (hashing the API key included). */
 export const checkProjectKey: RequestHandler<ProjectParams> = (req, _res, next) => {
-  if (!PROJECT_KEY.test(req.params.projectKey)) {
+  if (!PROJECT_KEY_PATTERN.test(req.params.projectKey)) {
     return next(new HubError(ErrorCode.BAD_REQUEST, 'projectKey: expected 1 to 256 letters, digits, "_" or "-"'));
   }
   next();

@@ -8,7 +8,7 @@ import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import { verifyToken, withoutBearer } from '../auth';
 import type { HubContext } from '../context';
 import { ErrorCode } from '../errors';
-import { DASHBOARD_NAMESPACE, DashboardEvent, type SessionsDiff, type SubscribeAck } from '../protocol';
+import { DASHBOARD_NAMESPACE, DashboardEvent, PROJECT_KEY_PATTERN, type SessionsDiff, type SubscribeAck } from '../protocol';
 import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
@@ -21,8 +21,6 @@ interface DashboardSocketData {
   principal: Principal;
 }
 type DashboardSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, DashboardSocketData>;
-
-const PROJECT_KEY = /^[\w-]{1,256}$/;
 
 function looksLikeJwt(token: string): boolean {
   return token.split('.').length === 3;
@@ -93,7 +91,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       const reply = ack as (answer: SubscribeAck) => void;
       if (!isPlainObject(request)) return reply(refuse(ErrorCode.BAD_REQUEST, 'subscribe expects an object {projectKey, filters, sort, order, limit}'));
       const projectKey = request.projectKey;
-      if (typeof projectKey !== 'string' || !PROJECT_KEY.test(projectKey)) return reply(refuse(ErrorCode.BAD_REQUEST, 'projectKey: expected a project key'));
+      if (typeof projectKey !== 'string' || !PROJECT_KEY_PATTERN.test(projectKey)) return reply(refuse(ErrorCode.BAD_REQUEST, 'projectKey: expected a project key'));
       if (!allowed(projectKey)) return reply(refuse(ErrorCode.FORBIDDEN, `this token may not read project ${projectKey}`));
       if (request.page !== undefined && request.page !== 1) return reply(refuse(ErrorCode.BAD_REQUEST, 'page: subscriptions follow the first page; use limit'));
       const { resume, projectKey: _p, ...query } = request;

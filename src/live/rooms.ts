@@ -10,7 +10,7 @@ import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
-import { boundSessionFields, deepMerge, isPlainObject, splitTabFields } from '../sessions/sessionData';
+import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
 import type { Room } from '../sessions/sessionIndex';
 import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
@@ -122,11 +122,11 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       return;
     }
     const { tab: tabFields, session } = splitTabFields(hs.info);
-    const fields = boundSessionFields(deepMerge(room?.data?.fields ?? {}, session), ctx.sessionLimits);
-    if (!fields.ok) {
+    const data = mergeSessionData(room?.data, session, ctx.sessionLimits, store.nodeId);
+    if (!data.ok) {
       socket.data.refused = true;
       metrics.connectsRefused.inc({ reason: 'sessionInfo' });
-      socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${fields.message}` });
+      socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${data.message}` });
       socket.disconnect(true);
       return;
     }
@@ -137,7 +137,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       projectKey: peer.projectKey,
       sessionId: peer.sessionId,
       tab: { tabId: peer.tabId, socketId: socket.id, nodeId: store.nodeId, pageTitle: tabFields.pageTitle ?? '', active: tabFields.active ?? true, connectedAt: now, lastActiveAt: now },
-      data: { fields: fields.value, version: (room?.data?.version ?? 0) + 1, origin: store.nodeId },
+      data: data.value,
     });
     if (room && room.agents.size > 0) {
       const agents = [...room.agents.values()];
@@ -164,13 +164,13 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const { tab: tabFields, session } = splitTabFields(data);
     let nextData = undefined;
     if (Object.keys(session).length > 0) {
-      const fields = boundSessionFields(deepMerge(room.data.fields, session), ctx.sessionLimits);
-      if (!fields.ok) {
+      const merged = mergeSessionData(room.data, session, ctx.sessionLimits, store.nodeId);
+      if (!merged.ok) {
         metrics.sessionUpdatesRejected.inc();
-        logger.warn({ roomId: peer.roomId, reason: fields.message }, 'UPDATE_SESSION refused');
+        logger.warn({ roomId: peer.roomId, reason: merged.message }, 'UPDATE_SESSION refused');
         return;
       }
-      nextData = { fields: fields.value, version: room.data.version + 1, origin: store.nodeId };
+      nextData = merged.value;
     }
     const tabChanged = (tabFields.pageTitle !== undefined && tabFields.pageTitle !== tab.pageTitle) || (tabFields.active !== undefined && tabFields.active !== tab.active) || tabFields.active === true;
     if (tabChanged) {

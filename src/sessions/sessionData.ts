@@ -115,6 +115,16 @@ export function boundSessionFields(fields: JsonObject, limits: SessionDataLimits
   return { ok: true, value: out };
 }
 
+/**
+ * The session data after `patch` (a tab's sessionInfo, or an UPDATE_SESSION's session part) is
+ * deep-merged into `current`, bounded by the limits, one version above it and written by `origin`.
+ */
+export function mergeSessionData(current: SessionData | undefined, patch: JsonObject, limits: SessionDataLimits, origin: string): DataResult<SessionData> {
+  const fields = boundSessionFields(deepMerge(current?.fields ?? {}, patch), limits);
+  if (!fields.ok) return fields;
+  return { ok: true, value: { fields: fields.value, version: (current?.version ?? 0) + 1, origin } };
+}
+
 /** Parses the `sessionInfo` JSON string of a tracker handshake (or an object from `handshake.auth`). */
 export function parseSessionInfo(raw: unknown, limits: SessionDataLimits): DataResult<JsonObject> {
   if (raw === undefined || raw === null || raw === '') return { ok: true, value: {} };
