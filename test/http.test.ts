@@ -5,6 +5,7 @@
 import type { Socket } from 'socket.io-client';
 import type { Hub } from '../src/server';
 import { connectTracker, eventually, startTestHub } from './support/hub';
+import { SPEC_EXAMPLE_SEARCH } from './support/sessions';
 import { API_KEYS_SPEC, KEY_A, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath } from './support/http';
 
 const P = PROJECT_A;
@@ -98,16 +99,7 @@ describe('list (GET)', () => {
 
 describe('search (POST)', () => {
   it('answers the spec’s example: METADATA plan is trial|free and USERID contains openreplay', async () => {
-    const reply = await search({
-      filters: [
-        { value: ['trial', 'free'], type: 'METADATA', source: 'plan', operator: 'is' },
-        { value: ['openreplay'], type: 'USERID', operator: 'contains' },
-      ],
-      sort: 'timestamp',
-      order: 'DESC',
-      limit: 10,
-      page: 1,
-    });
+    const reply = await search(SPEC_EXAMPLE_SEARCH);
     expect(reply.status).toBe(200);
     expect(page(reply)).toMatchObject({ total: 1 });
     expect(ids(reply)).toEqual(['101']);

@@ -8,6 +8,18 @@ import { type SearchQuery, parseSearchQuery } from '../../src/sessions/query';
 
 /** A 20-character project key, the default length. */
 export const PROJECT = 'aYYaFHiagqdXKEmVlmvJ';
+
+/** The search body of the example in shared/spec/rest-api.md. */
+export const SPEC_EXAMPLE_SEARCH = {
+  filters: [
+    { value: ['trial', 'free'], type: 'METADATA', source: 'plan', operator: 'is' },
+    { value: ['openreplay'], type: 'USERID', operator: 'contains' },
+  ],
+  sort: 'timestamp',
+  order: 'DESC',
+  limit: 10,
+  page: 1,
+};
 export const OTHER_PROJECT = 'bZZbGIjbhrYLfnWmwnwK';
 
 /** A complete session as REST returns it, with every field set to a neutral value. */

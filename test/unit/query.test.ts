@@ -9,7 +9,7 @@ import {
   queryKey,
 } from '../../src/sessions/query';
 import type { Session } from '../../src/sessions/model';
-import { makeSession, query, refusal } from '../support/sessions';
+import { SPEC_EXAMPLE_SEARCH, makeSession, query, refusal } from '../support/sessions';
 
 /** The one filter of a parsed single-filter query. */
 function filter(body: Record<string, unknown>): Filter {
@@ -98,16 +98,7 @@ describe('parseSearchQuery: defaults and accepted forms', () => {
   });
 
   it('accepts the spec example', () => {
-    const q = query({
-      filters: [
-        { value: ['trial', 'free'], type: 'METADATA', source: 'plan', operator: 'is' },
-        { value: ['openreplay'], type: 'USERID', operator: 'contains' },
-      ],
-      sort: 'timestamp',
-      order: 'DESC',
-      limit: 10,
-      page: 1,
-    });
+    const q = query(SPEC_EXAMPLE_SEARCH);
     expect(q).toEqual({
       filters: [
         { type: 'METADATA', attribute: 'plan', isMetadata: true, operator: 'is', values: ['trial', 'free'] },
