@@ -135,8 +135,8 @@ async function main(): Promise<number> {
       },
       maxLifetimeMs: options.steps.length * perStepBudgetMs + 120_000,
     };
-    log(`workers: ${trackerWorkers} tracker process(es) + rest + relay + dashboards`);
-    running.workers = await startWorkerSet(trackerWorkers, workerInit, onWorkerErrors);
+    log(`workers: ${trackerWorkers} tracker process(es) + ${options.restWorkers} REST + relay + dashboards`);
+    running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, workerInit, onWorkerErrors);
     const workers = running.workers;
 
     let liveTabs = 0;

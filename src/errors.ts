@@ -28,6 +28,8 @@ export class HubError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly status: number = statusOf(code),
+    /** Response headers that go with it over HTTP (e.g. Retry-After). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'HubError';

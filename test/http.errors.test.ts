@@ -2,6 +2,7 @@
  * Every REST failure is `{"error": {"code", "message"}}` with the fitting status, never a 500 for bad
  * input. Against a whole hub, except where the failure needs a setting of its own (rate limit).
  */
+import { type IncomingHttpHeaders, request } from 'node:http';
 import type { Hub } from '../src/server';
 import { connectTracker, startTestHub } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
@@ -15,6 +16,22 @@ beforeAll(async () => {
 afterAll(async () => {
   await hub.shutdown();
 });
+
+/** A POST whose body is sent in chunks (no Content-Length), for what fetch cannot send. */
+function rawRequest(baseUrl: string, path: string, chunks: string[]): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${baseUrl}${path}`, { method: 'POST', headers: { authorization: KEY_ALL, 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    // The hub may answer and close before the last chunk is written: that is the point.
+    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' || error.code === 'EPIPE' ? undefined : reject(error)));
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
 
 function expectError(reply: Reply, status: number, code: string): { code: string; message: string } {
   expect({ status: reply.status, code: errorOf(reply).code }).toEqual({ status, code });
@@ -113,6 +130,22 @@ describe('bad input', () => {
     expectError(await call(hub.url, sessionsPath(PROJECT_A), { body }), 413, 'PAYLOAD_TOO_LARGE');
     // Just under the limit is served.
     expect((await call(hub.url, sessionsPath(PROJECT_A), { body: JSON.stringify({ padding: 'x'.repeat(1900) }) })).status).toBe(200);
+  });
+
+  it('413 for a streamed (chunked) body past the limit, and the connection is closed after the answer', async () => {
+    const reply = await rawRequest(hub.url, sessionsPath(PROJECT_A), ['{"filters": [', ' '.repeat(1500), ' '.repeat(1500), ']}']);
+    expect(reply.status).toBe(413);
+    expect(JSON.parse(reply.body)).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body exceeds the limit of 2048 bytes' } });
+    expect(reply.headers.connection).toBe('close');
+  });
+
+  it('415 for a compressed body or a charset other than UTF-8, naming it', async () => {
+    const gzip = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-encoding': 'gzip' } }), 415, 'BAD_REQUEST');
+    expect(gzip.message).toBe('unsupported content encoding "gzip"');
+    const latin1 = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-type': 'application/json; charset=latin1' } }), 415, 'BAD_REQUEST');
+    expect(latin1.message).toBe('unsupported charset "LATIN1"');
+    // UTF-8 spelled either way is read.
+    expect((await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-type': 'application/json; charset="UTF-8"' } })).status).toBe(200);
   });
 
   it('400, not 500, for an undecodable URL parameter', async () => {

@@ -73,6 +73,12 @@ describe('list (GET)', () => {
     expect(carol).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userDevice: 'Apple iPhone', userDeviceType: 'mobile' });
   });
 
+  it('answers HEAD with the headers of the GET and no body', async () => {
+    const get = await call(hub.url, sessionsPath(P));
+    const head = await call(hub.url, sessionsPath(P), { method: 'HEAD' });
+    expect([head.status, head.text, head.headers.get('content-length')]).toEqual([200, '', String(Buffer.byteLength(get.text))]);
+  });
+
   it('never shows another project’s sessions', async () => {
     const reply = await call(hub.url, sessionsPath(Q));
     expect(ids(reply)).toEqual(['901']);

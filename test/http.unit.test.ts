@@ -1,8 +1,9 @@
-/** The REST layer's pure parts: the token buckets, the search response cache, error mapping. */
+/** The REST layer's pure parts: route matching, the token buckets, the search response cache, error mapping. */
 import { ErrorCode, HubError } from '../src/errors';
 import { toHubError } from '../src/http/errors';
 import { TokenBuckets } from '../src/http/rateLimit';
 import { SearchResponses } from '../src/http/searchResponses';
+import { matchSessionRoute } from '../src/http/sessions';
 import { parseSearchQuery, type SearchQuery } from '../src/sessions/query';
 import { SessionIndex } from '../src/sessions/sessionIndex';
 import { PROJECT_A, PROJECT_B, addSession } from './support/http';
@@ -151,5 +152,34 @@ describe('toHubError', () => {
     expect(toHubError(new Error('boom'))).toBeUndefined();
     expect(toHubError({ status: 500, expose: false })).toBeUndefined();
     expect(toHubError('string')).toBeUndefined();
+  });
+});
+
+describe('matchSessionRoute', () => {
+  it('names the route and its raw segments, with the query string apart', () => {
+    expect(matchSessionRoute('GET', '/api/v1/p1/assist/sessions?limit=5&userId=a%20b')).toEqual({ route: 'sessions', projectKey: 'p1', sessionId: undefined, search: 'limit=5&userId=a%20b' });
+    expect(matchSessionRoute('POST', '/api/v1/p1/assist/sessions')).toEqual({ route: 'sessions', projectKey: 'p1', sessionId: undefined, search: '' });
+    expect(matchSessionRoute('GET', '/api/v1/p1/assist/sessions/s%201')).toMatchObject({ route: 'session', sessionId: 's%201' });
+    expect(matchSessionRoute('HEAD', '/api/v1/p1/assist/autocomplete?type=USERID')).toMatchObject({ route: 'autocomplete', search: 'type=USERID' });
+  });
+
+  it('allows a trailing slash and any case in the fixed segments, as Express routing did', () => {
+    expect(matchSessionRoute('GET', '/api/v1/p1/assist/sessions/')).toMatchObject({ route: 'sessions' });
+    expect(matchSessionRoute('GET', '/API/V1/MyProject/Assist/Sessions')).toMatchObject({ route: 'sessions', projectKey: 'MyProject' });
+  });
+
+  it('leaves other paths and methods to the rest of the app (404 there)', () => {
+    for (const [method, url] of [
+      ['DELETE', '/api/v1/p1/assist/sessions'],
+      ['POST', '/api/v1/p1/assist/sessions/s1'],
+      ['POST', '/api/v1/p1/assist/autocomplete'],
+      ['GET', '/api/v1//assist/sessions'],
+      ['GET', '/api/v1/p1/assist/sessions/s1/more'],
+      ['GET', '/api/v2/p1/assist/sessions'],
+      ['GET', '/health'],
+      ['GET', undefined],
+    ] as const) {
+      expect(matchSessionRoute(method, url)).toBeUndefined();
+    }
   });
 });

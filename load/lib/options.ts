@@ -19,6 +19,7 @@ export interface BenchOptions {
   connectDeadlineMs: number;
   restDurationMs: number;
   restConcurrency: number;
+  restWorkers: number;
   relayPairs: number;
   relayDurationMs: number;
   relayPauseMs: number;
@@ -52,6 +53,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --connect-concurrency N  handshakes in flight per tracker worker (default 200)
   --rest-duration S        seconds per REST operation and client count (default 4)
   --rest-concurrency N     concurrent REST clients (default 16)
+  --rest-workers N         processes the REST clients are split over (default 2)
   --relay-pairs N          agent<->tab pairs for relay round trips (default 8)
   --relay-duration S       seconds of relay pings, idle and under REST load each (default 5)
   --dashboards N           dashboard subscriptions (default 200)
@@ -144,6 +146,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     connectDeadlineMs: quick ? 20_000 : 120_000,
     restDurationMs: seconds('--rest-duration', quick ? 1 : 4),
     restConcurrency: Math.floor(number('--rest-concurrency', 16, 1)),
+    restWorkers: Math.floor(number('--rest-workers', 2, 1)),
     relayPairs: Math.floor(number('--relay-pairs', quick ? 2 : 8, 1)),
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
     relayPauseMs: 20,

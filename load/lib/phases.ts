@@ -227,16 +227,21 @@ export interface RestPhaseResult {
   latency: LatencySummary;
 }
 
-export function summarizeRest(result: RestRunResult): RestPhaseResult {
+/** One phase's figures from the results of every REST worker that took part in it. */
+export function summarizeRest(operation: RestOperation, clients: number, results: RestRunResult[]): RestPhaseResult {
+  const sum = (pick: (r: RestRunResult) => number): number => results.reduce((total, r) => total + pick(r), 0);
+  const requests = sum((r) => r.requests);
+  const ok = sum((r) => r.ok);
+  const elapsedMs = Math.max(1, ...results.map((r) => r.elapsedMs));
   return {
-    operation: result.operation,
-    clients: result.concurrency,
-    requests: result.requests,
-    ok: result.ok,
-    failed: result.failed,
-    requestsPerSecond: result.ok / (result.elapsedMs / 1000),
-    meanResponseBytes: result.requests > 0 ? result.responseBytes / result.requests : null,
-    latency: mergeHistograms([result.latency]).summary(),
+    operation,
+    clients,
+    requests,
+    ok,
+    failed: sum((r) => r.failed),
+    requestsPerSecond: ok / (elapsedMs / 1000),
+    meanResponseBytes: requests > 0 ? sum((r) => r.responseBytes) / requests : null,
+    latency: mergeHistograms(results.map((r) => r.latency)).summary(),
   };
 }
 
@@ -247,12 +252,22 @@ export async function runRest(
   liveTabs: number,
   options: RestOptions,
 ): Promise<RestPhaseResult> {
-  const result = await workers.rest.request(
-    'rest.run',
-    { operation, concurrency: clients, durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs },
-    options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
+  // Clients are dealt out over the REST worker processes (one client: one process).
+  const shares = workers.rest.map((_, i) => Math.floor(clients / workers.rest.length) + (i < clients % workers.rest.length ? 1 : 0));
+  const results = await Promise.all(
+    workers.rest.flatMap((worker, i) =>
+      shares[i] > 0
+        ? [
+            worker.request(
+              'rest.run',
+              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs },
+              options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
+            ),
+          ]
+        : [],
+    ),
   );
-  return summarizeRest(result);
+  return summarizeRest(operation, clients, results);
 }
 
 /** Each operation with one client, then with `options.concurrency` clients. */

@@ -88,6 +88,17 @@ function restRow(step: StepResult, operation: string, clients: number): RestPhas
   return step.rest.find((result) => result.operation === operation && result.clients === clients);
 }
 
+/**
+ * The hub's CPU time per answered request of a REST phase: its cost, whatever limits the rate (on a
+ * shared 2-core machine, often the generator).
+ */
+function hubMicrosPerRequest(step: StepResult, operation: string, clients: number): string {
+  const rest = restRow(step, operation, clients);
+  const phase = step.phases.find((p) => p.phase === `rest ${operation} x${clients}`);
+  if (!rest || !phase || phase.hubCpuSeconds === null || rest.ok === 0) return '-';
+  return ((phase.hubCpuSeconds * 1e6) / rest.ok).toFixed(0);
+}
+
 export function renderSummary(result: BenchResult): string {
   const steps = result.steps;
   const header = ['metric', ...steps.map((step) => `${step.tabs} tabs`)];
@@ -108,6 +119,8 @@ export function renderSummary(result: BenchResult): string {
     rows.push(row(`REST ${operation} x1 req/s`, (s) => rate(restRow(s, operation, 1)?.requestsPerSecond)));
     rows.push(row(`REST ${operation} x${concurrency} req/s`, (s) => rate(restRow(s, operation, concurrency)?.requestsPerSecond)));
     rows.push(row(`REST ${operation} x${concurrency} p50 / p99 (ms)`, (s) => pair(restRow(s, operation, concurrency)?.latency)));
+    rows.push(row(`REST ${operation} x${concurrency} hub CPU per request (µs)`, (s) => hubMicrosPerRequest(s, operation, concurrency)));
+    rows.push(row(`REST ${operation} response size (KB)`, (s) => kilobytes(restRow(s, operation, concurrency)?.meanResponseBytes)));
   }
   rows.push(
     row('relay idle p50 / p99 (ms)', (s) => pair(s.relay?.idle?.roundTrip)),

@@ -202,7 +202,8 @@ export class LoadWorker {
 /** The worker processes of one run, by role. Trackers are spread over several processes. */
 export interface WorkerSet {
   trackers: LoadWorker[];
-  rest: LoadWorker;
+  /** REST clients are split over these, so that one generator process is not the limit. */
+  rest: LoadWorker[];
   relay: LoadWorker;
   dashboards: LoadWorker;
   all: LoadWorker[];
@@ -210,10 +211,16 @@ export interface WorkerSet {
 
 export async function startWorkerSet(
   trackerWorkers: number,
+  restWorkers: number,
   init: WorkerInit,
   onErrors: (errors: ErrorCountsJson) => void,
 ): Promise<WorkerSet> {
-  const names = [...Array.from({ length: trackerWorkers }, (_, i) => `trackers-${i + 1}`), 'rest', 'relay', 'dashboards'];
+  const names = [
+    ...Array.from({ length: trackerWorkers }, (_, i) => `trackers-${i + 1}`),
+    ...Array.from({ length: restWorkers }, (_, i) => `rest-${i + 1}`),
+    'relay',
+    'dashboards',
+  ];
   const started = await Promise.allSettled(names.map((name) => LoadWorker.start(name, init, onErrors)));
   const workers = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
   const failure = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
@@ -223,9 +230,9 @@ export async function startWorkerSet(
   }
   return {
     trackers: workers.slice(0, trackerWorkers),
-    rest: workers[trackerWorkers] as LoadWorker,
-    relay: workers[trackerWorkers + 1] as LoadWorker,
-    dashboards: workers[trackerWorkers + 2] as LoadWorker,
+    rest: workers.slice(trackerWorkers, trackerWorkers + restWorkers),
+    relay: workers[trackerWorkers + restWorkers] as LoadWorker,
+    dashboards: workers[trackerWorkers + restWorkers + 1] as LoadWorker,
     all: workers,
   };
 }

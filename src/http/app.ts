@@ -1,25 +1,38 @@
 /**
- * The hub's Express app: public session routes, operational routes, JSON errors everywhere.
- * server.ts mounts it on the same HTTP server as Socket.IO.
+ * The hub's HTTP request handler: the public session routes (`sessions.ts`, plain Node), then an
+ * Express app for the operational routes and JSON 404s. server.ts mounts it on the same HTTP
+ * server as Socket.IO.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { HubContext } from '../context';
 import { errorHandler, notFound } from './errors';
 import { observeDuration } from './observe';
 import { opsRoutes } from './ops';
-import { sessionRoutes } from './sessions';
+import { matchSessionRoute, sessionRoutes } from './sessions';
 
-export function createHttpApp(ctx: HubContext): express.Express {
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function operationsApp(ctx: HubContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  // ETags would hash every body on every request; live lists change too often to be revalidated.
+  // ETags would hash every body on every request; nothing here is worth revalidating.
   app.disable('etag');
   app.use(observeDuration(ctx));
   // Routers are mounted at the root so that a matched route's path is its whole pattern (the
   // metrics label).
   app.use(opsRoutes(ctx));
-  app.use(sessionRoutes(ctx));
   app.use(notFound);
   app.use(errorHandler(ctx));
   return app;
+}
+
+export function createHttpApp(ctx: HubContext): HttpHandler {
+  const sessions = sessionRoutes(ctx);
+  const operations = operationsApp(ctx);
+  return (req, res) => {
+    const match = matchSessionRoute(req.method, req.url);
+    if (match) sessions(req, res, match);
+    else operations(req, res);
+  };
 }

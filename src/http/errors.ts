@@ -1,9 +1,11 @@
 /**
  * How REST failures become responses: every error is `{"error": {"code", "message"}}` with the code's
- * status. Expected failures (HubError, body-parser and router 4xx errors) are answered as such;
- * anything else is a 500 with no detail for the client and the full error in the log.
+ * status, on the session API and on Express's routes alike. Expected failures (HubError, and the
+ * 4xx errors of Express's router and body readers) are answered as such; anything else is a 500
+ * with no detail for the client and the full error in the log.
  */
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
 import { routeLabel } from './observe';
@@ -41,32 +43,42 @@ export function toHubError(err: unknown): HubError | undefined {
   return new HubError(ErrorCode.BAD_REQUEST, message, status);
 }
 
-export function sendError(res: Response, error: HubError): void {
-  res.status(error.status).json({ error: error.toBody() });
+export function sendError(res: ServerResponse, error: HubError): void {
+  const body = JSON.stringify({ error: error.toBody() });
+  res.statusCode = error.status;
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
 }
 
-/** Last route: whatever nothing else answered. */
+/**
+ * Answers a failed request: logs it (client mistakes at debug, bugs at error level with only the
+ * error's name, message and stack, never the request's body or headers) and sends the error.
+ */
+export function failRequest(ctx: HubContext, request: { route: string; method: string | undefined }, res: ServerResponse, err: unknown): void {
+  const expected = toHubError(err);
+  const { route, method } = request;
+  if (expected) {
+    ctx.logger.debug({ route, method, code: expected.code, status: expected.status }, expected.message);
+  } else {
+    const e = err instanceof Error ? err : new Error(String(err));
+    // Only name, message and stack: other properties of an arbitrary error may hold request data.
+    ctx.logger.error({ route, method, err: { name: e.name, message: e.message, stack: e.stack } }, 'unexpected error in REST route');
+  }
+  if (res.headersSent) {
+    // Half a response cannot be turned into an error one: cut it so the client sees a failure.
+    res.destroy();
+    return;
+  }
+  sendError(res, expected ?? new HubError(ErrorCode.INTERNAL, 'internal error'));
+}
+
+/** Last Express route: whatever nothing else answered. */
 export const notFound: RequestHandler = (_req, _res, next) => {
   next(new HubError(ErrorCode.NOT_FOUND, 'no such route'));
 };
 
 export function errorHandler(ctx: HubContext): ErrorRequestHandler {
-  return (err: unknown, req, res, _next) => {
-    const expected = toHubError(err);
-    const route = routeLabel(req);
-    if (expected) {
-      // Client mistakes are routine: debug only, and never the body or headers that caused them.
-      ctx.logger.debug({ route, method: req.method, code: expected.code, status: expected.status }, expected.message);
-    } else {
-      const e = err instanceof Error ? err : new Error(String(err));
-      // Only name, message and stack: other properties of an arbitrary error may hold request data.
-      ctx.logger.error({ route, method: req.method, err: { name: e.name, message: e.message, stack: e.stack } }, 'unexpected error in REST route');
-    }
-    if (res.headersSent) {
-      // Half a response cannot be turned into an error one: cut it so the client sees a failure.
-      res.destroy();
-      return;
-    }
-    sendError(res, expected ?? new HubError(ErrorCode.INTERNAL, 'internal error'));
-  };
+  return (err: unknown, req, res, _next) => failRequest(ctx, { route: routeLabel(req), method: req.method }, res, err);
 }

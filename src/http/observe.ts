@@ -1,4 +1,5 @@
 /** Request duration metrics, labelled by route pattern so label values stay a bounded set. */
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler } from 'express';
 import type { HubContext } from '../context';
@@ -7,8 +8,8 @@ import type { HubContext } from '../context';
 export const UNMATCHED_ROUTE = 'unmatched';
 
 /**
- * The pattern of the route that handled the request (routes are mounted at the root, so the
- * pattern is the whole path), or UNMATCHED_ROUTE.
+ * The pattern of the Express route that handled the request (routes are mounted at the root, so
+ * the pattern is the whole path), or UNMATCHED_ROUTE.
  */
 export function routeLabel(req: Request): string {
   const route: unknown = req.route;
@@ -16,15 +17,17 @@ export function routeLabel(req: Request): string {
   return UNMATCHED_ROUTE;
 }
 
+/** Records the response's duration once it is sent; `route()` is read then, when it is known. */
+export function observeResponse(ctx: HubContext, res: ServerResponse, method: string | undefined, route: () => string): void {
+  const start = performance.now();
+  res.once('finish', () => {
+    ctx.metrics.httpDuration.observe({ route: route(), method: method ?? '', status: String(res.statusCode) }, (performance.now() - start) / 1000);
+  });
+}
+
 export function observeDuration(ctx: HubContext): RequestHandler {
   return (req, res, next) => {
-    const start = performance.now();
-    res.once('finish', () => {
-      ctx.metrics.httpDuration.observe(
-        { route: routeLabel(req), method: req.method, status: String(res.statusCode) },
-        (performance.now() - start) / 1000,
-      );
-    });
+    observeResponse(ctx, res, req.method, () => routeLabel(req));
     next();
   };
 }

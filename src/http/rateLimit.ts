@@ -6,9 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { RequestHandler } from 'express';
 import { LRUCache } from 'lru-cache';
-import type { HubContext } from '../context';
+import { withoutBearer } from '../auth';
 import { ErrorCode, HubError } from '../errors';
 
 interface Bucket {
@@ -52,17 +51,18 @@ export class TokenBuckets {
   }
 }
 
-/** Must run after the API key check: only keys that passed it get a bucket. */
-export function rateLimit(ctx: HubContext): RequestHandler {
-  const rate = ctx.config.restRateLimit;
-  if (rate === 0) return (_req, _res, next) => next();
+/**
+ * The per-API-key limit of `REST_RATE_LIMIT` requests per second (0: none). Must run after the API
+ * key check: only keys that passed it get a bucket. Throws RATE_LIMITED with the seconds to wait.
+ */
+export function apiKeyRateLimit(rate: number): (authorization: string | undefined) => void {
+  if (rate === 0) return () => undefined;
   const buckets = new TokenBuckets(rate);
-  return (req, res, next) => {
-    const header = req.headers.authorization ?? '';
-    const key = header.startsWith('Bearer ') ? header.slice(7) : header;
-    const taken = buckets.take(createHash('sha256').update(key).digest('base64'));
-    if (taken.ok) return next();
-    res.setHeader('Retry-After', String(taken.retryAfterSeconds));
-    next(new HubError(ErrorCode.RATE_LIMITED, `rate limit of ${rate} requests per second exceeded for this API key`));
+  return (authorization) => {
+    const taken = buckets.take(createHash('sha256').update(withoutBearer(authorization ?? '')).digest('base64'));
+    if (taken.ok) return;
+    throw new HubError(ErrorCode.RATE_LIMITED, `rate limit of ${rate} requests per second exceeded for this API key`, undefined, {
+      'Retry-After': String(taken.retryAfterSeconds),
+    });
   };
 }

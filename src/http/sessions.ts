@@ -1,22 +1,65 @@
 /**
  * The public session routes: list, search, one session, autocomplete (see shared/spec/rest-api.md).
- * Thin: the grammar is `parseSearchQuery` (shared with live subscriptions), the work is the index's.
+ *
+ * Served on plain Node request/response objects, not through Express: these are the routes clients
+ * poll, and under 16 concurrent searchers Express's per-request routing was a third of the hub's
+ * allocations, whose garbage collections held the event loop and with it the agent<->tab relay
+ * (docs/performance.md). The grammar is `parseSearchQuery` (shared with live subscriptions), the
+ * work is the index's; what is here is matching, guards and writing answers.
  */
-import express, { type Request, type Response, Router } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
-import { FILTER_ATTRIBUTES, type FilterType, QUERY_LIMITS, parseSearchQuery } from '../sessions/query';
-import { type ProjectParams, checkProjectKey, requireApiKey } from './auth';
-import { rateLimit } from './rateLimit';
+import { FILTER_ATTRIBUTES, type FilterType, QUERY_LIMITS, type SearchQuery, parseSearchQuery } from '../sessions/query';
+import { checkAccess } from './auth';
+import { parseJsonBody, readBodyText } from './body';
+import { failRequest } from './errors';
+import { observeResponse } from './observe';
+import { apiKeyRateLimit } from './rateLimit';
 import { SearchResponses } from './searchResponses';
 
+/** Route patterns, as they appear in metrics labels and logs. */
 export const ROUTES = {
   sessions: '/api/v1/:projectKey/assist/sessions',
   session: '/api/v1/:projectKey/assist/sessions/:sessionId',
   autocomplete: '/api/v1/:projectKey/assist/autocomplete',
 } as const;
+type RouteName = keyof typeof ROUTES;
 
 export const AUTOCOMPLETE_LIMITS = { defaultLimit: 50, maxLimit: 200 } as const;
+
+/**
+ * Parsed search queries kept by their request text (body, or query string of a list): clients send
+ * the same few searches over and over. Bounded in entries and in the text they hold.
+ */
+const PARSED_QUERY_CACHE = { maxEntries: 1_000, maxChars: 4 * 1024 * 1024 } as const;
+
+export interface SessionRouteMatch {
+  route: RouteName;
+  /** Raw path segment: checked against the project-key pattern before any use. */
+  projectKey: string;
+  /** Raw (percent-encoded) path segment of the one-session route. */
+  sessionId?: string;
+  /** The query string, without its `?`. */
+  search: string;
+}
+
+/** Literal segments match case-insensitively and a trailing slash is allowed, as Express routing did. */
+const SESSION_ROUTE = /^\/api\/v1\/([^/]+)\/assist\/(?:sessions(?:\/([^/]+))?|(autocomplete))\/?$/i;
+
+/** Which session route a request is for, or undefined (the request then goes to Express: ops routes, 404). */
+export function matchSessionRoute(method: string | undefined, url: string | undefined): SessionRouteMatch | undefined {
+  if (url === undefined) return undefined;
+  const queryAt = url.indexOf('?');
+  const path = queryAt < 0 ? url : url.slice(0, queryAt);
+  const m = SESSION_ROUTE.exec(path);
+  if (!m) return undefined;
+  const route: RouteName = m[3] ? 'autocomplete' : m[2] ? 'session' : 'sessions';
+  const readOnly = method === 'GET' || method === 'HEAD';
+  if (!readOnly && !(route === 'sessions' && method === 'POST')) return undefined;
+  return { route, projectKey: m[1], sessionId: m[2], search: queryAt < 0 ? '' : url.slice(queryAt + 1) };
+}
 
 /** A parse failure of the search grammar: a filter at fault, or the rest of the body. */
 function queryError(refusal: { message: string; filterError: boolean }, shown = refusal.message): HubError {
@@ -24,32 +67,25 @@ function queryError(refusal: { message: string; filterError: boolean }, shown = 
 }
 
 /** One query-string parameter; empty counts as absent, and repeating it is an error. */
-function param(req: Request, name: string): string | undefined {
-  const raw: unknown = (req.query as Record<string, unknown>)[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected a single value`);
-  return raw;
+function param(query: URLSearchParams, name: string): string | undefined {
+  const values = query.getAll(name);
+  if (values.length > 1) throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected a single value`);
+  return values[0] === '' ? undefined : values[0];
 }
 
 /**
  * The list's query string as a search body. `userId` filters like the OpenReplay assist server's
  * list does: USERID `contains`, case-insensitive.
  */
-function listBody(req: Request): Record<string, unknown> {
+function listBody(query: URLSearchParams): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const name of ['page', 'limit', 'sort', 'order']) {
-    const value = param(req, name);
+    const value = param(query, name);
     if (value !== undefined) body[name] = value;
   }
-  const userId = param(req, 'userId');
+  const userId = param(query, 'userId');
   if (userId !== undefined) body.filters = [{ type: 'USERID', value: [userId], operator: 'contains' }];
   return body;
-}
-
-/** Marks data that may miss other nodes' changes, so clients can tell a stale view. */
-function sendData(ctx: HubContext, res: Response, body: string | Buffer): void {
-  if (ctx.store.status().partial) res.setHeader('X-Hub-Partial', 'true');
-  res.type('application/json').send(body);
 }
 
 function boundedInt(name: string, raw: string | undefined, fallback: number, max: number): number {
@@ -66,49 +102,99 @@ function boundedText(name: string, raw: string | undefined): string | undefined 
   return raw;
 }
 
-export function sessionRoutes(ctx: HubContext): Router {
-  const router = Router();
+function decodeSegment(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HubError(ErrorCode.BAD_REQUEST, `${name}: malformed percent-encoding`);
+  }
+}
+
+/** The request handler of the session routes, for requests `matchSessionRoute` matched. */
+export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch) => void {
   const responses = new SearchResponses(ctx.index, ctx.config.searchCacheSize);
-  const guard = [checkProjectKey, requireApiKey(ctx), rateLimit(ctx)];
-  // Every body is read as JSON whatever its Content-Type: `curl -d` sends form-encoded by default,
-  // and silently ignoring its filters would answer a different question than the one asked.
-  // Not strict: a body that is JSON but not an object gets the parser's own "expected an object".
-  const jsonBody = express.json({ limit: ctx.config.restBodyLimit, strict: false, type: () => true });
-
-  router.get(ROUTES.sessions, ...guard, (req: Request<ProjectParams>, res) => {
-    const parsed = parseSearchQuery(listBody(req));
-    // The only filter a list has is the one built from userId: name the parameter the client sent.
-    if (!parsed.ok) throw queryError(parsed, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
-    sendData(ctx, res, responses.body(req.params.projectKey, parsed.value));
+  const rateLimit = apiKeyRateLimit(ctx.config.restRateLimit);
+  const parsedQueries = new LRUCache<string, SearchQuery>({
+    max: PARSED_QUERY_CACHE.maxEntries,
+    maxSize: PARSED_QUERY_CACHE.maxChars,
+    sizeCalculation: (_query, text) => Math.max(1, text.length),
   });
 
-  router.post(ROUTES.sessions, ...guard, jsonBody, (req: Request<ProjectParams>, res) => {
-    const parsed = parseSearchQuery(req.body as unknown);
-    if (!parsed.ok) throw queryError(parsed);
-    sendData(ctx, res, responses.body(req.params.projectKey, parsed.value));
-  });
+  /** Marks data that may miss other nodes' changes, so clients can tell a stale view. */
+  function sendData(res: ServerResponse, body: string | Buffer): void {
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+    if (ctx.store.status().partial) headers['X-Hub-Partial'] = 'true';
+    res.writeHead(200, headers);
+    res.end(body);
+  }
 
-  router.get(ROUTES.session, ...guard, (req: Request<ProjectParams & { sessionId: string }>, res) => {
-    const room = ctx.index.room(req.params.projectKey, req.params.sessionId);
+  /** A search query from its request text, parsed once per distinct text. */
+  function searchQuery(cacheKey: string, parse: () => SearchQuery): SearchQuery {
+    const cached = parsedQueries.get(cacheKey);
+    if (cached) return cached;
+    const query = parse();
+    parsedQueries.set(cacheKey, query);
+    return query;
+  }
+
+  function list(res: ServerResponse, match: SessionRouteMatch): void {
+    const query = searchQuery(`?${match.search}`, () => {
+      const parsed = parseSearchQuery(listBody(new URLSearchParams(match.search)));
+      // The only filter a list has is the one built from userId: name the parameter the client sent.
+      if (!parsed.ok) throw queryError(parsed, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
+      return parsed.value;
+    });
+    sendData(res, responses.body(match.projectKey, query));
+  }
+
+  async function search(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): Promise<void> {
+    // Every body is read as JSON whatever its Content-Type: `curl -d` sends form-encoded by default,
+    // and silently ignoring its filters would answer a different question than the one asked.
+    const text = await readBodyText(req, ctx.config.restBodyLimit);
+    const query = searchQuery(`{${text}`, () => {
+      const parsed = parseSearchQuery(parseJsonBody(text));
+      if (!parsed.ok) throw queryError(parsed);
+      return parsed.value;
+    });
+    sendData(res, responses.body(match.projectKey, query));
+  }
+
+  function one(res: ServerResponse, match: SessionRouteMatch): void {
+    const room = ctx.index.room(match.projectKey, decodeSegment('sessionId', match.sessionId ?? ''));
     if (!room?.view) throw new HubError(ErrorCode.NOT_FOUND, 'no live session with that id in this project');
-    sendData(ctx, res, `{"data":${ctx.index.sessionJson(room)}}`);
-  });
+    sendData(res, `{"data":${ctx.index.sessionJson(room)}}`);
+  }
 
-  router.get(ROUTES.autocomplete, ...guard, (req: Request<ProjectParams>, res) => {
+  function autocomplete(res: ServerResponse, match: SessionRouteMatch): void {
+    const query = new URLSearchParams(match.search);
     const types = Object.keys(FILTER_ATTRIBUTES).join(', ');
-    const rawType = param(req, 'type');
+    const rawType = param(query, 'type');
     if (rawType === undefined) throw new HubError(ErrorCode.BAD_REQUEST, `type: required; expected one of ${types}`);
     const type = rawType.toUpperCase();
     if (!Object.hasOwn(FILTER_ATTRIBUTES, type)) throw new HubError(ErrorCode.BAD_REQUEST, `type: unknown; expected one of ${types}`);
     const isMetadata = type === 'METADATA';
-    const source = boundedText('source', param(req, 'source'));
+    const source = boundedText('source', param(query, 'source'));
     if (isMetadata && source === undefined) throw new HubError(ErrorCode.BAD_REQUEST, 'source: required for METADATA (the metadata key)');
-    const q = boundedText('q', param(req, 'q')) ?? '';
-    const limit = boundedInt('limit', param(req, 'limit'), AUTOCOMPLETE_LIMITS.defaultLimit, AUTOCOMPLETE_LIMITS.maxLimit);
+    const q = boundedText('q', param(query, 'q')) ?? '';
+    const limit = boundedInt('limit', param(query, 'limit'), AUTOCOMPLETE_LIMITS.defaultLimit, AUTOCOMPLETE_LIMITS.maxLimit);
     const attribute = isMetadata ? (source as string) : FILTER_ATTRIBUTES[type as FilterType];
-    const values = ctx.index.autocomplete(req.params.projectKey, { attribute, isMetadata }, q, limit);
-    sendData(ctx, res, JSON.stringify({ data: values.map((value) => ({ type, value })) }));
-  });
+    const values = ctx.index.autocomplete(match.projectKey, { attribute, isMetadata }, q, limit);
+    sendData(res, JSON.stringify({ data: values.map((value) => ({ type, value })) }));
+  }
 
-  return router;
+  return (req, res, match) => {
+    const route = ROUTES[match.route];
+    observeResponse(ctx, res, req.method, () => route);
+    const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
+    try {
+      checkAccess(ctx, req.headers.authorization, match.projectKey);
+      rateLimit(req.headers.authorization);
+      if (match.route === 'session') one(res, match);
+      else if (match.route === 'autocomplete') autocomplete(res, match);
+      else if (req.method === 'POST') search(req, res, match).catch(fail);
+      else list(res, match);
+    } catch (error) {
+      fail(error);
+    }
+  };
 }
