@@ -68,12 +68,21 @@ function parseJsonObjectParam(raw: unknown, name: string, maxBytes: number): { o
   return { ok: false, message: `${name} must be a JSON object` };
 }
 
+/**
+ * A copy of a query-string value that shares no memory with the request URL. V8 keeps substrings
+ * as slices of their parent string: the peerId parts and an agent's config, kept for the socket's
+ * whole life, would otherwise keep the URL (sessionInfo included) alive with them.
+ */
+function detached(value: unknown): unknown {
+  return typeof value === 'string' ? (JSON.parse(JSON.stringify(value)) as string) : value;
+}
+
 export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok: true; value: Handshake } | { ok: false; refusal: Refusal } {
   const identity = input.query.identity;
   if (identity !== 'session' && identity !== 'agent') {
     return { ok: false, refusal: { reason: 'identity', message: 'identity must be "session" or "agent"' } };
   }
-  const peer = parsePeerId(input.query.peerId, deps.config.projectKeyLength);
+  const peer = parsePeerId(detached(input.query.peerId), deps.config.projectKeyLength);
   if (!peer.ok) return { ok: false, refusal: { reason: 'peerId', message: peer.message } };
 
   if (identity === 'session') {
@@ -103,6 +112,6 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
   if (!config.ok) return { ok: false, refusal: { reason: 'agentInfo', message: config.message } };
   // Tabs receive the config exactly as the agent sent it (a JSON string from the real player, which
   // the tracker parses itself), as the OpenReplay server does.
-  const rawConfig = typeof input.query.config === 'string' ? input.query.config : config.value;
+  const rawConfig = typeof input.query.config === 'string' ? (detached(input.query.config) as string) : config.value;
   return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: rawConfig } };
 }
