@@ -345,4 +345,18 @@ describe('live handshake', () => {
       expect(hub.ctx.index.room(PK, sid)?.agents.size ?? 0).toBe(0);
     });
   });
+
+  describe('what a connected socket keeps', () => {
+    test('nothing of the upgrade request: no URL, headers, query, auth or request object', async () => {
+      const sid = newSessionId();
+      await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tabmem' });
+      await waitSession(hub, PK, sid);
+      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get('tabmem')?.socketId;
+      const socket = socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
+      expect(socket).toBeDefined();
+      const { url, time, headers, query, auth } = socket?.handshake ?? {};
+      expect({ url, time, headers, query, auth }).toEqual({ url: '', time: '', headers: {}, query: {}, auth: {} });
+      expect((socket?.conn as unknown as { request?: unknown }).request).toBeUndefined();
+    });
+  });
 });
