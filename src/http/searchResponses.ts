@@ -24,6 +24,8 @@ const MAX_CACHE_BYTES = 64 * 1024 * 1024;
 
 export class SearchResponses {
   private readonly cache: LRUCache<string, Entry> | undefined;
+  /** Cache keys of query objects: the session routes reuse one parsed object per distinct request. */
+  private readonly keys = new WeakMap<SearchQuery, string>();
 
   constructor(
     private readonly index: SessionIndex,
@@ -35,10 +37,19 @@ export class SearchResponses {
         : undefined;
   }
 
+  private keyOf(query: SearchQuery): string {
+    let key = this.keys.get(query);
+    if (key === undefined) {
+      key = `${queryKey(query)}\0${query.page}\0${query.limit}`;
+      this.keys.set(query, key);
+    }
+    return key;
+  }
+
   /** `{"data": {"total", "sessions"}}` for one page of a search, as UTF-8 JSON. */
   body(projectKey: string, query: SearchQuery): Buffer {
     const version = this.index.projectVersion(projectKey);
-    const key = this.cache ? `${projectKey}\0${queryKey(query)}\0${query.page}\0${query.limit}` : '';
+    const key = this.cache ? `${projectKey}\0${this.keyOf(query)}` : '';
     const hit = this.cache?.get(key);
     if (hit && hit.version === version) return hit.body;
     const page = this.index.search(projectKey, query);
