@@ -28,13 +28,22 @@ export interface Room {
   readonly sessionId: string;
   data: SessionData | undefined;
   readonly tabs: Map<string, TabState>;
-  readonly agents: Map<string, AgentState>;
+  /** Most sessions never have an agent: they share one empty map until their first one joins. */
+  agents: ReadonlyMap<string, AgentState>;
   /** The combined session, while the room has at least one tab and data. */
   view: Session | undefined;
   /** Serialised `view`, computed on first read. */
   json: string | undefined;
-  /** The secondary-index keys this session is filed under. */
+  /** The secondary-index keys this session is filed under (the index's own key strings, shared). */
   indexKeys: string[];
+}
+
+const NO_AGENTS: ReadonlyMap<string, AgentState> = new Map();
+
+/** Sessions filed under one secondary-index key; `key` is kept once here and shared by the rooms. */
+interface IndexBucket {
+  readonly key: string;
+  readonly sessionIds: Set<string>;
 }
 
 export interface SearchPage {
@@ -45,7 +54,7 @@ export interface SearchPage {
 class ProjectIndex {
   readonly rooms = new Map<string, Room>();
   /** Secondary index: `attribute\0lower-cased value` -> sessionIds. */
-  readonly byValue = new Map<string, Set<string>>();
+  readonly byValue = new Map<string, IndexBucket>();
   liveSessions = 0;
   version = 0;
 }
@@ -121,13 +130,14 @@ export class SessionIndex {
         return;
       }
       case 'agent:up': {
-        this.roomFor(op.projectKey, op.sessionId).agents.set(op.agent.socketId, op.agent);
+        const room = this.roomFor(op.projectKey, op.sessionId);
+        room.agents = new Map(room.agents).set(op.agent.socketId, op.agent);
         return;
       }
       case 'agent:down': {
         const room = this.room(op.projectKey, op.sessionId);
         if (!room) return;
-        room.agents.delete(op.socketId);
+        this.dropAgents(room, (agent) => agent.socketId === op.socketId);
         this.dropIfEmpty(room);
         return;
       }
@@ -141,7 +151,7 @@ export class SessionIndex {
                 tabsGone = true;
               }
             }
-            for (const [socketId, agent] of room.agents) if (agent.nodeId === op.nodeId) room.agents.delete(socketId);
+            this.dropAgents(room, (agent) => agent.nodeId === op.nodeId);
             if (tabsGone) this.refresh(room);
             else this.dropIfEmpty(room);
           }
@@ -242,7 +252,7 @@ export class SessionIndex {
       const sets: Set<string>[] = [];
       let size = 0;
       for (const v of f.values) {
-        const set = project.byValue.get(`${attr}\0${v}`);
+        const set = project.byValue.get(`${attr}\0${v}`)?.sessionIds;
         if (set) {
           sets.push(set);
           size += set.size;
@@ -271,7 +281,7 @@ export class SessionIndex {
     }
     let room = project.rooms.get(sessionId);
     if (!room) {
-      room = { projectKey, sessionId, data: undefined, tabs: new Map(), agents: new Map(), view: undefined, json: undefined, indexKeys: [] };
+      room = { projectKey, sessionId, data: undefined, tabs: new Map(), agents: NO_AGENTS, view: undefined, json: undefined, indexKeys: [] };
       project.rooms.set(sessionId, room);
     }
     return room;
@@ -301,24 +311,30 @@ export class SessionIndex {
     }
   }
 
+  /** Agents are replaced, never changed in place: the empty map is shared (copy-on-write). */
+  private dropAgents(room: Room, gone: (agent: AgentState) => boolean): void {
+    const kept = [...room.agents].filter(([, agent]) => !gone(agent));
+    if (kept.length !== room.agents.size) room.agents = kept.length > 0 ? new Map(kept) : NO_AGENTS;
+  }
+
   private reindex(project: ProjectIndex, room: Room, view: Session | undefined): void {
     const next = view ? indexKeysOf(view) : [];
     for (const key of room.indexKeys) {
       if (next.includes(key)) continue;
-      const set = project.byValue.get(key);
-      if (!set) continue;
-      set.delete(room.sessionId);
-      if (set.size === 0) project.byValue.delete(key);
+      const bucket = project.byValue.get(key);
+      if (!bucket) continue;
+      bucket.sessionIds.delete(room.sessionId);
+      if (bucket.sessionIds.size === 0) project.byValue.delete(key);
     }
-    for (const key of next) {
-      let set = project.byValue.get(key);
-      if (!set) {
-        set = new Set();
-        project.byValue.set(key, set);
+    room.indexKeys = next.map((key) => {
+      let bucket = project.byValue.get(key);
+      if (!bucket) {
+        bucket = { key, sessionIds: new Set() };
+        project.byValue.set(key, bucket);
       }
-      set.add(room.sessionId);
-    }
-    room.indexKeys = next;
+      bucket.sessionIds.add(room.sessionId);
+      return bucket.key;
+    });
   }
 
   private dropIfEmpty(room: Room): void {
