@@ -11,13 +11,26 @@ interface RawSocket {
   removeListener(event: string, listener: (...args: unknown[]) => void): void;
 }
 
+/**
+ * What a socket's `handshake` becomes: one shared, frozen object instead of per-socket copies of
+ * the URL (the whole query, sessionInfo included), headers, query, auth and a date string. The
+ * hub reads none of them after the connection handler; the client address stays on `conn`.
+ */
+const RELEASED_HANDSHAKE: Socket['handshake'] = Object.freeze({
+  headers: Object.freeze({}),
+  time: '',
+  address: '',
+  xdomain: false,
+  secure: false,
+  issued: 0,
+  url: '',
+  query: Object.freeze({}),
+  auth: Object.freeze({}),
+});
+
 export function releaseHandshake(socket: Socket): void {
-  socket.handshake.headers = {};
-  socket.handshake.query = {};
-  socket.handshake.auth = {};
-  // The URL carries the whole query (sessionInfo included); the time is a ~60-character date string.
-  socket.handshake.url = '';
-  socket.handshake.time = '';
+  // Socket.IO types `handshake` read-only; it is a plain property that nothing reads after connect.
+  (socket as { handshake: Socket['handshake'] }).handshake = RELEASED_HANDSHAKE;
   const conn = socket.conn as unknown as { request?: unknown; transport?: { socket?: { _socket?: RawSocket } } };
   conn.request = undefined;
   // engine.io's WebSocketResponse keeps the upgrade request alive through a once('close') listener
