@@ -139,6 +139,20 @@ describe('bad input', () => {
     expect(reply.headers.connection).toBe('close');
   });
 
+  it('an upload cut off halfway leaves the hub serving', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${hub.url}${sessionsPath(PROJECT_A)}`, {
+        method: 'POST',
+        headers: { authorization: KEY_ALL, 'content-type': 'application/json', 'content-length': '1000' },
+      });
+      req.on('error', () => resolve()); // the abort below
+      req.write('{"filters": [', () => setTimeout(() => req.destroy(), 50));
+      req.on('response', () => reject(new Error('an incomplete upload was answered')));
+    });
+    const after = await call(hub.url, sessionsPath(PROJECT_A), { body: {} });
+    expect(after.status).toBe(200);
+  });
+
   it('415 for a compressed body or a charset other than UTF-8, naming it', async () => {
     const gzip = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-encoding': 'gzip' } }), 415, 'BAD_REQUEST');
     expect(gzip.message).toBe('unsupported content encoding "gzip"');
