@@ -358,5 +358,21 @@ describe('live handshake', () => {
       expect({ url, time, headers, query, auth }).toEqual({ url: '', time: '', headers: {}, query: {}, auth: {} });
       expect((socket?.conn as unknown as { request?: unknown }).request).toBeUndefined();
     });
+
+    test('none of the upgrade’s listeners that hold on to it; the error handlers that matter stay', async () => {
+      const sid = newSessionId();
+      await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tablst' });
+      await waitSession(hub, PK, sid);
+      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get('tablst')?.socketId;
+      const socket = socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
+      type Emitter = { rawListeners(event: string): Array<{ listener?: unknown; name: string }> };
+      const transport = (socket?.conn as unknown as { transport: Emitter & { socket: Emitter & { _socket: Emitter } } }).transport;
+      const sources = (emitter: Emitter, event: string): string[] => emitter.rawListeners(event).map((l) => String(l.listener ?? l));
+      expect(transport.rawListeners('headers')).toHaveLength(0);
+      expect(sources(transport.socket._socket, 'close').filter((src) => src.includes('this.emit("close")'))).toHaveLength(0);
+      const wsErrors = transport.socket.rawListeners('error');
+      expect(wsErrors.map((l) => l.name)).not.toContain('onUpgradeError');
+      expect(wsErrors.length).toBeGreaterThan(0);
+    });
   });
 });

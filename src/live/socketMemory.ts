@@ -6,11 +6,6 @@
  */
 import type { Socket } from 'socket.io';
 
-interface RawSocket {
-  rawListeners(event: string): ((...args: unknown[]) => void)[];
-  removeListener(event: string, listener: (...args: unknown[]) => void): void;
-}
-
 /**
  * What a socket's `handshake` becomes: one shared, frozen object instead of per-socket copies of
  * the URL (the whole query, sessionInfo included), headers, query, auth and a date string. The
@@ -28,17 +23,40 @@ const RELEASED_HANDSHAKE: Socket['handshake'] = Object.freeze({
   auth: Object.freeze({}),
 });
 
+type Listener = (...args: unknown[]) => void;
+
+interface Emitter {
+  rawListeners(event: string): Listener[];
+  removeListener(event: string, listener: Listener): void;
+}
+
+/** Removes the listeners of `event` whose function (a `once` wrapper's included) matches `test`. */
+function removeListeners(emitter: Emitter | undefined, event: string, test: (fn: Listener) => boolean): void {
+  if (!emitter) return;
+  for (const wrapper of emitter.rawListeners(event)) {
+    const listener = (wrapper as { listener?: Listener }).listener ?? wrapper;
+    if (test(listener)) emitter.removeListener(event, listener);
+  }
+}
+
 export function releaseHandshake(socket: Socket): void {
   // Socket.IO types `handshake` read-only; it is a plain property that nothing reads after connect.
   (socket as { handshake: Socket['handshake'] }).handshake = RELEASED_HANDSHAKE;
-  const conn = socket.conn as unknown as { request?: unknown; transport?: { socket?: { _socket?: RawSocket } } };
+  const conn = socket.conn as unknown as {
+    request?: unknown;
+    transport?: Emitter & { name?: string; socket?: Emitter & { _socket?: Emitter } };
+  };
   conn.request = undefined;
+  const transport = conn.transport;
+  // Only a WebSocket transport is done with its upgrade: a polling one still answers requests.
+  if (transport?.name !== 'websocket') return;
   // engine.io's WebSocketResponse keeps the upgrade request alive through a once('close') listener
   // on the TCP socket, only to re-emit 'close' for engine middlewares; the hub installs none.
-  const raw = conn.transport?.socket?._socket;
-  if (!raw) return;
-  for (const wrapper of raw.rawListeners('close')) {
-    const listener = (wrapper as { listener?: (...args: unknown[]) => void }).listener ?? wrapper;
-    if (String(listener).includes('this.emit("close")')) raw.removeListener('close', listener);
-  }
+  removeListeners(transport.socket?._socket, 'close', (fn) => String(fn).includes('this.emit("close")'));
+  // The upgrade's response-headers hook, and an error handler engine.io removes only when a polling
+  // client upgrades: a client that opened with WebSocket keeps both for its whole life. The
+  // transport's own error handler stays.
+  removeListeners(transport, 'headers', (fn) => String(fn).includes('isInitialRequest'));
+  const ws = transport.socket;
+  if (ws && ws.rawListeners('error').length > 1) removeListeners(ws, 'error', (fn) => fn.name === 'onUpgradeError');
 }
