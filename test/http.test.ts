@@ -2,11 +2,13 @@
  * The public REST API against a whole hub: real trackers announce sessions over Socket.IO, and the
  * list, search, one-session and autocomplete routes must show exactly what they announced.
  */
+import { type IncomingHttpHeaders, request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import type { Socket } from 'socket.io-client';
 import type { Hub } from '../src/server';
 import { connectTracker, eventually, startTestHub } from './support/hub';
 import { SPEC_EXAMPLE_SEARCH } from './support/sessions';
-import { API_KEYS_SPEC, KEY_A, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath } from './support/http';
+import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath } from './support/http';
 
 const P = PROJECT_A;
 const Q = PROJECT_B;
@@ -74,8 +76,9 @@ describe('list (GET)', () => {
   });
 
   it('answers HEAD with the headers of the GET and no body', async () => {
-    const get = await call(hub.url, sessionsPath(P));
-    const head = await call(hub.url, sessionsPath(P), { method: 'HEAD' });
+    const identity = { 'accept-encoding': 'identity' };
+    const get = await call(hub.url, sessionsPath(P), { headers: identity });
+    const head = await call(hub.url, sessionsPath(P), { method: 'HEAD', headers: identity });
     expect([head.status, head.text, head.headers.get('content-length')]).toEqual([200, '', String(Buffer.byteLength(get.text))]);
   });
 
@@ -179,6 +182,40 @@ describe('search (POST)', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(ids(reply)).toEqual(['105']);
+  });
+});
+
+describe('gzip', () => {
+  /** A GET with the given Accept-Encoding, body as received (fetch would decompress it). */
+  function rawGet(path: string, acceptEncoding: string): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${hub.url}${path}`, { headers: { authorization: KEY_ALL, 'accept-encoding': acceptEncoding } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('sends list and search pages gzip-compressed to clients that accept it, the same JSON', async () => {
+    const plain = await rawGet(sessionsPath(P), 'identity');
+    const gzipped = await rawGet(sessionsPath(P), 'gzip, deflate, br');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect([gzipped.headers['content-encoding'], gzipped.headers.vary, plain.headers.vary]).toEqual(['gzip', 'Accept-Encoding', 'Accept-Encoding']);
+    expect(Number(gzipped.headers['content-length'])).toBe(gzipped.body.byteLength);
+    expect(gunzipSync(gzipped.body).toString()).toBe(plain.body.toString());
+    expect(gzipped.body.byteLength).toBeLessThan(plain.body.byteLength);
+  });
+
+  it('leaves small pages, other routes and refusing clients uncompressed', async () => {
+    const small = await rawGet(`${sessionsPath(P)}?limit=1&userId=nobody-matches-this`, 'gzip');
+    expect(small.headers['content-encoding']).toBeUndefined();
+    const one = await rawGet(sessionsPath(P, '/101'), 'gzip');
+    expect(one.headers['content-encoding']).toBeUndefined();
+    const refused = await rawGet(sessionsPath(P), 'gzip;q=0, identity');
+    expect(refused.headers['content-encoding']).toBeUndefined();
   });
 });
 

@@ -1,9 +1,10 @@
 /** The REST layer's pure parts: route matching, the token buckets, the search response cache, error mapping. */
+import { gunzipSync } from 'node:zlib';
 import { ErrorCode, HubError } from '../src/errors';
 import { toHubError } from '../src/http/errors';
 import { TokenBuckets } from '../src/http/rateLimit';
-import { SearchResponses } from '../src/http/searchResponses';
-import { matchSessionRoute } from '../src/http/sessions';
+import { EncodedBody, SearchResponses } from '../src/http/searchResponses';
+import { acceptsGzip, matchSessionRoute } from '../src/http/sessions';
 import { parseSearchQuery, type SearchQuery } from '../src/sessions/query';
 import { SessionIndex } from '../src/sessions/sessionIndex';
 import { PROJECT_A, PROJECT_B, addSession } from './support/http';
@@ -66,7 +67,7 @@ describe('SearchResponses', () => {
     addSession(index, PROJECT_A, '1', { userID: 'a', timestamp: 1 });
     addSession(index, PROJECT_A, '2', { userID: 'b', timestamp: 2 });
     const body = new SearchResponses(index, 10).body(PROJECT_A, q({ limit: 1 }));
-    const parsed = JSON.parse(body.toString()) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
+    const parsed = JSON.parse(body.json.toString()) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
     expect(parsed.data.total).toBe(2);
     expect(parsed.data.sessions.map((s) => s.sessionID)).toEqual(['2']);
     expect(parsed.data.sessions[0]).toEqual(index.session(PROJECT_A, '2'));
@@ -91,17 +92,28 @@ describe('SearchResponses', () => {
     addSession(index, PROJECT_A, '1', { userID: 'z' });
     const after = responses.body(PROJECT_A, query);
     expect(search).toHaveBeenCalledTimes(2);
-    expect(JSON.parse(after.toString())).toEqual({ data: { total: 0, sessions: [] } });
+    expect(JSON.parse(after.json.toString())).toEqual({ data: { total: 0, sessions: [] } });
   });
 
   it('keys entries by page and limit', () => {
     const index = new SessionIndex();
     for (const id of ['1', '2', '3']) addSession(index, PROJECT_A, id, { timestamp: Number(id) });
     const responses = new SearchResponses(index, 10);
-    const ids = (body: Buffer) => (JSON.parse(body.toString()) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
+    const ids = (body: EncodedBody) => (JSON.parse(body.json.toString()) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 1 })))).toEqual(['3']);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 2 })))).toEqual(['2']);
     expect(ids(responses.body(PROJECT_A, q({ limit: 2, page: 1 })))).toEqual(['3', '2']);
+  });
+
+  it('compresses a page once, on first demand, and keeps it with the cached page', () => {
+    const index = new SessionIndex();
+    for (let i = 1; i <= 20; i++) addSession(index, PROJECT_A, String(i), { userID: `user${i}@example.com`, timestamp: i });
+    const responses = new SearchResponses(index, 10);
+    const body = responses.body(PROJECT_A, q({}));
+    const gzipped = body.gzipped();
+    expect(gunzipSync(gzipped).equals(body.json)).toBe(true);
+    expect(gzipped.byteLength).toBeLessThan(body.json.byteLength / 3);
+    expect(responses.body(PROJECT_A, q({})).gzipped()).toBe(gzipped);
   });
 
   it('does not cache when its size is 0', () => {
@@ -117,13 +129,13 @@ describe('SearchResponses', () => {
   it('is right for a project that emptied and came back', () => {
     const index = new SessionIndex();
     const responses = new SearchResponses(index, 10);
-    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(0);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.total).toBe(0);
     addSession(index, PROJECT_A, '1');
-    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(1);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.total).toBe(1);
     index.apply({ type: 'tab:down', projectKey: PROJECT_A, sessionId: '1', tabId: 't1', socketId: 's-1' });
-    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.total).toBe(0);
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.total).toBe(0);
     addSession(index, PROJECT_A, '2');
-    expect(JSON.parse(responses.body(PROJECT_A, q({})).toString()).data.sessions[0].sessionID).toBe('2');
+    expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.sessions[0].sessionID).toBe('2');
   });
 });
 
@@ -152,6 +164,13 @@ describe('toHubError', () => {
     expect(toHubError(new Error('boom'))).toBeUndefined();
     expect(toHubError({ status: 500, expose: false })).toBeUndefined();
     expect(toHubError('string')).toBeUndefined();
+  });
+});
+
+describe('acceptsGzip', () => {
+  it('reads Accept-Encoding as clients send it', () => {
+    for (const yes of ['gzip', 'gzip, deflate, br', 'br;q=1.0, GZIP;q=0.5', '*', 'deflate, *;q=0.1', 'gzip;q=1']) expect([yes, acceptsGzip(yes)]).toEqual([yes, true]);
+    for (const no of [undefined, '', 'identity', 'deflate, br', 'gzip;q=0', '*, gzip;q=0', '*;q=0', 'x-gzip2']) expect([no, acceptsGzip(no)]).toEqual([no, false]);
   });
 });
 

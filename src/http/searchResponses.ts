@@ -6,15 +6,34 @@
  * Whole bodies are cached per (project, query, page, limit) and stay valid while the project's
  * version is the one they were built at; any change to the project's sessions bumps it.
  */
+import { gzipSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { SessionIndex } from '../sessions/sessionIndex';
 import { type SearchQuery, queryKey } from '../sessions/query';
 
-interface Entry {
-  version: number;
-  /** Encoded once: a cached body is written many times, and UTF-8 encoding it each time showed in profiles. */
-  body: Buffer;
+/** A response body, encoded once: a cached body is written many times. */
+export class EncodedBody {
+  private compressed: Buffer | undefined;
+
+  constructor(
+    /** The project version the body was built at. */
+    readonly version: number,
+    /** UTF-8 JSON (encoding the same cached string on every hit showed in profiles). */
+    readonly json: Buffer,
+  ) {}
+
+  /**
+   * The same, gzip-compressed, made on first use and kept with the body. Level 1: a 74 KB page
+   * of 200 sessions takes ~0.2 ms and shrinks ~10x, levels up to 6 gain under 4% for ~40% more time.
+   */
+  gzipped(): Buffer {
+    this.compressed ??= gzipSync(this.json, { level: 1 });
+    return this.compressed;
+  }
 }
+
+/** Room a cached body leaves for its gzipped copy in the byte cap (JSON compresses far below this). */
+const GZIP_ALLOWANCE = 0.25;
 
 /**
  * Cap on the bytes all cached bodies may take together: `searchCacheSize` bounds entries, but a
@@ -23,7 +42,7 @@ interface Entry {
 const MAX_CACHE_BYTES = 64 * 1024 * 1024;
 
 export class SearchResponses {
-  private readonly cache: LRUCache<string, Entry> | undefined;
+  private readonly cache: LRUCache<string, EncodedBody> | undefined;
   /** Cache keys of query objects: the session routes reuse one parsed object per distinct request. */
   private readonly keys = new WeakMap<SearchQuery, string>();
 
@@ -33,7 +52,11 @@ export class SearchResponses {
   ) {
     this.cache =
       maxEntries > 0
-        ? new LRUCache<string, Entry>({ max: maxEntries, maxSize: MAX_CACHE_BYTES, sizeCalculation: (e) => Math.max(1, e.body.byteLength) })
+        ? new LRUCache<string, EncodedBody>({
+            max: maxEntries,
+            maxSize: MAX_CACHE_BYTES,
+            sizeCalculation: (e) => Math.max(1, Math.ceil(e.json.byteLength * (1 + GZIP_ALLOWANCE))),
+          })
         : undefined;
   }
 
@@ -46,16 +69,16 @@ export class SearchResponses {
     return key;
   }
 
-  /** `{"data": {"total", "sessions"}}` for one page of a search, as UTF-8 JSON. */
-  body(projectKey: string, query: SearchQuery): Buffer {
+  /** `{"data": {"total", "sessions"}}` for one page of a search. */
+  body(projectKey: string, query: SearchQuery): EncodedBody {
     const version = this.index.projectVersion(projectKey);
     const key = this.cache ? `${projectKey}\0${this.keyOf(query)}` : '';
     const hit = this.cache?.get(key);
-    if (hit && hit.version === version) return hit.body;
+    if (hit && hit.version === version) return hit;
     const page = this.index.search(projectKey, query);
     const sessions = page.rooms.map((room) => this.index.sessionJson(room)).join(',');
-    const body = Buffer.from(`{"data":{"total":${page.total},"sessions":[${sessions}]}}`);
-    this.cache?.set(key, { version, body });
+    const body = new EncodedBody(version, Buffer.from(`{"data":{"total":${page.total},"sessions":[${sessions}]}}`));
+    this.cache?.set(key, body);
     return body;
   }
 }

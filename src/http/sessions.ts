@@ -17,7 +17,7 @@ import { parseJsonBody, readBodyText } from './body';
 import { failRequest } from './errors';
 import { observeResponse } from './observe';
 import { apiKeyRateLimit } from './rateLimit';
-import { SearchResponses } from './searchResponses';
+import { EncodedBody, SearchResponses } from './searchResponses';
 
 /** Route patterns, as they appear in metrics labels and logs. */
 export const ROUTES = {
@@ -110,6 +110,23 @@ function decodeSegment(name: string, raw: string): string {
   }
 }
 
+/**
+ * Whether an Accept-Encoding header admits gzip: listed (or `*`) with a non-zero q, and not refused
+ * by name (`gzip;q=0` beats `*`).
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let wildcard = false;
+  for (const part of header.split(',')) {
+    const [name = '', ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
+    const allowed = q === undefined || Number(q) > 0;
+    if (name.trim() === 'gzip') return allowed;
+    if (name.trim() === '*') wildcard = allowed;
+  }
+  return wildcard;
+}
+
 /** The request handler of the session routes, for requests `matchSessionRoute` matched. */
 export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch) => void {
   const responses = new SearchResponses(ctx.index, ctx.config.searchCacheSize);
@@ -120,12 +137,27 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     sizeCalculation: (_query, text) => Math.max(1, text.length),
   });
 
-  /** Marks data that may miss other nodes' changes, so clients can tell a stale view. */
-  function sendData(res: ServerResponse, body: string | Buffer): void {
-    const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
+  const gzipMinBytes = ctx.config.restGzipMinBytes;
+
+  /**
+   * Answers 200 with JSON. Cached search pages go gzip-compressed to clients that accept it (from
+   * `REST_GZIP_MIN_BYTES`; they are compressed once per cached page). Data that may miss other
+   * nodes' changes is marked, so clients can tell a stale view.
+   */
+  function sendData(req: IncomingMessage, res: ServerResponse, body: string | EncodedBody): void {
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8' };
+    let payload: string | Buffer = typeof body === 'string' ? body : body.json;
+    if (body instanceof EncodedBody) {
+      headers.Vary = 'Accept-Encoding';
+      if (gzipMinBytes > 0 && body.json.byteLength >= gzipMinBytes && acceptsGzip(req.headers['accept-encoding'])) {
+        payload = body.gzipped();
+        headers['Content-Encoding'] = 'gzip';
+      }
+    }
+    headers['Content-Length'] = Buffer.byteLength(payload);
     if (ctx.store.status().partial) headers['X-Hub-Partial'] = 'true';
     res.writeHead(200, headers);
-    res.end(body);
+    res.end(payload);
   }
 
   /** A search query from its request text, parsed once per distinct text. */
@@ -137,14 +169,14 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     return query;
   }
 
-  function list(res: ServerResponse, match: SessionRouteMatch): void {
+  function list(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
     const query = searchQuery(`?${match.search}`, () => {
       const parsed = parseSearchQuery(listBody(new URLSearchParams(match.search)));
       // The only filter a list has is the one built from userId: name the parameter the client sent.
       if (!parsed.ok) throw queryError(parsed, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
       return parsed.value;
     });
-    sendData(res, responses.body(match.projectKey, query));
+    sendData(req, res, responses.body(match.projectKey, query));
   }
 
   async function search(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): Promise<void> {
@@ -156,16 +188,16 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
       if (!parsed.ok) throw queryError(parsed);
       return parsed.value;
     });
-    sendData(res, responses.body(match.projectKey, query));
+    sendData(req, res, responses.body(match.projectKey, query));
   }
 
-  function one(res: ServerResponse, match: SessionRouteMatch): void {
+  function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
     const room = ctx.index.room(match.projectKey, decodeSegment('sessionId', match.sessionId ?? ''));
     if (!room?.view) throw new HubError(ErrorCode.NOT_FOUND, 'no live session with that id in this project');
-    sendData(res, `{"data":${ctx.index.sessionJson(room)}}`);
+    sendData(req, res, `{"data":${ctx.index.sessionJson(room)}}`);
   }
 
-  function autocomplete(res: ServerResponse, match: SessionRouteMatch): void {
+  function autocomplete(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
     const query = new URLSearchParams(match.search);
     const types = Object.keys(FILTER_ATTRIBUTES).join(', ');
     const rawType = param(query, 'type');
@@ -179,7 +211,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     const limit = boundedInt('limit', param(query, 'limit'), AUTOCOMPLETE_LIMITS.defaultLimit, AUTOCOMPLETE_LIMITS.maxLimit);
     const attribute = isMetadata ? (source as string) : FILTER_ATTRIBUTES[type as FilterType];
     const values = ctx.index.autocomplete(match.projectKey, { attribute, isMetadata }, q, limit);
-    sendData(res, JSON.stringify({ data: values.map((value) => ({ type, value })) }));
+    sendData(req, res, JSON.stringify({ data: values.map((value) => ({ type, value })) }));
   }
 
   return (req, res, match) => {
@@ -189,10 +221,10 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     try {
       checkAccess(ctx, req.headers.authorization, match.projectKey);
       rateLimit(req.headers.authorization);
-      if (match.route === 'session') one(res, match);
-      else if (match.route === 'autocomplete') autocomplete(res, match);
+      if (match.route === 'session') one(req, res, match);
+      else if (match.route === 'autocomplete') autocomplete(req, res, match);
       else if (req.method === 'POST') search(req, res, match).catch(fail);
-      else list(res, match);
+      else list(req, res, match);
     } catch (error) {
       fail(error);
     }
