@@ -4,6 +4,7 @@
  * traffic anywhere else.
  */
 import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -12,11 +13,15 @@ export interface HttpRequest {
   body?: string;
   agent?: http.Agent;
   timeoutMs: number;
+  /** Sends `Accept-Encoding: gzip` and decompresses a gzip answer, as browsers do. */
+  acceptGzip?: boolean;
 }
 
 export interface HttpResponse {
   status: number;
   body: string;
+  /** Body bytes as received (compressed, when the answer was). */
+  wireBytes: number;
   /** Time from issuing the request to the last byte of the body, in milliseconds. */
   latencyMs: number;
 }
@@ -35,6 +40,7 @@ export function assertLoopbackUrl(url: string): URL {
 export function httpRequest(request: HttpRequest): Promise<HttpResponse> {
   const url = new URL(request.url);
   const headers: Record<string, string> = { ...request.headers };
+  if (request.acceptGzip) headers['accept-encoding'] = 'gzip';
   if (request.body !== undefined) {
     headers['content-type'] ??= 'application/json';
     headers['content-length'] = String(Buffer.byteLength(request.body));
@@ -57,7 +63,13 @@ export function httpRequest(request: HttpRequest): Promise<HttpResponse> {
         res.on('error', reject);
         res.on('end', () => {
           const latencyMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), latencyMs });
+          const raw = Buffer.concat(chunks);
+          try {
+            const body = res.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+            resolve({ status: res.statusCode ?? 0, body: body.toString('utf8'), wireBytes: raw.byteLength, latencyMs });
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
         });
       },
     );

@@ -20,6 +20,7 @@ export interface BenchOptions {
   restDurationMs: number;
   restConcurrency: number;
   restWorkers: number;
+  restGzip: boolean;
   relayPairs: number;
   relayDurationMs: number;
   relayPauseMs: number;
@@ -54,6 +55,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --rest-duration S        seconds per REST operation and client count (default 4)
   --rest-concurrency N     concurrent REST clients (default 16)
   --rest-workers N         processes the REST clients are split over (default 2)
+  --rest-gzip              REST clients accept gzip, as browsers do (default: they do not, as curl)
   --relay-pairs N          agent<->tab pairs for relay round trips (default 8)
   --relay-duration S       seconds of relay pings, idle and under REST load each (default 5)
   --dashboards N           dashboard subscriptions (default 200)
@@ -72,7 +74,7 @@ export class UsageError extends Error {}
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const flags = new Map<string, string>();
   const switches = new Set<string>();
-  const SWITCHES = new Set(['--quick', '--no-build', '--help']);
+  const SWITCHES = new Set(['--quick', '--no-build', '--rest-gzip', '--help']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${arg}`);
@@ -147,6 +149,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     restDurationMs: seconds('--rest-duration', quick ? 1 : 4),
     restConcurrency: Math.floor(number('--rest-concurrency', 16, 1)),
     restWorkers: Math.floor(number('--rest-workers', 2, 1)),
+    restGzip: switches.has('--rest-gzip'),
     relayPairs: Math.floor(number('--relay-pairs', quick ? 2 : 8, 1)),
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
     relayPauseMs: 20,

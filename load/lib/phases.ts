@@ -214,6 +214,7 @@ export interface RestOptions {
   durationMs: number;
   concurrency: number;
   requestTimeoutMs: number;
+  gzip: boolean;
 }
 
 export interface RestPhaseResult {
@@ -260,7 +261,7 @@ export async function runRest(
         ? [
             worker.request(
               'rest.run',
-              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs },
+              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs, gzip: options.gzip },
               options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
             ),
           ]

@@ -120,7 +120,7 @@ export function renderSummary(result: BenchResult): string {
     rows.push(row(`REST ${operation} x${concurrency} req/s`, (s) => rate(restRow(s, operation, concurrency)?.requestsPerSecond)));
     rows.push(row(`REST ${operation} x${concurrency} p50 / p99 (ms)`, (s) => pair(restRow(s, operation, concurrency)?.latency)));
     rows.push(row(`REST ${operation} x${concurrency} hub CPU per request (µs)`, (s) => hubMicrosPerRequest(s, operation, concurrency)));
-    rows.push(row(`REST ${operation} response size (KB)`, (s) => kilobytes(restRow(s, operation, concurrency)?.meanResponseBytes)));
+    rows.push(row(`REST ${operation} response size on the wire (KB)`, (s) => kilobytes(restRow(s, operation, concurrency)?.meanResponseBytes)));
   }
   rows.push(
     row('relay idle p50 / p99 (ms)', (s) => pair(s.relay?.idle?.roundTrip)),

@@ -22,6 +22,8 @@ export interface RestRunArgs {
   /** Tabs currently connected (indices 0..liveTabs-1): `one` asks for their sessions. */
   liveTabs: number;
   requestTimeoutMs: number;
+  /** Ask for gzip-compressed answers (`--rest-gzip`). */
+  gzip: boolean;
 }
 
 export interface RestRunResult {
@@ -91,9 +93,10 @@ export class RestLoad {
             headers: { authorization: this.hub.apiKey },
             agent,
             timeoutMs: args.requestTimeoutMs,
+            acceptGzip: args.gzip,
             ...(call.body !== undefined ? { body: call.body } : {}),
           });
-          responseBytes += response.body.length;
+          responseBytes += response.wireBytes;
           if (response.status !== 200) {
             const code = errorCodeOf(response.body);
             this.errors.add(`rest.${args.operation}: HTTP ${response.status}${code ? ` ${code}` : ''}`);
