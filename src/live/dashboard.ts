@@ -13,6 +13,13 @@ import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
 import { releaseHandshake } from './socketMemory';
+import { TurnBudgetQueue } from './turnBudget';
+
+/**
+ * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and 200
+ * dashboards subscribing at once held the loop 66–88 ms at 19k sessions (docs/performance.md).
+ */
+const SUBSCRIBE_BUDGET_MS = 5;
 
 /** Who a dashboard is: an API key (its grants apply per project) or a JWT for one project. */
 type Principal = { kind: 'key'; key: string } | { kind: 'jwt'; projectKey: string };
@@ -43,7 +50,10 @@ function refuse(code: ErrorCode, message: string): SubscribeAck {
 
 export function attachDashboards(io: Server, ctx: HubContext, registry: SubscriptionRegistry): void {
   const nsp = (io as unknown as Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, DashboardSocketData>).of(DASHBOARD_NAMESPACE);
-  const { config, metrics, apiKeys } = ctx;
+  const { config, metrics, apiKeys, logger } = ctx;
+  const subscribes = new TurnBudgetQueue(SUBSCRIBE_BUDGET_MS, (error) => {
+    logger.error({ err: error instanceof Error ? error.message : String(error) }, 'dashboard subscribe failed');
+  });
 
   nsp.use((socket, next) => {
     if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
@@ -68,6 +78,8 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
     releaseHandshake(socket);
     metrics.connections.inc({ role: 'dashboard' });
     const held = new Set<string>();
+    /** Subscribe and resume requests of this socket waiting for their turn. */
+    let queued = 0;
     const sink: DiffSink = {
       deliver(diff: SessionsDiff): boolean {
         if (pendingBytes(socket) > config.dashboardBufferBytes) return false;
@@ -98,26 +110,36 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       const parsed = parseSearchQuery(query);
       if (!parsed.ok) return reply(refuse(parsed.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, parsed.message));
 
-      if (isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number') {
-        const result = registry.resume(resume.subscriptionId, resume.seq, projectKey, sink);
-        if (result) {
-          held.add(resume.subscriptionId);
-          if (result.kind === 'resync') return reply({ ok: true, ...result.snapshot, resync: true });
-          reply({ ok: true, subscriptionId: result.subscriptionId, seq: resume.seq, total: result.total, sessions: [], resumed: true });
-          for (const diff of result.missed) socket.emit(DashboardEvent.diff, diff);
-          return;
-        }
-        metrics.resyncs.inc({ reason: 'unknown_subscription' });
-      }
-      if (held.size >= config.maxSubscriptionsPerSocket) {
+      const resuming = isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number' ? { subscriptionId: resume.subscriptionId, seq: resume.seq } : undefined;
+      if (!resuming && held.size + queued >= config.maxSubscriptionsPerSocket) {
         return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`));
       }
-      const snapshot = registry.subscribe(projectKey, parsed.value, sink);
-      if (snapshot === 'project-full') {
-        return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `project ${projectKey} has reached ${config.maxSubscriptionsPerProject} subscriptions`));
-      }
-      held.add(snapshot.subscriptionId);
-      reply({ ok: true, ...snapshot, ...(isPlainObject(resume) ? { resync: true } : {}) });
+      // Snapshots are built in budgeted turns; a socket gone by then gets nothing and holds nothing.
+      queued++;
+      subscribes.push(() => {
+        queued--;
+        if (!socket.connected) return;
+        if (resuming) {
+          const result = registry.resume(resuming.subscriptionId, resuming.seq, projectKey, sink);
+          if (result) {
+            held.add(resuming.subscriptionId);
+            if (result.kind === 'resync') return reply({ ok: true, ...result.snapshot, resync: true });
+            reply({ ok: true, subscriptionId: result.subscriptionId, seq: resuming.seq, total: result.total, sessions: [], resumed: true });
+            for (const diff of result.missed) socket.emit(DashboardEvent.diff, diff);
+            return;
+          }
+          metrics.resyncs.inc({ reason: 'unknown_subscription' });
+          if (held.size + queued >= config.maxSubscriptionsPerSocket) {
+            return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`));
+          }
+        }
+        const snapshot = registry.subscribe(projectKey, parsed.value, sink);
+        if (snapshot === 'project-full') {
+          return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `project ${projectKey} has reached ${config.maxSubscriptionsPerProject} subscriptions`));
+        }
+        held.add(snapshot.subscriptionId);
+        reply({ ok: true, ...snapshot, ...(isPlainObject(resume) ? { resync: true } : {}) });
+      });
     });
 
     socket.on(DashboardEvent.unsubscribe, (request: unknown, ack: unknown) => {
