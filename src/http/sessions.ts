@@ -146,10 +146,10 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
    */
   function sendData(req: IncomingMessage, res: ServerResponse, body: string | EncodedBody): void {
     const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8' };
-    let payload: string | Buffer = typeof body === 'string' ? body : body.json;
+    let payload: string | Buffer = body instanceof EncodedBody ? body.json : body;
     if (body instanceof EncodedBody) {
       headers.Vary = 'Accept-Encoding';
-      if (gzipMinBytes > 0 && body.json.byteLength >= gzipMinBytes && acceptsGzip(req.headers['accept-encoding'])) {
+      if (gzipMinBytes > 0 && payload.length >= gzipMinBytes && acceptsGzip(req.headers['accept-encoding'])) {
         payload = body.gzipped();
         headers['Content-Encoding'] = 'gzip';
       }
