@@ -23,6 +23,7 @@ import {
   Peer,
 } from './support/live';
 import { io } from 'socket.io-client';
+import type { Socket as ServerSocket } from 'socket.io';
 
 const PK = projectKey('handshake');
 
@@ -347,12 +348,17 @@ describe('live handshake', () => {
   });
 
   describe('what a connected socket keeps', () => {
-    test('nothing of the upgrade request: no URL, headers, query, auth or request object', async () => {
+    /** The hub's side of a newly connected tracker tab. */
+    async function serverSocketOf(tabId: string): Promise<ServerSocket | undefined> {
       const sid = newSessionId();
-      await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tabmem' });
+      await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId });
       await waitSession(hub, PK, sid);
-      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get('tabmem')?.socketId;
-      const socket = socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
+      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get(tabId)?.socketId;
+      return socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
+    }
+
+    test('nothing of the upgrade request: no URL, headers, query, auth or request object', async () => {
+      const socket = await serverSocketOf('tabmem');
       expect(socket).toBeDefined();
       const { url, time, headers, query, auth } = socket?.handshake ?? {};
       expect({ url, time, headers, query, auth }).toEqual({ url: '', time: '', headers: {}, query: {}, auth: {} });
@@ -360,11 +366,7 @@ describe('live handshake', () => {
     });
 
     test('none of the upgrade’s listeners that hold on to it; the error handlers that matter stay', async () => {
-      const sid = newSessionId();
-      await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tablst' });
-      await waitSession(hub, PK, sid);
-      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get('tablst')?.socketId;
-      const socket = socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
+      const socket = await serverSocketOf('tablst');
       type Emitter = { rawListeners(event: string): Array<{ listener?: unknown; name: string }> };
       const transport = (socket?.conn as unknown as { transport: Emitter & { socket: Emitter & { _socket: Emitter } } }).transport;
       const sources = (emitter: Emitter, event: string): string[] => emitter.rawListeners(event).map((l) => String(l.listener ?? l));
