@@ -1,7 +1,7 @@
 /**
  * How REST failures become responses: every error is `{"error": {"code", "message"}}` with the code's
  * status, on the session API and on Express's routes alike. Expected failures (HubError, and the
- * 4xx errors of Express's router and body readers) are answered as such; anything else is a 500
+ * 4xx errors of Express and its router) are answered as such; anything else is a 500
  * with no detail for the client and the full error in the log.
  */
 import type { ServerResponse } from 'node:http';
@@ -10,14 +10,12 @@ import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
 import { routeLabel } from './observe';
 
-/** The shape body-parser and the router give their errors (http-errors). */
+/** The shape Express and its router give their errors (http-errors). */
 interface HttpErrorLike {
   status?: unknown;
   statusCode?: unknown;
-  type?: unknown;
   expose?: unknown;
   message?: unknown;
-  limit?: unknown;
 }
 
 function clientStatus(err: HttpErrorLike): number | undefined {
@@ -32,13 +30,9 @@ export function toHubError(err: unknown): HubError | undefined {
   const e = err as HttpErrorLike;
   const status = clientStatus(e);
   if (status === undefined) return undefined;
-  if (e.type === 'entity.too.large' || status === 413) {
-    const limit = typeof e.limit === 'number' ? ` of ${e.limit} bytes` : '';
-    return new HubError(ErrorCode.PAYLOAD_TOO_LARGE, `request body exceeds the limit${limit}`);
-  }
-  if (e.type === 'entity.parse.failed') return new HubError(ErrorCode.BAD_REQUEST, 'request body is not valid JSON');
-  // Other client errors (unsupported charset or encoding, undecodable URL, aborted upload): their
-  // status stays, and their message only when the library marked it as safe to show.
+  // The session API raises HubErrors only (its body reader included); what else reaches here comes
+  // from Express (say, an undecodable URL): its status stays, and its message only when the library
+  // marked it as safe to show.
   const message = e.expose === true && typeof e.message === 'string' ? e.message : 'malformed request';
   return new HubError(ErrorCode.BAD_REQUEST, message, status);
 }
