@@ -17,7 +17,7 @@ import { TurnBudgetQueue } from './turnBudget';
 
 /**
  * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and 200
- * dashboards subscribing at once held the loop 66–88 ms at 19k sessions (docs/performance.md).
+ * dashboards subscribing at once held the loop up to 96 ms at 19k sessions (docs/performance.md).
  */
 const SUBSCRIBE_BUDGET_MS = 5;
 
@@ -80,6 +80,11 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
     const held = new Set<string>();
     /** Subscribe and resume requests of this socket waiting for their turn. */
     let queued = 0;
+    /** The refusal of one subscription more than a socket may hold (those waiting count), if it is one. */
+    const overSocketLimit = (): SubscribeAck | undefined =>
+      held.size + queued >= config.maxSubscriptionsPerSocket
+        ? refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`)
+        : undefined;
     const sink: DiffSink = {
       deliver(diff: SessionsDiff): boolean {
         if (pendingBytes(socket) > config.dashboardBufferBytes) return false;
@@ -111,9 +116,8 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       if (!parsed.ok) return reply(refuse(parsed.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, parsed.message));
 
       const resuming = isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number' ? { subscriptionId: resume.subscriptionId, seq: resume.seq } : undefined;
-      if (!resuming && held.size + queued >= config.maxSubscriptionsPerSocket) {
-        return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`));
-      }
+      const refusal = resuming ? undefined : overSocketLimit();
+      if (refusal) return reply(refusal);
       // Snapshots are built in budgeted turns; a socket gone by then gets nothing and holds nothing.
       queued++;
       subscribes.push(() => {
@@ -129,9 +133,8 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
             return;
           }
           metrics.resyncs.inc({ reason: 'unknown_subscription' });
-          if (held.size + queued >= config.maxSubscriptionsPerSocket) {
-            return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`));
-          }
+          const refusal = overSocketLimit();
+          if (refusal) return reply(refusal);
         }
         const snapshot = registry.subscribe(projectKey, parsed.value, sink);
         if (snapshot === 'project-full') {
