@@ -1,7 +1,8 @@
 /**
  * The memory floor under the hub: heap and RSS per connection of a bare Socket.IO server, of the
- * same server with the hub's `releaseHandshake`, and of the hub, each with N tracker connections
- * (the bench's sessionInfo and User-Agents) opened from this process, after a forced GC.
+ * same server with the hub's socket trims (`releaseHandshake`, `compactSocket`), and of the hub,
+ * each with N tracker connections (the bench's sessionInfo and User-Agents) opened from this
+ * process, after a forced GC.
  *
  *   npm run bench:floor [-- --connections 5000] [--no-build]
  *
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
   const bare = 'node --expose-gc --import tsx load/floorServer.ts';
   const servers: Server[] = [
     { name: 'bare Socket.IO', command: bare, env: {} },
-    { name: 'bare Socket.IO + releaseHandshake', command: bare, env: { FLOOR_RELEASE: '1' } },
+    { name: 'bare Socket.IO + hub socket trims', command: bare, env: { FLOOR_RELEASE: '1' } },
     { name: 'the hub', command: hubCommand, env: {} },
   ];
   fs.mkdirSync(path.join(REPO_ROOT, 'load', 'results'), { recursive: true });

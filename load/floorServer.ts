@@ -1,12 +1,13 @@
 /**
  * A bare Socket.IO server for `load/floor.ts`: the same path and engine settings as the hub, no hub
  * logic, and the two routes the floor measurement reads (`/ready`, `POST /debug/gc`). With
- * FLOOR_RELEASE=1 every connection goes through the hub's own `releaseHandshake`, so the floor
- * shows what Socket.IO and `ws` keep per connection once the hub has dropped what it can.
+ * FLOOR_RELEASE=1 every connection goes through the hub's own `releaseHandshake` and
+ * `compactSocket`, so the floor shows what Socket.IO and `ws` keep per connection once the hub has
+ * dropped what it can.
  */
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
-import { releaseHandshake } from '../src/live/socketMemory';
+import { compactSocket, releaseHandshake } from '../src/live/socketMemory';
 
 const release = process.env.FLOOR_RELEASE === '1';
 const port = Number(process.env.LISTEN_PORT);
@@ -28,6 +29,8 @@ const http = createServer((req, res) => {
 });
 const io = new Server(http, { path, perMessageDeflate: false, httpCompression: false });
 io.on('connection', (socket) => {
-  if (release) releaseHandshake(socket);
+  if (!release) return;
+  releaseHandshake(socket);
+  compactSocket(socket);
 });
 http.listen(port, '127.0.0.1');

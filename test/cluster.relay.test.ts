@@ -4,6 +4,7 @@
  * both ways, with the same names, arguments and targeting as on a single node. Duplicate tabs are
  * refused across nodes, including when both connect at the same moment.
  */
+import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
 import { agentAt, idsAt, listAt, startClusterHub, trackerAt, within } from './support/cluster';
 import { API_KEY, type Peer, agentInfo, closeAllPeers, newSessionId, projectKey } from './support/live';
@@ -190,7 +191,7 @@ describe('duplicate tabs across nodes', () => {
     const dup = trackerAt(b.url, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
     expect(await dup.next('SESSION_ALREADY_CONNECTED')).toEqual([]);
     expect(await dup.next('disconnect')).toEqual(['io server disconnect']);
-    for (const hub of [a, b]) expect(hub.ctx.index.room(PK, sid)?.tabs.get('tab1')?.socketId).toBe(first.id);
+    for (const hub of [a, b]) expect(findTab(hub.ctx.index.room(PK, sid), 'tab1')?.socketId).toBe(first.id);
     x.emit('move', { meta: { tabId: 'tab1' } });
     expect(await first.next('move')).toEqual([x.id, { meta: { tabId: 'tab1' } }]);
   });
@@ -209,7 +210,7 @@ describe('duplicate tabs across nodes', () => {
       const winner = onA.socket.connected ? onA : onB;
       const loser = winner === onA ? onB : onA;
       expect(loser.all('SESSION_ALREADY_CONNECTED')).toHaveLength(1);
-      await within(2_000, () => [a, b].every((h) => h.ctx.index.room(PK, session)?.tabs.get('tab1')?.socketId === winner.id), () => `round ${round}: views differ`);
+      await within(2_000, () => [a, b].every((h) => findTab(h.ctx.index.room(PK, session), 'tab1')?.socketId === winner.id), () => `round ${round}: views differ`);
       await winner.close();
       await within(2_000, () => [a, b].every((h) => h.ctx.index.session(PK, session) === undefined), () => `round ${round}: session left behind`);
     }

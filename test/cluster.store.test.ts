@@ -11,7 +11,7 @@ import { clusterKeys, downScript } from '../src/cluster/redisSchema';
 import { RedisStore } from '../src/cluster/redisStore';
 import { type ClusterStore, LocalStore } from '../src/cluster/store';
 import { createLogger } from '../src/ops/logger';
-import { SessionIndex } from '../src/sessions/sessionIndex';
+import { SessionIndex, findTab } from '../src/sessions/sessionIndex';
 import { HEARTBEAT_MS, NODE_TTL_MS, REMOVAL_BOUND_MS, within } from './support/cluster';
 import { RedisServer } from './support/redis';
 import { PROJECT, agentUp, dataOp, makeAgent, makeData, makeTab, tabDown, tabUp } from './support/sessions';
@@ -145,13 +145,13 @@ describe('RedisStore replication', () => {
     for (let i = 0; i < 20; i++) a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'a-s1-t1', pageTitle: `page ${i}` })));
     await converged(2_000, a, b);
     expect(a.index.session(PROJECT, 's1')?.userID).toBe('changed');
-    expect(b.index.room(PROJECT, 's1')?.tabs.get('t1')?.pageTitle).toBe('page 19');
+    expect(findTab(b.index.room(PROJECT, 's1'), 't1')?.pageTitle).toBe('page 19');
 
     a.store.publish(tabDown('s1', 't1', 'a-s1-t1'));
     b.store.publish(tabDown('s2', 't1', 'b-s2-t1'));
     await converged(2_000, a, b);
     expect(a.index.session(PROJECT, 's2')).toBeUndefined();
-    expect(b.index.room(PROJECT, 's1')?.tabs.size).toBe(1);
+    expect(b.index.room(PROJECT, 's1')?.tabs.length).toBe(1);
   });
 
   test('a joining node has the whole view when start() resolves, newest data included', async () => {
@@ -176,7 +176,7 @@ describe('RedisStore replication', () => {
     a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'sock-a' }), makeData({ userID: 'from-a' }, 1, 'a')));
     b.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'b', socketId: 'sock-b' }), makeData({ userID: 'from-b' }, 1, 'b')));
     await converged(2_000, a, b, c);
-    const holder = a.index.room(PROJECT, 's1')?.tabs.get('t1');
+    const holder = findTab(a.index.room(PROJECT, 's1'), 't1');
     expect(['sock-a', 'sock-b']).toContain(holder?.socketId);
     const loser = holder?.socketId === 'sock-a' ? b : a;
     const winner = loser === a ? b : a;
@@ -189,7 +189,7 @@ describe('RedisStore replication', () => {
     loser.store.publish(tabDown('s1', 't1', loser === a ? 'sock-a' : 'sock-b'));
     await new Promise((r) => setTimeout(r, 100));
     await converged(1_000, a, b, c);
-    expect(c.index.room(PROJECT, 's1')?.tabs.get('t1')?.socketId).toBe(holder?.socketId);
+    expect(findTab(c.index.room(PROJECT, 's1'), 't1')?.socketId).toBe(holder?.socketId);
   });
 
   test('a gap in the stream makes a node reload the view (and it still converges)', async () => {

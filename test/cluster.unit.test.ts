@@ -15,7 +15,7 @@ import {
   roomField,
   sharesOf,
 } from '../src/cluster/nodeState';
-import { SessionIndex } from '../src/sessions/sessionIndex';
+import { SessionIndex, findTab } from '../src/sessions/sessionIndex';
 import { PROJECT, agentUp, makeAgent, makeData, makeTab, tabUp } from './support/sessions';
 
 function indexWith(...ops: Parameters<SessionIndex['apply']>[0][]): SessionIndex {
@@ -92,7 +92,7 @@ describe('reconcileOps', () => {
     index.onChange((c) => events.push(`${c.sessionId}:${c.before ? 'had' : 'new'}->${c.after ? 'has' : 'gone'}`));
     for (const op of reconcileOps(index, states, (id) => id !== 'self')) index.apply(op);
     expect(index.session(PROJECT, 's1')?.userID).toBe('u1');
-    expect(index.room(PROJECT, 's2')?.tabs.get('t1')?.socketId).toBe('b-new');
+    expect(findTab(index.room(PROJECT, 's2'), 't1')?.socketId).toBe('b-new');
     expect(index.session(PROJECT, 's2')?.userID).toBe('u2-new');
     expect(index.room(PROJECT, 's2')?.agents.size).toBe(0);
     expect(index.room(PROJECT, 's3')).toBeUndefined();

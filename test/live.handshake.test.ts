@@ -2,6 +2,7 @@
  * Live protocol, connect time: peerId and identity checks, the tracker's sessionInfo (JSON, auth,
  * size, User-Agent and geo derivation, defaults), and agent JWT authentication.
  */
+import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
 import {
   CHROME_UA,
@@ -353,7 +354,7 @@ describe('live handshake', () => {
       const sid = newSessionId();
       await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId });
       await waitSession(hub, PK, sid);
-      const socketId = hub.ctx.index.room(PK, sid)?.tabs.get(tabId)?.socketId;
+      const socketId = findTab(hub.ctx.index.room(PK, sid), tabId)?.socketId;
       return socketId === undefined ? undefined : hub.io.of('/').sockets.get(socketId);
     }
 

@@ -2,6 +2,7 @@
  * Live protocol, session state: how the tabs of one session combine (multi-tab, duplicate tabs,
  * leaves) and how UPDATE_SESSION changes the stored session and reaches the room's agents.
  */
+import { findTab } from '../src/sessions/sessionIndex';
 import type { Session } from '../src/sessions/model';
 import type { Hub } from '../src/server';
 import {
@@ -84,8 +85,8 @@ describe('live sessions', () => {
 
       expect(first.socket.connected).toBe(true);
       const room = hub.ctx.index.room(PK, sid);
-      expect(room?.tabs.size).toBe(1);
-      expect(room?.tabs.get('tab1')?.socketId).toBe(first.id);
+      expect(room?.tabs.length).toBe(1);
+      expect(findTab(room, 'tab1')?.socketId).toBe(first.id);
       // The newcomer's data was not merged, and its leave did not remove the first tab.
       let s = sessionOf(hub, PK, sid) as Session;
       expect(s.pageTitle).toBe('First');
@@ -110,7 +111,7 @@ describe('live sessions', () => {
       expect(dup.all('AGENTS_CONNECTED')).toEqual([]);
       expect(dup.all('WEBRTC_CONFIG')).toEqual([]);
       await Promise.all([agent.quiet('SESSION_RECONNECTED'), agent.quiet('SESSION_DISCONNECTED'), first.quiet('SESSION_RECONNECTED')]);
-      expect(hub.ctx.index.room(PK, sid)?.tabs.get('tab1')?.socketId).toBe(first.id);
+      expect(findTab(hub.ctx.index.room(PK, sid), 'tab1')?.socketId).toBe(first.id);
     });
 
     test('refused tabs (duplicate, oversized data) are not counted as open connections', async () => {
@@ -157,7 +158,7 @@ describe('live sessions', () => {
       const again = await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'taba', info: { pageTitle: 'Back' } });
       const s = await waitSession(hub, PK, sid);
       expect(s.pageTitle).toBe('Back');
-      expect(hub.ctx.index.room(PK, sid)?.tabs.get('taba')?.socketId).toBe(again.id);
+      expect(findTab(hub.ctx.index.room(PK, sid), 'taba')?.socketId).toBe(again.id);
     });
   });
 

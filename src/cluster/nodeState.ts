@@ -53,7 +53,7 @@ export function shareOf(room: Room | undefined, nodeId: string): RoomShare | und
   if (!room) return undefined;
   const tabs: TabState[] = [];
   const agents: AgentState[] = [];
-  for (const tab of room.tabs.values()) if (tab.nodeId === nodeId) tabs.push(tab);
+  for (const tab of room.tabs) if (tab.nodeId === nodeId) tabs.push(tab);
   for (const agent of room.agents.values()) if (agent.nodeId === nodeId) agents.push(agent);
   if (tabs.length === 0 && agents.length === 0) return undefined;
   // Data only travels with tabs: a room with agents only has no session view to describe.
@@ -63,8 +63,7 @@ export function shareOf(room: Room | undefined, nodeId: string): RoomShare | und
 /** Whether `nodeId` has a tab in `room` (then it keeps the room's newest data in its share). */
 export function hasTabOf(room: Room | undefined, nodeId: string): boolean {
   if (!room) return false;
-  for (const tab of room.tabs.values()) if (tab.nodeId === nodeId) return true;
-  return false;
+  return room.tabs.some((tab) => tab.nodeId === nodeId);
 }
 
 /** Every room share of `nodeId` in the index. */
@@ -190,7 +189,7 @@ export function reconcileOps(index: SessionIndex, states: ReadonlyMap<string, No
   for (const room of index.allRooms()) {
     const field = roomField(room.projectKey, room.sessionId);
     const ref = { projectKey: room.projectKey, sessionId: room.sessionId };
-    for (const tab of room.tabs.values()) {
+    for (const tab of room.tabs) {
       if (!replaced(tab.nodeId)) continue;
       const listed = states.get(tab.nodeId)?.get(field)?.tabs.some((t) => t.tabId === tab.tabId && t.socketId === tab.socketId);
       if (!listed) removals.push({ type: 'tab:down', ...ref, tabId: tab.tabId, socketId: tab.socketId });

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from '../ops/logger';
 import type { IndexOp } from '../sessions/ops';
-import type { SessionIndex } from '../sessions/sessionIndex';
+import { type SessionIndex, findTab } from '../sessions/sessionIndex';
 import type { ClusterMetrics } from './metrics';
 import {
   type NodeShares,
@@ -194,7 +194,7 @@ export class RedisStore implements ClusterStore {
   // ---- ClusterStore ----
 
   publish(op: IndexOp): void {
-    const claimed = op.type === 'tab:up' ? this.index.room(op.projectKey, op.sessionId)?.tabs.get(op.tab.tabId) : undefined;
+    const claimed = op.type === 'tab:up' ? findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId) : undefined;
     this.index.apply(op);
     if (this.closing) return;
     if (op.type === 'node:down') {
@@ -529,7 +529,7 @@ export class RedisStore implements ClusterStore {
   private applyRemote(op: IndexOp): void {
     if (op.type === 'tab:up') {
       const key = tabKey(op.projectKey, op.sessionId, op.tab.tabId);
-      const current = this.index.room(op.projectKey, op.sessionId)?.tabs.get(op.tab.tabId);
+      const current = findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId);
       const verdict = judgeTabClaim(current, op.tab, this.nodeId, current !== undefined && this.pendingClaims.get(key) === current.socketId);
       if (verdict === 'reject') {
         this.metrics.tabConflicts.inc();

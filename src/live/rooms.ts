@@ -11,10 +11,10 @@ import type { HubContext } from '../context';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
-import type { Room } from '../sessions/sessionIndex';
+import { type Room, findTab } from '../sessions/sessionIndex';
 import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
-import { releaseHandshake } from './socketMemory';
+import { compactSocket, releaseHandshake } from './socketMemory';
 import type { UserAgentCache } from './userAgent';
 
 /**
@@ -41,9 +41,7 @@ export function wrapTabPayload(arg: unknown, tabId: string): TabPayload {
 }
 
 function firstTab(room: Room | undefined): TabState | undefined {
-  if (!room) return undefined;
-  for (const tab of room.tabs.values()) return tab;
-  return undefined;
+  return room?.tabs[0];
 }
 
 function lastAgentConfig(room: Room): unknown {
@@ -63,6 +61,10 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   const live = io as unknown as LiveServer;
   const sockets = live.of('/');
   const to = (target: string | string[]) => live.to(target);
+  // A session shows the page title of its most recently active tab: two tabs' activity within one
+  // millisecond must still be ordered, so tab times never repeat within this process.
+  let lastTabTime = 0;
+  const tabTime = (): number => (lastTabTime = Math.max(Date.now(), lastTabTime + 1));
   /**
    * Runs a socket handler so that a payload the hub cannot handle (say, nested too deep for the
    * encoder's recursion) costs that one event, never the process or another session. Handlers are
@@ -108,7 +110,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const payload = args[0];
     const current = index.room(peer.projectKey, peer.sessionId);
     const wanted = isPlainObject(payload) && isPlainObject(payload.meta) ? payload.meta.tabId : undefined;
-    const tab = (typeof wanted === 'string' ? current?.tabs.get(wanted) : undefined) ?? firstTab(current);
+    const tab = (typeof wanted === 'string' ? findTab(current, wanted) : undefined) ?? firstTab(current);
     if (!tab) {
       socket.emit(RoomEvent.SESSION_DISCONNECTED);
       return;
@@ -144,12 +146,13 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     socket.on('disconnect', onDisconnect);
     if (hs.role === 'session') onTrackerConnect(socket, hs);
     else onAgentConnect(socket, hs);
+    compactSocket(socket);
   });
 
   function onTrackerConnect(socket: LiveSocket, hs: TrackerHandshake): void {
     const { peer } = hs;
     const room = index.room(peer.projectKey, peer.sessionId);
-    if (room?.tabs.has(peer.tabId)) {
+    if (findTab(room, peer.tabId)) {
       socket.data.refused = true;
       metrics.connectsRefused.inc({ reason: 'duplicateTab' });
       socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
@@ -166,7 +169,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       return;
     }
     void socket.join(peer.roomId);
-    const now = Date.now();
+    const now = tabTime();
     store.publish({
       type: 'tab:up',
       projectKey: peer.projectKey,
@@ -189,7 +192,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   function onUpdateSession(socket: LiveSocket, peer: PeerId, arg: unknown): void {
     const payload = wrapTabPayload(arg, peer.tabId);
     const room = index.room(peer.projectKey, peer.sessionId);
-    const tab = room?.tabs.get(peer.tabId);
+    const tab = findTab(room, peer.tabId);
     if (!room || !tab || tab.socketId !== socket.id || !room.data) return;
     const data = isPlainObject(payload.data) ? payload.data : {};
     const { tab: tabFields, session } = splitTabFields(data);
@@ -205,7 +208,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     }
     const tabChanged = (tabFields.pageTitle !== undefined && tabFields.pageTitle !== tab.pageTitle) || (tabFields.active !== undefined && tabFields.active !== tab.active) || tabFields.active === true;
     if (tabChanged) {
-      const nextTab: TabState = { ...tab, ...tabFields, lastActiveAt: tabFields.active === true ? Date.now() : tab.lastActiveAt };
+      const nextTab: TabState = { ...tab, ...tabFields, lastActiveAt: tabFields.active === true ? tabTime() : tab.lastActiveAt };
       store.publish({ type: 'tab:up', projectKey: peer.projectKey, sessionId: peer.sessionId, tab: nextTab, data: nextData });
     } else if (nextData) {
       store.publish({ type: 'data', projectKey: peer.projectKey, sessionId: peer.sessionId, data: nextData });
@@ -226,7 +229,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       agent: { socketId: socket.id, nodeId: store.nodeId, info: hs.info, config: hs.config, joinedAt: Date.now() },
     });
     const room = index.room(peer.projectKey, peer.sessionId);
-    if (!room || room.tabs.size === 0) socket.emit(RoomEvent.SESSION_DISCONNECTED);
+    if (!room || room.tabs.length === 0) socket.emit(RoomEvent.SESSION_DISCONNECTED);
     to(peer.roomId).emit(RoomEvent.WEBRTC_CONFIG, hs.config);
     socket.to(peer.roomId).emit(RoomEvent.NEW_AGENT, socket.id, hs.info);
 
@@ -245,7 +248,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     }
     const room = index.room(peer.projectKey, peer.sessionId);
     if (!room) return;
-    if (room.tabs.size === 0) to(peer.roomId).emit(RoomEvent.SESSION_DISCONNECTED);
+    if (room.tabs.length === 0) to(peer.roomId).emit(RoomEvent.SESSION_DISCONNECTED);
     if (room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
   }
 }

@@ -1,8 +1,11 @@
 /**
- * Frees what the HTTP upgrade leaves behind on a Socket.IO socket once its handshake is parsed.
- * Per connection this is ~3 KiB of heap (the request with its headers and URL, which carries the
- * tracker's whole sessionInfo, and the handshake's copies of them): at tens of thousands of tabs,
- * the largest item the hub can drop.
+ * What a connected Socket.IO socket costs for its whole life, cut down in two steps:
+ * - `releaseHandshake` frees what the HTTP upgrade leaves behind once the handshake is parsed:
+ *   ~3 KiB of heap per connection (the request with its headers and URL, which carries the
+ *   tracker's whole sessionInfo, and the handshake's copies of them);
+ * - `compactSocket`, once the hub's handlers are attached, rebuilds the listener tables and arrays
+ *   the libraries grew while connecting: ~1 KiB more.
+ * At tens of thousands of tabs these are the largest items the hub can drop (docs/performance.md).
  */
 import type { Socket } from 'socket.io';
 
@@ -59,4 +62,56 @@ export function releaseHandshake(socket: Socket): void {
   removeListeners(transport, 'headers', (fn) => String(fn).includes('isInitialRequest'));
   const ws = transport.socket;
   if (ws && ws.rawListeners('error').length > 1) removeListeners(ws, 'error', (fn) => fn.name === 'onUpgradeError');
+}
+
+/** What {@link compactListeners} reaches into: Node's `EventEmitter` listener table. */
+interface ListenerTable {
+  _events?: Record<string | symbol, unknown>;
+}
+
+/**
+ * Rebuilds an emitter's listener table as a fast object of the same listeners. Node creates it
+ * with a null prototype, which V8 keeps in dictionary mode: 180–470 B each for the 3–5 events a
+ * connection's emitters hold, against ~60 B as a fast object. Arrays of several listeners are
+ * copied to their exact length (one grown by `push` keeps room for 16 more). Adding or removing a
+ * listener later works as before; only this copy's layout differs.
+ */
+export function compactListeners(emitter: object | undefined): void {
+  const table = (emitter as ListenerTable | undefined)?._events;
+  if (!table || typeof table !== 'object') return;
+  const compact: Record<string | symbol, unknown> = {};
+  for (const event of Reflect.ownKeys(table)) {
+    const listeners = table[event];
+    compact[event] = Array.isArray(listeners) ? listeners.slice() : listeners;
+  }
+  // Set after the properties are in: an object created with a null prototype starts in dictionary mode.
+  Object.setPrototypeOf(compact, null);
+  (emitter as ListenerTable)._events = compact;
+}
+
+/** Replaces `holder[key]`, an array grown by `push` (capacity 17 for one item), by an exact copy. */
+function trimArray(holder: object | undefined, key: string): void {
+  const record = holder as Record<string, unknown> | undefined;
+  const value = record?.[key];
+  if (record && Array.isArray(value)) record[key] = value.slice();
+}
+
+/**
+ * Shrinks what a connected socket keeps for its whole life once the hub has attached its
+ * handlers: the listener tables of the Socket.IO socket, the engine.io socket, its transport and
+ * the `ws` WebSocket, and the listener arrays grown by `push` (Socket.IO's catch-all listeners,
+ * engine.io's cleanup functions, the packet decoder's callbacks). ~1 KiB per connection; see
+ * docs/performance.md. Everything it touches is optional: a missing or renamed internal is left alone.
+ */
+export function compactSocket(socket: Socket): void {
+  if (!socket.connected) return;
+  const conn = socket.conn as unknown as { transport?: { socket?: object } };
+  compactListeners(socket);
+  compactListeners(conn);
+  compactListeners(conn.transport);
+  compactListeners(conn.transport?.socket);
+  trimArray(socket, '_anyListeners');
+  trimArray(conn, 'cleanupFn');
+  const decoder = (socket.client as unknown as { decoder?: { _callbacks?: object } }).decoder;
+  trimArray(decoder?._callbacks, '$decoded');
 }

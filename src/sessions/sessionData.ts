@@ -95,6 +95,15 @@ function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<
 }
 
 /**
+ * `metadata` for the view. Data that went through `boundSessionFields` is already normalised: the
+ * view then shares its object (one less per session) instead of copying it.
+ */
+function viewMetadata(raw: JsonValue | undefined): Record<string, string> {
+  const normalised = isPlainObject(raw) && Object.keys(raw).every((key) => typeof raw[key] === 'string' && !FORBIDDEN_KEYS.has(key));
+  return normalised ? (raw as Record<string, string>) : normalizeMetadata(raw, Number.MAX_SAFE_INTEGER);
+}
+
+/**
  * Checks a session-data candidate against the limits and normalises `metadata`.
  * Tab fields (pageTitle, active) and computed fields are removed: they live elsewhere.
  */
@@ -205,7 +214,7 @@ export function combineSession(projectKey: string, sessionId: string, data: Sess
     userID: str(f.userID),
     userUUID: str(f.userUUID),
     userAnonymousId: str(f.userAnonymousId),
-    metadata: normalizeMetadata(f.metadata, Number.MAX_SAFE_INTEGER),
+    metadata: viewMetadata(f.metadata),
     revID: str(f.revID),
     timestamp,
     trackerVersion: str(f.trackerVersion),

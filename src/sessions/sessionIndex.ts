@@ -27,23 +27,59 @@ export interface Room {
   readonly projectKey: string;
   readonly sessionId: string;
   data: SessionData | undefined;
-  readonly tabs: Map<string, TabState>;
+  /**
+   * Replaced, never changed in place, in the order the tabs came. An array, not a map: most sessions
+   * have one tab, which a map holds in ~180 B and an array in ~56.
+   */
+  tabs: readonly TabState[];
   /** Most sessions never have an agent: they share one empty map until their first one joins. */
   agents: ReadonlyMap<string, AgentState>;
   /** The combined session, while the room has at least one tab and data. */
   view: Session | undefined;
   /** Serialised `view`, computed on first read. */
   json: string | undefined;
-  /** The secondary-index keys this session is filed under (the index's own key strings, shared). */
-  indexKeys: string[];
 }
 
 const NO_AGENTS: ReadonlyMap<string, AgentState> = new Map();
+const NO_TABS: readonly TabState[] = Object.freeze([]);
 
-/** Sessions filed under one secondary-index key; `key` is kept once here and shared by the rooms. */
-interface IndexBucket {
-  readonly key: string;
-  readonly sessionIds: Set<string>;
+export function findTab(room: Room | undefined, tabId: string): TabState | undefined {
+  return room?.tabs.find((tab) => tab.tabId === tabId);
+}
+
+/** `tabs` with `tab` in place of the one with its id, or after the others. */
+function withTab(tabs: readonly TabState[], tab: TabState): readonly TabState[] {
+  return tabs.some((t) => t.tabId === tab.tabId) ? tabs.map((t) => (t.tabId === tab.tabId ? tab : t)) : tabs.concat(tab);
+}
+
+/** `tabs` without those `gone` picks; the same array when it picks none. */
+function withoutTabs(tabs: readonly TabState[], gone: (tab: TabState) => boolean): readonly TabState[] {
+  if (!tabs.some(gone)) return tabs;
+  const kept = tabs.filter((t) => !gone(t));
+  // `filter` grows its result with room to spare; a copy is exact.
+  return kept.length === 0 ? NO_TABS : kept.slice();
+}
+
+/**
+ * The sessions filed under one secondary-index key: the session id itself while there is one (as
+ * for most user ids), a set from two on. A set of one costs ~150 B more than its id.
+ */
+type Filed = string | Set<string>;
+
+function fileUnder(byValue: Map<string, Filed>, key: string, sessionId: string): void {
+  const filed = byValue.get(key);
+  if (filed === undefined) byValue.set(key, sessionId);
+  else if (typeof filed !== 'string') filed.add(sessionId);
+  else if (filed !== sessionId) byValue.set(key, new Set([filed, sessionId]));
+}
+
+function unfile(byValue: Map<string, Filed>, key: string, sessionId: string): void {
+  const filed = byValue.get(key);
+  if (filed === sessionId) {
+    byValue.delete(key);
+  } else if (filed !== undefined && typeof filed !== 'string' && filed.delete(sessionId) && filed.size === 1) {
+    for (const last of filed) byValue.set(key, last);
+  }
 }
 
 export interface SearchPage {
@@ -53,23 +89,32 @@ export interface SearchPage {
 
 class ProjectIndex {
   readonly rooms = new Map<string, Room>();
-  /** Secondary index: `attribute\0lower-cased value` -> sessionIds. */
-  readonly byValue = new Map<string, IndexBucket>();
+  /** Secondary index: `attribute\0lower-cased value` -> the sessions filed under it. */
+  readonly byValue = new Map<string, Filed>();
   liveSessions = 0;
   version = 0;
 }
 
+/** The index keys of a view. `join` builds flat strings: a `+` would keep a 32 B cons wrapper in the map. */
 function indexKeysOf(view: Session): string[] {
   const keys: string[] = [];
   for (const attr of INDEXED_ATTRIBUTES) {
     const text = normalizeText(view[attr]);
-    if (text !== undefined) keys.push(`${attr}\0${text}`);
+    if (text !== undefined) keys.push([attr, text].join('\0'));
   }
   for (const [key, value] of Object.entries(view.metadata)) {
     const text = normalizeText(value);
-    if (text !== undefined) keys.push(`metadata.${key}\0${text}`);
+    if (text !== undefined) keys.push(['metadata.' + key, text].join('\0'));
   }
   return keys;
+}
+
+/** Moves a session from the keys of its previous view to those of its next (rooms keep no list of their keys). */
+function reindex(byValue: Map<string, Filed>, sessionId: string, before: Session | undefined, after: Session | undefined): void {
+  const previous = before ? indexKeysOf(before) : [];
+  const next = after ? indexKeysOf(after) : [];
+  for (const key of previous) if (!next.includes(key)) unfile(byValue, key, sessionId);
+  for (const key of next) if (!previous.includes(key)) fileUnder(byValue, key, sessionId);
 }
 
 function sameTab(a: TabState | undefined, b: TabState): boolean {
@@ -107,24 +152,24 @@ export class SessionIndex {
         const room = this.roomFor(op.projectKey, op.sessionId);
         const newData = op.data !== undefined && isNewer(op.data, room.data);
         // The same tab state again (a replayed op) with no newer data changes nothing: no event, no new version.
-        if (!newData && sameTab(room.tabs.get(op.tab.tabId), op.tab)) return;
+        if (!newData && sameTab(findTab(room, op.tab.tabId), op.tab)) return;
         if (newData) room.data = op.data;
-        room.tabs.set(op.tab.tabId, op.tab);
+        room.tabs = withTab(room.tabs, op.tab);
         this.refresh(room);
         return;
       }
       case 'tab:down': {
         const room = this.room(op.projectKey, op.sessionId);
-        const tab = room?.tabs.get(op.tabId);
+        const tab = findTab(room, op.tabId);
         if (!room || !tab || tab.socketId !== op.socketId) return;
-        room.tabs.delete(op.tabId);
+        room.tabs = withoutTabs(room.tabs, (t) => t === tab);
         this.refresh(room);
         return;
       }
       case 'data': {
         const room = this.room(op.projectKey, op.sessionId);
         // Data for a session with no tab left is stale: its last tab's leave has been applied.
-        if (!room || room.tabs.size === 0 || !isNewer(op.data, room.data)) return;
+        if (!room || room.tabs.length === 0 || !isNewer(op.data, room.data)) return;
         room.data = op.data;
         this.refresh(room);
         return;
@@ -144,13 +189,9 @@ export class SessionIndex {
       case 'node:down': {
         for (const project of this.projects.values()) {
           for (const room of [...project.rooms.values()]) {
-            let tabsGone = false;
-            for (const [tabId, tab] of room.tabs) {
-              if (tab.nodeId === op.nodeId) {
-                room.tabs.delete(tabId);
-                tabsGone = true;
-              }
-            }
+            const tabs = room.tabs;
+            room.tabs = withoutTabs(tabs, (tab) => tab.nodeId === op.nodeId);
+            const tabsGone = room.tabs !== tabs;
             this.dropAgents(room, (agent) => agent.nodeId === op.nodeId);
             if (tabsGone) this.refresh(room);
             else this.dropIfEmpty(room);
@@ -243,28 +284,29 @@ export class SessionIndex {
    * candidates, the union of its values' sessions; without one, the whole project.
    */
   private candidates(project: ProjectIndex, filters: readonly Filter[]): Iterable<Room> {
-    let best: Set<string>[] | undefined;
+    let best: Filed[] | undefined;
     let bestSize = Infinity;
     for (const f of filters) {
       if (f.operator !== 'is' || f.values.length === 0) continue;
       const attr = f.isMetadata ? `metadata.${f.attribute}` : f.attribute;
       if (!f.isMetadata && !(INDEXED_ATTRIBUTES as readonly string[]).includes(attr)) continue;
-      const sets: Set<string>[] = [];
+      const filed: Filed[] = [];
       let size = 0;
       for (const v of f.values) {
-        const set = project.byValue.get(`${attr}\0${v}`)?.sessionIds;
-        if (set) {
-          sets.push(set);
-          size += set.size;
+        const ids = project.byValue.get(`${attr}\0${v}`);
+        if (ids !== undefined) {
+          filed.push(ids);
+          size += typeof ids === 'string' ? 1 : ids.size;
         }
       }
       if (size < bestSize) {
-        best = sets;
+        best = filed;
         bestSize = size;
       }
     }
     if (!best) return project.rooms.values();
-    const ids = best.length === 1 ? (best[0] as Set<string>) : new Set(best.flatMap((s) => [...s]));
+    const only = best.length === 1 ? best[0] : undefined;
+    const ids = only !== undefined && typeof only !== 'string' ? only : new Set(best.flatMap((f) => (typeof f === 'string' ? [f] : [...f])));
     const rooms: Room[] = [];
     for (const id of ids) {
       const room = project.rooms.get(id);
@@ -281,7 +323,7 @@ export class SessionIndex {
     }
     let room = project.rooms.get(sessionId);
     if (!room) {
-      room = { projectKey, sessionId, data: undefined, tabs: new Map(), agents: NO_AGENTS, view: undefined, json: undefined, indexKeys: [] };
+      room = { projectKey, sessionId, data: undefined, tabs: NO_TABS, agents: NO_AGENTS, view: undefined, json: undefined };
       project.rooms.set(sessionId, room);
     }
     return room;
@@ -291,11 +333,11 @@ export class SessionIndex {
   private refresh(room: Room): void {
     const project = this.projects.get(room.projectKey) as ProjectIndex;
     const before = room.view;
-    if (room.tabs.size === 0) room.data = undefined;
-    const after = room.tabs.size > 0 && room.data ? combineSession(room.projectKey, room.sessionId, room.data, [...room.tabs.values()]) : undefined;
+    if (room.tabs.length === 0) room.data = undefined;
+    const after = room.tabs.length > 0 && room.data ? combineSession(room.projectKey, room.sessionId, room.data, room.tabs) : undefined;
     room.view = after;
     room.json = undefined;
-    this.reindex(project, room, after);
+    reindex(project.byValue, room.sessionId, before, after);
     if (!before && after) {
       project.liveSessions++;
       this.liveSessions++;
@@ -317,28 +359,8 @@ export class SessionIndex {
     if (kept.length !== room.agents.size) room.agents = kept.length > 0 ? new Map(kept) : NO_AGENTS;
   }
 
-  private reindex(project: ProjectIndex, room: Room, view: Session | undefined): void {
-    const next = view ? indexKeysOf(view) : [];
-    for (const key of room.indexKeys) {
-      if (next.includes(key)) continue;
-      const bucket = project.byValue.get(key);
-      if (!bucket) continue;
-      bucket.sessionIds.delete(room.sessionId);
-      if (bucket.sessionIds.size === 0) project.byValue.delete(key);
-    }
-    room.indexKeys = next.map((key) => {
-      let bucket = project.byValue.get(key);
-      if (!bucket) {
-        bucket = { key, sessionIds: new Set() };
-        project.byValue.set(key, bucket);
-      }
-      bucket.sessionIds.add(room.sessionId);
-      return bucket.key;
-    });
-  }
-
   private dropIfEmpty(room: Room): void {
-    if (room.tabs.size > 0 || room.agents.size > 0) return;
+    if (room.tabs.length > 0 || room.agents.size > 0) return;
     const project = this.projects.get(room.projectKey);
     if (!project) return;
     project.rooms.delete(room.sessionId);
