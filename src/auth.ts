@@ -9,6 +9,13 @@ import { type ApiKeyGrant, type Config, ConfigError, parseApiKeys, parseApiKeysJ
 
 export type KeyCheck = 'ok' | 'missing' | 'invalid' | 'forbidden';
 
+/** A key check, and which configured key matched: per-key state (rate limits) is kept under that id, never the key. */
+export interface KeyMatch {
+  check: KeyCheck;
+  /** The same for a key listed twice; -1 when no key matched. */
+  keyId: number;
+}
+
 /** Strips an HTTP auth scheme `Bearer ` (any case, as RFC 7235 schemes are case-insensitive). */
 export function withoutBearer(value: string): string {
   return /^bearer /i.test(value) ? value.slice(7) : value;
@@ -19,10 +26,16 @@ function digest(value: string): Buffer {
 }
 
 export class ApiKeys {
-  private readonly grants: { digest: Buffer; projects: ReadonlySet<string> | '*' }[];
+  private readonly grants: { digest: Buffer; projects: ReadonlySet<string> | '*'; keyId: number }[];
 
   constructor(grants: readonly ApiKeyGrant[]) {
-    this.grants = grants.map((g) => ({ digest: digest(g.key), projects: g.projects }));
+    const ids = new Map<string, number>();
+    this.grants = grants.map((g) => {
+      const d = digest(g.key);
+      const keyId = ids.get(d.toString('hex')) ?? ids.size;
+      ids.set(d.toString('hex'), keyId);
+      return { digest: d, projects: g.projects, keyId };
+    });
   }
 
   get size(): number {
@@ -35,19 +48,24 @@ export class ApiKeys {
    * compared, so timing says nothing about which key or how much of it matched.
    */
   check(presented: string | undefined, projectKey: string): KeyCheck {
-    if (!presented) return 'missing';
+    return this.match(presented, projectKey).check;
+  }
+
+  /** `check`, and which configured key matched (one hash of the presented key for both). */
+  match(presented: string | undefined, projectKey: string): KeyMatch {
+    if (!presented) return { check: 'missing', keyId: -1 };
     const value = withoutBearer(presented);
     const d = digest(value);
     // A key may be listed more than once (HUB_API_KEYS and the file add up): its grants add up too.
-    let known = false;
+    let keyId = -1;
     let allowed = false;
     for (const grant of this.grants) {
       if (!timingSafeEqual(grant.digest, d)) continue;
-      known = true;
+      keyId = grant.keyId;
       if (grant.projects === '*' || grant.projects.has(projectKey)) allowed = true;
     }
-    if (!known) return 'invalid';
-    return allowed ? 'ok' : 'forbidden';
+    if (keyId === -1) return { check: 'invalid', keyId };
+    return { check: allowed ? 'ok' : 'forbidden', keyId };
   }
 }
 

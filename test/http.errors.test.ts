@@ -187,6 +187,8 @@ describe('rate limit', () => {
       const limited = await call(app.url, sessionsPath(PROJECT_A), { body: {} });
       expect(errorOf(limited).code).toBe('RATE_LIMITED');
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // The same key with an auth scheme is the same key, with the same bucket.
+      expect((await call(app.url, sessionsPath(PROJECT_A), { key: `Bearer ${KEY_ALL}` })).status).toBe(429);
       // Another key has its own bucket.
       expect((await call(app.url, sessionsPath(PROJECT_A), { key: KEY_A })).status).toBe(200);
       // Refused keys do not spend anyone's tokens.

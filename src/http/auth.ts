@@ -5,15 +5,16 @@ import { PROJECT_KEY_PATTERN } from '../protocol';
 
 /**
  * Refuses a malformed project key before any work is spent on it (hashing the API key included),
- * then a missing, unknown or not-allowed API key.
+ * then a missing, unknown or not-allowed API key. Returns the id of the key that was let in.
  */
-export function checkAccess(ctx: HubContext, authorization: string | undefined, projectKey: string): void {
+export function checkAccess(ctx: HubContext, authorization: string | undefined, projectKey: string): number {
   if (!PROJECT_KEY_PATTERN.test(projectKey)) {
     throw new HubError(ErrorCode.BAD_REQUEST, 'projectKey: expected 1 to 256 letters, digits, "_" or "-"');
   }
-  switch (ctx.apiKeys.check(authorization, projectKey)) {
+  const { check, keyId } = ctx.apiKeys.match(authorization, projectKey);
+  switch (check) {
     case 'ok':
-      return;
+      return keyId;
     case 'missing':
       throw new HubError(ErrorCode.UNAUTHORIZED, 'missing API key: send it in the Authorization header');
     case 'invalid':

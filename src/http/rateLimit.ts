@@ -1,13 +1,12 @@
 /**
  * Per-API-key rate limiting: a token bucket per key, refilled continuously at `rate` per second and
- * holding at most twice that (so a client may burst after idling). Buckets are keyed by a digest of
- * the key, so no key sits in memory outside ApiKeys, and their number is bounded: an evicted bucket
- * starts full again, which only ever errs on the side of letting a request through.
+ * holding at most twice that (so a client may burst after idling). Buckets are keyed by the id
+ * `ApiKeys.match` gives the matched key, so no key sits in memory outside ApiKeys and the key is
+ * hashed once per request, and their number is bounded: an evicted bucket starts full again, which
+ * only ever errs on the side of letting a request through.
  */
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import { withoutBearer } from '../auth';
 import { ErrorCode, HubError } from '../errors';
 
 interface Bucket {
@@ -18,8 +17,8 @@ interface Bucket {
 
 export type Take = { ok: true } | { ok: false; retryAfterSeconds: number };
 
-export class TokenBuckets {
-  private readonly buckets: LRUCache<string, Bucket>;
+export class TokenBuckets<Id extends string | number = string> {
+  private readonly buckets: LRUCache<Id, Bucket>;
   private readonly capacity: number;
 
   constructor(
@@ -33,7 +32,7 @@ export class TokenBuckets {
   }
 
   /** Takes one token from the bucket of `id`, or says how long until one is there. */
-  take(id: string): Take {
+  take(id: Id): Take {
     const t = this.now();
     let bucket = this.buckets.get(id);
     if (!bucket) {
@@ -52,14 +51,14 @@ export class TokenBuckets {
 }
 
 /**
- * The per-API-key limit of `REST_RATE_LIMIT` requests per second (0: none). Must run after the API
- * key check: only keys that passed it get a bucket. Throws RATE_LIMITED with the seconds to wait.
+ * The per-API-key limit of `REST_RATE_LIMIT` requests per second (0: none), taking the id of a key
+ * that passed the API key check. Throws RATE_LIMITED with the seconds to wait.
  */
-export function apiKeyRateLimit(rate: number): (authorization: string | undefined) => void {
+export function apiKeyRateLimit(rate: number): (keyId: number) => void {
   if (rate === 0) return () => undefined;
-  const buckets = new TokenBuckets(rate);
-  return (authorization) => {
-    const taken = buckets.take(createHash('sha256').update(withoutBearer(authorization ?? '')).digest('base64'));
+  const buckets = new TokenBuckets<number>(rate);
+  return (keyId) => {
+    const taken = buckets.take(keyId);
     if (taken.ok) return;
     throw new HubError(ErrorCode.RATE_LIMITED, `rate limit of ${rate} requests per second exceeded for this API key`, undefined, {
       'Retry-After': String(taken.retryAfterSeconds),

@@ -219,8 +219,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     observeResponse(ctx, res, req.method, () => route);
     const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
     try {
-      checkAccess(ctx, req.headers.authorization, match.projectKey);
-      rateLimit(req.headers.authorization);
+      rateLimit(checkAccess(ctx, req.headers.authorization, match.projectKey));
       if (match.route === 'session') one(req, res, match);
       else if (match.route === 'autocomplete') autocomplete(req, res, match);
       else if (req.method === 'POST') search(req, res, match).catch(fail);

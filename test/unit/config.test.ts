@@ -245,6 +245,19 @@ describe('ApiKeys.check', () => {
     expect(twice.check('same-key-123', 'projB')).toBe('ok');
     expect(twice.check('same-key-123', 'projC')).toBe('forbidden');
   });
+
+  it('match says which key matched: one id per distinct key, whatever its entries or prefix', () => {
+    const keys = new ApiKeys(parseApiKeys('key-one-111:projA;key-two-222:projA;key-one-111:projB'));
+    const one = keys.match('key-one-111', 'projA');
+    const two = keys.match('key-two-222', 'projA');
+    expect(one.check).toBe('ok');
+    expect(two.check).toBe('ok');
+    expect(one.keyId).not.toBe(two.keyId);
+    expect(keys.match('Bearer key-one-111', 'projB')).toEqual(one);
+    expect(keys.match('key-two-222', 'projB')).toEqual({ check: 'forbidden', keyId: two.keyId });
+    expect(keys.match('key-three-333', 'projA')).toEqual({ check: 'invalid', keyId: -1 });
+    expect(keys.match(undefined, 'projA')).toEqual({ check: 'missing', keyId: -1 });
+  });
 });
 
 describe('verifyToken', () => {
