@@ -3,7 +3,7 @@
  * the OpenReplay tracker-assist plugin and agent player expect them.
  */
 import type { Hub } from '../src/server';
-import { agentInfo, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, startLiveHub, waitSession } from './support/live';
+import { agentInfo, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, waitSession } from './support/live';
 
 const PK = projectKey('rooms');
 
@@ -139,6 +139,29 @@ describe('live rooms', () => {
       expect(hub.ctx.index.session(PK, sid)).toBeUndefined();
       // The agents are still in the room, waiting for a tab.
       expect(hub.ctx.index.room(PK, sid)?.agents.size).toBe(2);
+    });
+  });
+
+  describe('clients that start on long-polling', () => {
+    // The hub trims a socket's listener tables once its handlers are attached, here while the
+    // socket still polls: the upgrade to WebSocket that follows must work as on an untouched one.
+    test('upgrade to WebSocket, then relay both ways and leave as usual', async () => {
+      const transports: ('polling' | 'websocket')[] = ['polling', 'websocket'];
+      const t = await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tab1', transports });
+      await waitSession(hub, PK, sid);
+      const a = await connectAgent(hub, { projectKey: PK, sessionId: sid, info: agentInfo('alice'), config: configOf('alice'), transports });
+      await eventually(() => [t, a].every((p) => p.socket.io.engine.transport.name === 'websocket'), () => 'both clients upgraded to WebSocket');
+      const hubSide = hub.io.of('/').sockets.get(t.id);
+      expect(hubSide?.conn.transport.name).toBe('websocket');
+
+      t.emit('messages', { meta: { tabId: 'tab1', version: 1 }, data: [1, 2, 3] });
+      expect(await a.next('messages')).toEqual([{ meta: { tabId: 'tab1', version: 1 }, data: [1, 2, 3] }]);
+      a.emit('mouse_move', { meta: { tabId: 'tab1' }, data: [10, 20] });
+      expect(await t.next('mouse_move')).toEqual([a.id, { meta: { tabId: 'tab1' }, data: [10, 20] }]);
+
+      await t.close();
+      expect(await a.next('SESSION_DISCONNECTED')).toEqual([]);
+      expect(hub.ctx.index.session(PK, sid)).toBeUndefined();
     });
   });
 

@@ -196,6 +196,8 @@ export interface TrackerOptions {
   auth?: Record<string, unknown>;
   userAgent?: string;
   headers?: Record<string, string>;
+  /** Socket.IO client transports; trackers use WebSocket only. */
+  transports?: ('polling' | 'websocket')[];
 }
 
 /** The sessionInfo a v11 tracker sends (see protocol.md). */
@@ -229,7 +231,7 @@ export function trackerPeer(hub: Hub, o: TrackerOptions): Peer {
   };
   const socket = io(hub.url, {
     path: WS_PATH,
-    transports: ['websocket'],
+    transports: o.transports ?? ['websocket'],
     query,
     auth: o.auth ?? {},
     extraHeaders: { 'user-agent': o.userAgent ?? CHROME_UA, ...o.headers },
@@ -259,6 +261,8 @@ export interface AgentOptions {
   /** `auth.token`; defaults to a valid JWT for the session. `null` sends no token. */
   token?: string | null;
   peerId?: string;
+  /** Socket.IO client transports (default WebSocket only). */
+  transports?: ('polling' | 'websocket')[];
 }
 
 export function agentInfo(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -269,7 +273,7 @@ export function agentPeer(hub: Hub, o: AgentOptions): Peer {
   const token = o.token === undefined ? agentToken({ projectKey: o.projectKey, sessionId: o.sessionId }) : o.token;
   const socket = io(hub.url, {
     path: WS_PATH,
-    transports: ['websocket'],
+    transports: o.transports ?? ['websocket'],
     query: {
       peerId: o.peerId ?? `${o.projectKey}-${o.sessionId}`,
       identity: 'agent',
