@@ -207,7 +207,7 @@ async function main(): Promise<number> {
       const loaded = await measureHubHeap(hubTarget);
       const memory = memoryPerSession(baseline, loaded, liveTabs);
 
-      const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip };
+      const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
       if (!options.skip.has('rest')) log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
       const rest = options.skip.has('rest') ? [] : await runRestMatrix(recorder, workers, liveTabs, restOptions);
       assertHubAlive();

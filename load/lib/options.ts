@@ -21,6 +21,8 @@ export interface BenchOptions {
   restConcurrency: number;
   restWorkers: number;
   restGzip: boolean;
+  /** Page size of the filtered search (`limit` of its body). */
+  searchLimit: number;
   relayPairs: number;
   relayDurationMs: number;
   relayPauseMs: number;
@@ -56,6 +58,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --rest-concurrency N     concurrent REST clients (default 16)
   --rest-workers N         processes the REST clients are split over (default 2)
   --rest-gzip              REST clients accept gzip, as browsers do (default: they do not, as curl)
+  --search-limit N         page size of the 2-filter search (default 50, at most 200)
   --relay-pairs N          agent<->tab pairs for relay round trips (default 8)
   --relay-duration S       seconds of relay pings, idle and under REST load each (default 5)
   --dashboards N           dashboard subscriptions (default 200)
@@ -70,6 +73,13 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --help`;
 
 export class UsageError extends Error {}
+
+function searchLimit(raw: string | undefined): number {
+  if (raw === undefined) return 50;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 200) throw new UsageError(`--search-limit must be an integer from 1 to 200, got ${raw}`);
+  return n;
+}
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const flags = new Map<string, string>();
@@ -150,6 +160,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     restConcurrency: Math.floor(number('--rest-concurrency', 16, 1)),
     restWorkers: Math.floor(number('--rest-workers', 2, 1)),
     restGzip: switches.has('--rest-gzip'),
+    searchLimit: searchLimit(flags.get('--search-limit')),
     relayPairs: Math.floor(number('--relay-pairs', quick ? 2 : 8, 1)),
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
     relayPauseMs: 20,

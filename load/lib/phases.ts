@@ -215,6 +215,7 @@ export interface RestOptions {
   concurrency: number;
   requestTimeoutMs: number;
   gzip: boolean;
+  searchLimit: number;
 }
 
 export interface RestPhaseResult {
@@ -261,7 +262,7 @@ export async function runRest(
         ? [
             worker.request(
               'rest.run',
-              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs, gzip: options.gzip },
+              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs, gzip: options.gzip, searchLimit: options.searchLimit },
               options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
             ),
           ]

@@ -24,6 +24,8 @@ export interface RestRunArgs {
   requestTimeoutMs: number;
   /** Ask for gzip-compressed answers (`--rest-gzip`). */
   gzip: boolean;
+  /** Page size of the search (`--search-limit`). */
+  searchLimit: number;
 }
 
 export interface RestRunResult {
@@ -37,7 +39,7 @@ export interface RestRunResult {
   responseBytes: number;
 }
 
-/** The filtered search every `search` call sends: two filters, a page of 50. */
+/** The filtered search every `search` call sends: two filters, a page of 50 (`--search-limit`). */
 export const SEARCH_BODY = {
   filters: [
     { type: 'METADATA', source: 'plan', operator: 'is', value: ['trial', 'free'] },
@@ -48,7 +50,6 @@ export const SEARCH_BODY = {
   limit: 50,
   page: 1,
 };
-const SEARCH_BODY_JSON = JSON.stringify(SEARCH_BODY);
 const SEARCH_PLANS = new Set(['trial', 'free']);
 
 /** Hard cap on calls per run, whatever the duration: keeps every loop bounded in count too. */
@@ -60,6 +61,8 @@ interface PlannedCall {
   method: 'GET' | 'POST';
   path: string;
   body?: string;
+  /** For `search`: the most sessions the answer may hold. */
+  limit?: number;
   /** For `one`: the session id the answer must carry. */
   expectedSessionId?: string;
 }
@@ -79,13 +82,14 @@ export class RestLoad {
     let ok = 0;
     let responseBytes = 0;
     const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
+    const searchBody = JSON.stringify({ ...SEARCH_BODY, limit: args.searchLimit });
 
     const client = async (clientIndex: number): Promise<void> => {
       let callIndex = 0;
       while (performance.now() < endAt && requests < MAX_REQUESTS_PER_RUN) {
         requests += 1;
         callIndex += 1;
-        const call = this.plan(args, sessionCount);
+        const call = this.plan(args, sessionCount, searchBody);
         try {
           const response = await httpRequest({
             method: call.method,
@@ -131,7 +135,7 @@ export class RestLoad {
     };
   }
 
-  private plan(args: RestRunArgs, sessionCount: number): PlannedCall {
+  private plan(args: RestRunArgs, sessionCount: number, searchBody: string): PlannedCall {
     const population = this.hub.population;
     if (args.operation === 'one') {
       // A random connected tab's session (tab indices map onto sessions, see population.ts).
@@ -145,7 +149,7 @@ export class RestLoad {
     // Project of a random session: projects are equally sized, so this is uniform over projects.
     const { projectKey } = sessionIdentity(Math.floor(Math.random() * sessionCount), population);
     const path = `/api/v1/${projectKey}/assist/sessions`;
-    return args.operation === 'list' ? { method: 'GET', path } : { method: 'POST', path, body: SEARCH_BODY_JSON };
+    return args.operation === 'list' ? { method: 'GET', path } : { method: 'POST', path, body: searchBody, limit: args.searchLimit };
   }
 }
 
@@ -164,7 +168,7 @@ function validateBody(operation: RestOperation, body: string, call: PlannedCall)
   }
   if (typeof data.total !== 'number' || !Array.isArray(data.sessions)) return 'data lacks total/sessions';
   if (operation === 'search') {
-    if (data.sessions.length > SEARCH_BODY.limit) return 'more sessions than the limit';
+    if (data.sessions.length > (call.limit ?? SEARCH_BODY.limit)) return 'more sessions than the limit';
     for (const session of data.sessions) {
       if (!isRecord(session) || !isRecord(session.metadata)) return 'session without metadata';
       const plan = session.metadata.plan;
