@@ -5,6 +5,7 @@
  * read on the index, never a scan of sockets. Room traffic goes through `io.to(...)`, so with the
  * Redis adapter it reaches sockets on other nodes unchanged.
  */
+import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
@@ -62,9 +63,10 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   const sockets = live.of('/');
   const to = (target: string | string[]) => live.to(target);
   // A session shows the page title of its most recently active tab: two tabs' activity within one
-  // millisecond must still be ordered, so tab times never repeat within this process.
+  // millisecond must still be ordered. Tab times are wall-clock milliseconds with a microsecond
+  // fraction, and never repeat within this process (without drifting ahead as a counter would).
   let lastTabTime = 0;
-  const tabTime = (): number => (lastTabTime = Math.max(Date.now(), lastTabTime + 1));
+  const tabTime = (): number => (lastTabTime = Math.max(performance.timeOrigin + performance.now(), lastTabTime + 0.001));
   /**
    * Runs a socket handler so that a payload the hub cannot handle (say, nested too deep for the
    * encoder's recursion) costs that one event, never the process or another session. Handlers are
