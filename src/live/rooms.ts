@@ -1,8 +1,8 @@
 /**
  * Socket.IO handlers of the default namespace: tracker tabs and agents in session rooms.
  * A thin adapter: handshakes are read by handshake.ts, session state lives in the index (changed
- * only through `ctx.store.publish`), and every lookup here (the tabs and agents of a room) is a map
- * read on the index, never a scan of sockets. Room traffic goes through `io.to(...)`, so with the
+ * only through `ctx.store.publish`), and every lookup here (the tabs and agents of a room) reads
+ * that room in the index, never a scan of sockets. Room traffic goes through `io.to(...)`, so with the
  * Redis adapter it reaches sockets on other nodes unchanged.
  */
 import { performance } from 'node:perf_hooks';
