@@ -211,6 +211,8 @@ async function main(): Promise<number> {
       if (!options.skip.has('rest')) log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
       const rest = options.skip.has('rest') ? [] : await runRestMatrix(recorder, workers, liveTabs, restOptions);
       assertHubAlive();
+      // REST reads cache each session's JSON on first serialisation: memory as a polled hub holds it.
+      const memoryAfterRest = rest.length > 0 ? memoryPerSession(baseline, await measureHubHeap(hubTarget), liveTabs) : null;
 
       if (!options.skip.has('relay')) log(`relay: ${options.relayPairs} agent<->tab pairs, idle then under ${options.restConcurrency} REST search clients`);
       const relay = options.skip.has('relay') ? null : await runRelay(recorder, workers, liveTabs, {
@@ -256,6 +258,7 @@ async function main(): Promise<number> {
         hubReadyMs,
         connect,
         memory,
+        memoryAfterRest,
         rest,
         relay,
         diffs,

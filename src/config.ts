@@ -40,6 +40,7 @@ const settings = {
   sessionDataMaxDepth: { env: ['SESSION_DATA_MAX_DEPTH'], schema: int(2, 64), default: 8 },
   uaCacheSize: { env: ['UA_CACHE_SIZE'], schema: int(1, 1_000_000), default: 5_000 },
   searchCacheSize: { env: ['SEARCH_CACHE_SIZE'], schema: int(0, 1_000_000), default: 1_000 },
+  sessionJsonCacheSize: { env: ['SESSION_JSON_CACHE_SIZE'], schema: int(0, 1_000_000), default: 2_000 },
   shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },

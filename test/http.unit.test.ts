@@ -1,10 +1,11 @@
-/** The REST layer's pure parts: route matching, the token buckets, the search response cache, error mapping. */
+/** The REST layer's pure parts: route matching, the token buckets, the session JSON and search response caches, error mapping. */
 import { gunzipSync } from 'node:zlib';
 import { ErrorCode, HubError } from '../src/errors';
 import { toHubError } from '../src/http/errors';
 import { TokenBuckets } from '../src/http/rateLimit';
-import { EncodedBody, SearchResponses } from '../src/http/searchResponses';
+import { EncodedBody, SearchResponses, SessionJson } from '../src/http/searchResponses';
 import { acceptsGzip, matchSessionRoute } from '../src/http/sessions';
+import type { Session } from '../src/sessions/model';
 import { parseSearchQuery, type SearchQuery } from '../src/sessions/query';
 import { SessionIndex } from '../src/sessions/sessionIndex';
 import { PROJECT_A, PROJECT_B, addSession } from './support/http';
@@ -61,12 +62,68 @@ describe('TokenBuckets', () => {
   });
 });
 
+describe('SessionJson', () => {
+  function views(count: number) {
+    const index = new SessionIndex();
+    for (let i = 1; i <= count; i++) addSession(index, PROJECT_A, String(i), { userID: `u${i}` });
+    return { index, view: (id: string) => index.session(PROJECT_A, id) as Session };
+  }
+
+  it('serialises a view once, and a changed session again', () => {
+    const { index, view } = views(1);
+    const cache = new SessionJson(10);
+    const json = cache.of(view('1'));
+    expect(JSON.parse(json)).toEqual(view('1'));
+    expect(cache.of(view('1'))).toBe(json);
+    addSession(index, PROJECT_A, '1', { userID: 'changed' });
+    expect(JSON.parse(cache.of(view('1'))).userID).toBe('changed');
+  });
+
+  it('peek answers from the cache when it can and keeps nothing new', () => {
+    const { view } = views(2);
+    const cache = new SessionJson(10);
+    const kept = cache.of(view('1'));
+    expect(cache.peek(view('1'))).toBe(kept);
+    const stringify = jest.spyOn(JSON, 'stringify');
+    try {
+      expect(JSON.parse(cache.peek(view('2')))).toEqual(view('2'));
+      cache.peek(view('2'));
+      expect(stringify).toHaveBeenCalledTimes(2);
+    } finally {
+      stringify.mockRestore();
+    }
+  });
+
+  it('keeps at most its size, the least recently read going first; 0 keeps nothing', () => {
+    const { view } = views(3);
+    const stringify = jest.spyOn(JSON, 'stringify');
+    try {
+      const cache = new SessionJson(2);
+      cache.of(view('1'));
+      cache.of(view('2'));
+      cache.of(view('1'));
+      expect(stringify).toHaveBeenCalledTimes(2);
+      cache.of(view('3'));
+      cache.of(view('1'));
+      expect(stringify).toHaveBeenCalledTimes(3);
+      cache.of(view('2'));
+      expect(stringify).toHaveBeenCalledTimes(4);
+      const none = new SessionJson(0);
+      none.of(view('1'));
+      none.of(view('1'));
+      expect(stringify).toHaveBeenCalledTimes(6);
+    } finally {
+      stringify.mockRestore();
+    }
+  });
+});
+
 describe('SearchResponses', () => {
-  it('builds {data: {total, sessions}} from the index’s cached session JSON', () => {
+  it('builds {data: {total, sessions}} from each session’s JSON', () => {
     const index = new SessionIndex();
     addSession(index, PROJECT_A, '1', { userID: 'a', timestamp: 1 });
     addSession(index, PROJECT_A, '2', { userID: 'b', timestamp: 2 });
-    const body = new SearchResponses(index, 10).body(PROJECT_A, q({ limit: 1 }));
+    const body = new SearchResponses(index, new SessionJson(10), 10).body(PROJECT_A, q({ limit: 1 }));
     const parsed = JSON.parse(body.json.toString()) as { data: { total: number; sessions: Array<{ sessionID: string }> } };
     expect(parsed.data.total).toBe(2);
     expect(parsed.data.sessions.map((s) => s.sessionID)).toEqual(['2']);
@@ -77,7 +134,7 @@ describe('SearchResponses', () => {
     const index = new SessionIndex();
     addSession(index, PROJECT_A, '1', { userID: 'a' });
     const search = jest.spyOn(index, 'search');
-    const responses = new SearchResponses(index, 10);
+    const responses = new SearchResponses(index, new SessionJson(10), 10);
     const query = q({ filters: [{ type: 'USERID', value: ['a'] }] });
     const first = responses.body(PROJECT_A, query);
     // Same query, filters in another spelling: same cache entry.
@@ -98,7 +155,7 @@ describe('SearchResponses', () => {
   it('keys entries by page and limit', () => {
     const index = new SessionIndex();
     for (const id of ['1', '2', '3']) addSession(index, PROJECT_A, id, { timestamp: Number(id) });
-    const responses = new SearchResponses(index, 10);
+    const responses = new SearchResponses(index, new SessionJson(10), 10);
     const ids = (body: EncodedBody) => (JSON.parse(body.json.toString()) as { data: { sessions: Array<{ sessionID: string }> } }).data.sessions.map((s) => s.sessionID);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 1 })))).toEqual(['3']);
     expect(ids(responses.body(PROJECT_A, q({ limit: 1, page: 2 })))).toEqual(['2']);
@@ -108,7 +165,7 @@ describe('SearchResponses', () => {
   it('compresses a page once, on first demand, and keeps it with the cached page', () => {
     const index = new SessionIndex();
     for (let i = 1; i <= 20; i++) addSession(index, PROJECT_A, String(i), { userID: `user${i}@example.com`, timestamp: i });
-    const responses = new SearchResponses(index, 10);
+    const responses = new SearchResponses(index, new SessionJson(10), 10);
     const body = responses.body(PROJECT_A, q({}));
     const gzipped = body.gzipped();
     expect(gunzipSync(gzipped).equals(body.json)).toBe(true);
@@ -120,7 +177,7 @@ describe('SearchResponses', () => {
     const index = new SessionIndex();
     addSession(index, PROJECT_A, '1');
     const search = jest.spyOn(index, 'search');
-    const responses = new SearchResponses(index, 0);
+    const responses = new SearchResponses(index, new SessionJson(10), 0);
     responses.body(PROJECT_A, q({}));
     responses.body(PROJECT_A, q({}));
     expect(search).toHaveBeenCalledTimes(2);
@@ -128,7 +185,7 @@ describe('SearchResponses', () => {
 
   it('is right for a project that emptied and came back', () => {
     const index = new SessionIndex();
-    const responses = new SearchResponses(index, 10);
+    const responses = new SearchResponses(index, new SessionJson(10), 10);
     expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.total).toBe(0);
     addSession(index, PROJECT_A, '1');
     expect(JSON.parse(responses.body(PROJECT_A, q({})).json.toString()).data.total).toBe(1);

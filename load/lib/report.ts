@@ -13,6 +13,8 @@ export interface StepResult {
   hubReadyMs: number | null;
   connect: ConnectPhaseResult & { hubCpuMsPerConnect: number | null };
   memory: MemoryResult;
+  /** The same, measured again after the REST phases (null when they were skipped). */
+  memoryAfterRest: MemoryResult | null;
   rest: RestPhaseResult[];
   relay: RelayPhaseResult | null;
   diffs: DiffPhaseResult | null;
@@ -112,6 +114,7 @@ export function renderSummary(result: BenchResult): string {
     row('hub CPU per connect (ms)', (s) => ms(s.connect.hubCpuMsPerConnect)),
     row(`hub heap per session (KB, ${heapNote})`, (s) => kilobytes(s.memory.heapBytesPerSession)),
     row('hub RSS per session (KB)', (s) => kilobytes(s.memory.rssBytesPerSession)),
+    row('hub heap / RSS per session after REST (KB)', (s) => `${kilobytes(s.memoryAfterRest?.heapBytesPerSession)} / ${kilobytes(s.memoryAfterRest?.rssBytesPerSession)}`),
     row('hub heap / RSS loaded (MB)', (s) => `${megabytes(s.memory.loaded?.heapUsedBytes)} / ${megabytes(s.memory.loaded?.rssBytes)}`),
   ];
   for (const operation of ['list', 'search', 'one']) {

@@ -17,7 +17,7 @@ import { parseJsonBody, readBodyText } from './body';
 import { failRequest } from './errors';
 import { observeResponse } from './observe';
 import { apiKeyRateLimit } from './rateLimit';
-import { EncodedBody, SearchResponses } from './searchResponses';
+import { EncodedBody, SearchResponses, SessionJson } from './searchResponses';
 
 /** Route patterns, as they appear in metrics labels and logs. */
 export const ROUTES = {
@@ -129,7 +129,8 @@ export function acceptsGzip(header: string | undefined): boolean {
 
 /** The request handler of the session routes, for requests `matchSessionRoute` matched. */
 export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch) => void {
-  const responses = new SearchResponses(ctx.index, ctx.config.searchCacheSize);
+  const sessionJson = new SessionJson(ctx.config.sessionJsonCacheSize);
+  const responses = new SearchResponses(ctx.index, sessionJson, ctx.config.searchCacheSize);
   const rateLimit = apiKeyRateLimit(ctx.config.restRateLimit);
   const parsedQueries = new LRUCache<string, SearchQuery>({
     max: PARSED_QUERY_CACHE.maxEntries,
@@ -194,7 +195,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
   function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
     const room = ctx.index.room(match.projectKey, decodeSegment('sessionId', match.sessionId ?? ''));
     if (!room?.view) throw new HubError(ErrorCode.NOT_FOUND, 'no live session with that id in this project');
-    sendData(req, res, `{"data":${ctx.index.sessionJson(room)}}`);
+    sendData(req, res, `{"data":${sessionJson.peek(room.view)}}`);
   }
 
   function autocomplete(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {

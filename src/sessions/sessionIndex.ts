@@ -34,10 +34,8 @@ export interface Room {
   tabs: readonly TabState[];
   /** Most sessions never have an agent: they share one empty map until their first one joins. */
   agents: ReadonlyMap<string, AgentState>;
-  /** The combined session, while the room has at least one tab and data. */
+  /** The combined session, while the room has at least one tab and data; replaced, never changed. */
   view: Session | undefined;
-  /** Serialised `view`, computed on first read. */
-  json: string | undefined;
 }
 
 const NO_AGENTS: ReadonlyMap<string, AgentState> = new Map();
@@ -210,12 +208,6 @@ export class SessionIndex {
     return this.room(projectKey, sessionId)?.view;
   }
 
-  /** The session's JSON, serialised once per change. */
-  sessionJson(room: Room): string {
-    if (room.json === undefined) room.json = JSON.stringify(room.view);
-    return room.json;
-  }
-
   /** Every live session of a project, in no particular order. */
   *sessions(projectKey: string): IterableIterator<Session> {
     const project = this.projects.get(projectKey);
@@ -323,7 +315,7 @@ export class SessionIndex {
     }
     let room = project.rooms.get(sessionId);
     if (!room) {
-      room = { projectKey, sessionId, data: undefined, tabs: NO_TABS, agents: NO_AGENTS, view: undefined, json: undefined };
+      room = { projectKey, sessionId, data: undefined, tabs: NO_TABS, agents: NO_AGENTS, view: undefined };
       project.rooms.set(sessionId, room);
     }
     return room;
@@ -336,7 +328,6 @@ export class SessionIndex {
     if (room.tabs.length === 0) room.data = undefined;
     const after = room.tabs.length > 0 && room.data ? combineSession(room.projectKey, room.sessionId, room.data, room.tabs) : undefined;
     room.view = after;
-    room.json = undefined;
     reindex(project.byValue, room.sessionId, before, after);
     if (!before && after) {
       project.liveSessions++;

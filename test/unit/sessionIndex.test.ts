@@ -236,18 +236,6 @@ describe('SessionIndex.apply', () => {
     addSession(index, 's2', {});
     expect(heard).toEqual(['s1']);
   });
-
-  it('serialises a session once per change', () => {
-    const index = new SessionIndex();
-    addSession(index, 's1', { userID: 'a' });
-    const room = index.room(PROJECT, 's1');
-    if (!room) throw new Error('no room');
-    const json = index.sessionJson(room);
-    expect(JSON.parse(json)).toEqual(index.session(PROJECT, 's1'));
-    expect(index.sessionJson(room)).toBe(json);
-    index.apply(dataOp('s1', makeData({ userID: 'b' }, 2)));
-    expect(JSON.parse(index.sessionJson(room)).userID).toBe('b');
-  });
 });
 
 describe('SessionIndex: secondary indexes stay consistent', () => {
