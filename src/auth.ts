@@ -32,8 +32,9 @@ export class ApiKeys {
     const ids = new Map<string, number>();
     this.grants = grants.map((g) => {
       const d = digest(g.key);
-      const keyId = ids.get(d.toString('hex')) ?? ids.size;
-      ids.set(d.toString('hex'), keyId);
+      const hex = d.toString('hex');
+      const keyId = ids.get(hex) ?? ids.size;
+      ids.set(hex, keyId);
       return { digest: d, projects: g.projects, keyId };
     });
   }
