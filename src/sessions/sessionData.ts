@@ -78,12 +78,18 @@ export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
   return out;
 }
 
-/** Metadata values are strings on the wire; numbers and booleans are kept as their text. */
+/**
+ * Metadata as string values, at most `maxKeys` of them: values are strings on the wire; numbers and
+ * booleans are kept as their text. An object that already is so is returned as is, not copied: the
+ * view then shares the session data's object (one less per session).
+ */
 function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<string, string> {
   const out: Record<string, string> = {};
   if (!isPlainObject(raw)) return out;
+  const keys = Object.keys(raw);
+  if (keys.length <= maxKeys && keys.every((key) => typeof raw[key] === 'string' && !FORBIDDEN_KEYS.has(key))) return raw as Record<string, string>;
   let count = 0;
-  for (const key of Object.keys(raw)) {
+  for (const key of keys) {
     if (FORBIDDEN_KEYS.has(key) || count >= maxKeys) continue;
     const v = raw[key];
     if (typeof v === 'string') out[key] = v;
@@ -92,15 +98,6 @@ function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<
     count++;
   }
   return out;
-}
-
-/**
- * `metadata` for the view. Data that went through `boundSessionFields` is already normalised: the
- * view then shares its object (one less per session) instead of copying it.
- */
-function viewMetadata(raw: JsonValue | undefined): Record<string, string> {
-  const normalised = isPlainObject(raw) && Object.keys(raw).every((key) => typeof raw[key] === 'string' && !FORBIDDEN_KEYS.has(key));
-  return normalised ? (raw as Record<string, string>) : normalizeMetadata(raw, Number.MAX_SAFE_INTEGER);
 }
 
 /**
@@ -214,7 +211,7 @@ export function combineSession(projectKey: string, sessionId: string, data: Sess
     userID: str(f.userID),
     userUUID: str(f.userUUID),
     userAnonymousId: str(f.userAnonymousId),
-    metadata: viewMetadata(f.metadata),
+    metadata: normalizeMetadata(f.metadata, Number.MAX_SAFE_INTEGER),
     revID: str(f.revID),
     timestamp,
     trackerVersion: str(f.trackerVersion),
