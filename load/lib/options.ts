@@ -1,6 +1,7 @@
 /** Command-line options of load/bench.ts. */
 import { randomBytes } from 'node:crypto';
 import { assertLoopbackUrl } from './http';
+import { SEARCH_BODY } from './rest';
 
 export interface BenchOptions {
   quick: boolean;
@@ -75,7 +76,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
 export class UsageError extends Error {}
 
 function searchLimit(raw: string | undefined): number {
-  if (raw === undefined) return 50;
+  if (raw === undefined) return SEARCH_BODY.limit;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 200) throw new UsageError(`--search-limit must be an integer from 1 to 200, got ${raw}`);
   return n;

@@ -61,8 +61,6 @@ interface PlannedCall {
   method: 'GET' | 'POST';
   path: string;
   body?: string;
-  /** For `search`: the most sessions the answer may hold. */
-  limit?: number;
   /** For `one`: the session id the answer must carry. */
   expectedSessionId?: string;
 }
@@ -107,7 +105,7 @@ export class RestLoad {
             continue;
           }
           const shouldValidate = args.operation === 'one' || (callIndex + clientIndex) % VALIDATE_EVERY === 1;
-          const problem = shouldValidate ? validateBody(args.operation, response.body, call) : undefined;
+          const problem = shouldValidate ? validateBody(args, response.body, call) : undefined;
           if (problem !== undefined) {
             this.errors.add(`rest.${args.operation}: ${problem}`);
             continue;
@@ -149,12 +147,12 @@ export class RestLoad {
     // Project of a random session: projects are equally sized, so this is uniform over projects.
     const { projectKey } = sessionIdentity(Math.floor(Math.random() * sessionCount), population);
     const path = `/api/v1/${projectKey}/assist/sessions`;
-    return args.operation === 'list' ? { method: 'GET', path } : { method: 'POST', path, body: searchBody, limit: args.searchLimit };
+    return args.operation === 'list' ? { method: 'GET', path } : { method: 'POST', path, body: searchBody };
   }
 }
 
 /** Why a 200 answer is wrong, or undefined when it has the documented shape. */
-function validateBody(operation: RestOperation, body: string, call: PlannedCall): string | undefined {
+function validateBody({ operation, searchLimit }: RestRunArgs, body: string, call: PlannedCall): string | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -168,7 +166,7 @@ function validateBody(operation: RestOperation, body: string, call: PlannedCall)
   }
   if (typeof data.total !== 'number' || !Array.isArray(data.sessions)) return 'data lacks total/sessions';
   if (operation === 'search') {
-    if (data.sessions.length > (call.limit ?? SEARCH_BODY.limit)) return 'more sessions than the limit';
+    if (data.sessions.length > searchLimit) return 'more sessions than the limit';
     for (const session of data.sessions) {
       if (!isRecord(session) || !isRecord(session.metadata)) return 'session without metadata';
       const plan = session.metadata.plan;
