@@ -210,7 +210,15 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     }
     const tabChanged = (tabFields.pageTitle !== undefined && tabFields.pageTitle !== tab.pageTitle) || (tabFields.active !== undefined && tabFields.active !== tab.active) || tabFields.active === true;
     if (tabChanged) {
-      const nextTab: TabState = { ...tab, ...tabFields, lastActiveAt: tabFields.active === true ? tabTime() : tab.lastActiveAt };
+      const nextTab: TabState = {
+        tabId: tab.tabId,
+        socketId: tab.socketId,
+        nodeId: tab.nodeId,
+        pageTitle: tabFields.pageTitle ?? tab.pageTitle,
+        active: tabFields.active ?? tab.active,
+        connectedAt: tab.connectedAt,
+        lastActiveAt: tabFields.active === true ? tabTime() : tab.lastActiveAt,
+      };
       store.publish({ type: 'tab:up', projectKey: peer.projectKey, sessionId: peer.sessionId, tab: nextTab, data: nextData });
     } else if (nextData) {
       store.publish({ type: 'data', projectKey: peer.projectKey, sessionId: peer.sessionId, data: nextData });
