@@ -24,6 +24,7 @@ import {
   type HubTarget,
 } from './lib/phases';
 import { newRunTag, sessionCountForTabs } from './lib/population';
+import { REST_OPERATIONS } from './lib/rest';
 import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
@@ -208,7 +209,7 @@ async function main(): Promise<number> {
       const memory = memoryPerSession(baseline, loaded, liveTabs);
 
       const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
-      if (!options.skip.has('rest')) log(`REST: list, search, one x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
+      if (!options.skip.has('rest')) log(`REST: ${REST_OPERATIONS.join(', ')} x1 and x${options.restConcurrency}, ${options.restDurationMs / 1000} s each`);
       const rest = options.skip.has('rest') ? [] : await runRestMatrix(recorder, workers, liveTabs, restOptions);
       assertHubAlive();
       // REST reads cache each session's JSON on first serialisation: memory as a polled hub holds it.

@@ -4,6 +4,7 @@
 export const TEARDOWN_PHASE = 'disconnect all tabs';
 import type { GcResult } from './hub';
 import type { ConnectPhaseResult, DiffPhaseResult, MemoryResult, PhaseObservation, RelayPhaseResult, RestPhaseResult } from './phases';
+import { REST_OPERATIONS } from './rest';
 import type { ErrorCountsJson, LatencySummary } from './stats';
 
 export interface StepResult {
@@ -101,6 +102,14 @@ function hubMicrosPerRequest(step: StepResult, operation: string, clients: numbe
   return ((phase.hubCpuSeconds * 1e6) / rest.ok).toFixed(0);
 }
 
+/** A search rate as a share of the same phase's rate at the first (smallest) step. */
+function shareOfFirstStep(steps: StepResult[], step: StepResult, operation: string, clients: number): string {
+  const first = steps[0] === undefined ? undefined : restRow(steps[0], operation, clients)?.requestsPerSecond;
+  const here = restRow(step, operation, clients)?.requestsPerSecond;
+  if (first === undefined || here === undefined || first <= 0) return '-';
+  return `${Math.round((here / first) * 100)}%`;
+}
+
 export function renderSummary(result: BenchResult): string {
   const steps = result.steps;
   const header = ['metric', ...steps.map((step) => `${step.tabs} tabs`)];
@@ -117,10 +126,13 @@ export function renderSummary(result: BenchResult): string {
     row('hub heap / RSS per session after REST (KB)', (s) => `${kilobytes(s.memoryAfterRest?.heapBytesPerSession)} / ${kilobytes(s.memoryAfterRest?.rssBytesPerSession)}`),
     row('hub heap / RSS loaded (MB)', (s) => `${megabytes(s.memory.loaded?.heapUsedBytes)} / ${megabytes(s.memory.loaded?.rssBytes)}`),
   ];
-  for (const operation of ['list', 'search', 'one']) {
+  for (const operation of REST_OPERATIONS) {
     rows.push(row(`REST ${operation} x1 p50 / p99 (ms)`, (s) => pair(restRow(s, operation, 1)?.latency)));
     rows.push(row(`REST ${operation} x1 req/s`, (s) => rate(restRow(s, operation, 1)?.requestsPerSecond)));
     rows.push(row(`REST ${operation} x${concurrency} req/s`, (s) => rate(restRow(s, operation, concurrency)?.requestsPerSecond)));
+    if (operation === 'search' || operation === 'search10') {
+      rows.push(row(`REST ${operation} x${concurrency} req/s, share of the first step`, (s) => shareOfFirstStep(steps, s, operation, concurrency)));
+    }
     rows.push(row(`REST ${operation} x${concurrency} p50 / p99 (ms)`, (s) => pair(restRow(s, operation, concurrency)?.latency)));
     rows.push(row(`REST ${operation} x${concurrency} hub CPU per request (µs)`, (s) => hubMicrosPerRequest(s, operation, concurrency)));
     rows.push(row(`REST ${operation} response size on the wire (KB)`, (s) => kilobytes(restRow(s, operation, concurrency)?.meanResponseBytes)));
