@@ -115,9 +115,12 @@ describe('/debug/gc when enabled', () => {
     try {
       const reply = await call(app.url, '/debug/gc', { method: 'POST', key: null });
       expect(reply.status).toBe(200);
-      const body = reply.json as { heapUsed: unknown; rss: unknown; gc: unknown };
-      expect(typeof body.heapUsed).toBe('number');
-      expect(typeof body.rss).toBe('number');
+      const body = reply.json as { heapUsed: number; heapTotal: number; external: unknown; arrayBuffers: unknown; rss: number; gc: unknown };
+      expect(body.heapUsed).toBeGreaterThan(0);
+      expect(body.heapTotal).toBeGreaterThanOrEqual(body.heapUsed);
+      expect(typeof body.external).toBe('number');
+      expect(typeof body.arrayBuffers).toBe('number');
+      expect(body.rss).toBeGreaterThan(0);
       expect(body.gc).toBe(typeof globalThis.gc === 'function');
       expect((await call(app.url, '/debug/gc', { key: null })).status).toBe(404);
     } finally {

@@ -223,6 +223,9 @@ export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<Hu
 export interface GcResult {
   heapUsedBytes: number;
   rssBytes: number;
+  /** V8's committed heap and the hub's external (native) memory, when /debug/gc reports them. */
+  heapTotalBytes?: number;
+  externalBytes?: number;
   /** Only 'debug/gc' is after a forced GC; 'debug/gc without --expose-gc' is the hub's memoryUsage() as is. */
   source: 'debug/gc' | 'debug/gc without --expose-gc' | 'metrics' | 'proc';
 }
@@ -239,7 +242,11 @@ export async function measureHeap(baseUrl: string, apiKey: string, hubPid?: numb
       const parsed: unknown = JSON.parse(response.body);
       if (isRecord(parsed) && typeof parsed.heapUsed === 'number' && typeof parsed.rss === 'number') {
         const source = parsed.gc === false ? 'debug/gc without --expose-gc' : 'debug/gc';
-        return { heapUsedBytes: parsed.heapUsed, rssBytes: parsed.rss, source };
+        const extra = {
+          ...(typeof parsed.heapTotal === 'number' ? { heapTotalBytes: parsed.heapTotal } : {}),
+          ...(typeof parsed.external === 'number' ? { externalBytes: parsed.external } : {}),
+        };
+        return { heapUsedBytes: parsed.heapUsed, rssBytes: parsed.rss, source, ...extra };
       }
     }
   } catch {

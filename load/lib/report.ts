@@ -102,6 +102,11 @@ function hubMicrosPerRequest(step: StepResult, operation: string, clients: numbe
   return ((phase.hubCpuSeconds * 1e6) / rest.ok).toFixed(0);
 }
 
+/** Heap used, V8's committed heap and RSS: what RSS holds beyond the committed heap is native memory. */
+function heapFigures(gc: GcResult | null | undefined): string {
+  return `${megabytes(gc?.heapUsedBytes)} / ${megabytes(gc?.heapTotalBytes)} / ${megabytes(gc?.rssBytes)}`;
+}
+
 /** A search rate as a share of the same phase's rate at the first (smallest) step. */
 function shareOfFirstStep(steps: StepResult[], step: StepResult, operation: string, clients: number): string {
   const first = steps[0] === undefined ? undefined : restRow(steps[0], operation, clients)?.requestsPerSecond;
@@ -124,7 +129,8 @@ export function renderSummary(result: BenchResult): string {
     row(`hub heap per session (KB, ${heapNote})`, (s) => kilobytes(s.memory.heapBytesPerSession)),
     row('hub RSS per session (KB)', (s) => kilobytes(s.memory.rssBytesPerSession)),
     row('hub heap / RSS per session after REST (KB)', (s) => `${kilobytes(s.memoryAfterRest?.heapBytesPerSession)} / ${kilobytes(s.memoryAfterRest?.rssBytesPerSession)}`),
-    row('hub heap / RSS loaded (MB)', (s) => `${megabytes(s.memory.loaded?.heapUsedBytes)} / ${megabytes(s.memory.loaded?.rssBytes)}`),
+    row('hub heap used / committed / RSS (MB)', (s) => heapFigures(s.memory.loaded)),
+    row('the same after REST (MB)', (s) => heapFigures(s.memoryAfterRest?.loaded)),
   ];
   for (const operation of REST_OPERATIONS) {
     rows.push(row(`REST ${operation} x1 p50 / p99 (ms)`, (s) => pair(restRow(s, operation, 1)?.latency)));

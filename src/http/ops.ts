@@ -35,8 +35,9 @@ export function opsRoutes(ctx: HubContext): Router {
       // Only there when node runs with --expose-gc; without it the numbers are still worth having.
       const gc = globalThis.gc;
       if (gc) gc();
-      const { heapUsed, rss } = process.memoryUsage();
-      res.json({ gc: gc !== undefined, heapUsed, rss });
+      // heapTotal (V8's committed heap) and external split an RSS figure into heap pages and native memory.
+      const { heapUsed, heapTotal, external, arrayBuffers, rss } = process.memoryUsage();
+      res.json({ gc: gc !== undefined, heapUsed, heapTotal, external, arrayBuffers, rss });
     });
   }
 
