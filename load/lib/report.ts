@@ -4,7 +4,7 @@
 export const TEARDOWN_PHASE = 'disconnect all tabs';
 import type { GcResult } from './hub';
 import type { ConnectPhaseResult, DiffPhaseResult, MemoryResult, PhaseObservation, RelayPhaseResult, RestPhaseResult } from './phases';
-import { REST_OPERATIONS } from './rest';
+import { REST_OPERATIONS, isSearchOperation } from './rest';
 import type { ErrorCountsJson, LatencySummary } from './stats';
 
 export interface StepResult {
@@ -102,7 +102,7 @@ function hubMicrosPerRequest(step: StepResult, operation: string, clients: numbe
   return ((phase.hubCpuSeconds * 1e6) / rest.ok).toFixed(0);
 }
 
-/** Heap used, V8's committed heap and RSS: what RSS holds beyond the committed heap is native memory. */
+/** Heap used, V8's committed heap and RSS (beyond the committed heap: native memory and heap pages V8 has not returned yet). */
 function heapFigures(gc: GcResult | null | undefined): string {
   return `${megabytes(gc?.heapUsedBytes)} / ${megabytes(gc?.heapTotalBytes)} / ${megabytes(gc?.rssBytes)}`;
 }
@@ -136,7 +136,7 @@ export function renderSummary(result: BenchResult): string {
     rows.push(row(`REST ${operation} x1 p50 / p99 (ms)`, (s) => pair(restRow(s, operation, 1)?.latency)));
     rows.push(row(`REST ${operation} x1 req/s`, (s) => rate(restRow(s, operation, 1)?.requestsPerSecond)));
     rows.push(row(`REST ${operation} x${concurrency} req/s`, (s) => rate(restRow(s, operation, concurrency)?.requestsPerSecond)));
-    if (operation === 'search' || operation === 'search10') {
+    if (isSearchOperation(operation)) {
       rows.push(row(`REST ${operation} x${concurrency} req/s, share of the first step`, (s) => shareOfFirstStep(steps, s, operation, concurrency)));
     }
     rows.push(row(`REST ${operation} x${concurrency} p50 / p99 (ms)`, (s) => pair(restRow(s, operation, concurrency)?.latency)));

@@ -25,6 +25,10 @@ export const REST_OPERATIONS: readonly RestOperation[] = ['list', 'search', 'sea
  */
 export const SAME_PAGE_SEARCH_LIMIT = 10;
 
+export function isSearchOperation(operation: string): boolean {
+  return operation === 'search' || operation === 'search10';
+}
+
 export interface RestRunArgs {
   operation: RestOperation;
   /** Clients calling in parallel, each waiting for its answer before the next call. */
@@ -181,7 +185,7 @@ function validateBody(args: RestRunArgs, body: string, call: PlannedCall): strin
     return data.sessionID === call.expectedSessionId ? undefined : 'answered with another session';
   }
   if (typeof data.total !== 'number' || !Array.isArray(data.sessions)) return 'data lacks total/sessions';
-  if (operation === 'search' || operation === 'search10') {
+  if (isSearchOperation(operation)) {
     if (data.sessions.length > pageLimitOf(args)) return 'more sessions than the limit';
     for (const session of data.sessions) {
       if (!isRecord(session) || !isRecord(session.metadata)) return 'session without metadata';
