@@ -93,16 +93,21 @@ class ProjectIndex {
   version = 0;
 }
 
-/** The index keys of a view. `join` builds flat strings: a `+` would keep a 32 B cons wrapper in the map. */
+/** A secondary-index key. `join` builds a flat string: a `+` would keep a 32 B cons wrapper in the map. */
+function indexKey(attribute: string, text: string): string {
+  return [attribute, text].join('\0');
+}
+
+/** The index keys of a view. */
 function indexKeysOf(view: Session): string[] {
   const keys: string[] = [];
   for (const attr of INDEXED_ATTRIBUTES) {
     const text = normalizeText(view[attr]);
-    if (text !== undefined) keys.push([attr, text].join('\0'));
+    if (text !== undefined) keys.push(indexKey(attr, text));
   }
   for (const [key, value] of Object.entries(view.metadata)) {
     const text = normalizeText(value);
-    if (text !== undefined) keys.push(['metadata.' + key, text].join('\0'));
+    if (text !== undefined) keys.push(indexKey(`metadata.${key}`, text));
   }
   return keys;
 }
@@ -285,7 +290,7 @@ export class SessionIndex {
       const filed: Filed[] = [];
       let size = 0;
       for (const v of f.values) {
-        const ids = project.byValue.get(`${attr}\0${v}`);
+        const ids = project.byValue.get(indexKey(attr, v));
         if (ids !== undefined) {
           filed.push(ids);
           size += typeof ids === 'string' ? 1 : ids.size;
