@@ -1,30 +1,43 @@
 /**
  * A typed dashboard client for the hub's `/dashboard` namespace: it connects, subscribes, applies
  * diffs to a local `LiveView`, checks `seq`, and resumes (or takes a fresh snapshot) by itself after
- * a reconnect, a gap or a reset. Usage:
+ * a reconnect, a gap or a reset. Browser-safe: socket.io-client is its only runtime dependency (no
+ * Node built-ins, no validation library); it is published as `live-session-hub/client`. Usage:
  *
  *   const client = new DashboardClient({ url: 'http://127.0.0.1:9001', token: apiKey });
  *   const sub = await client.subscribe({ projectKey, filters: [...], sort: 'timestamp', limit: 50 });
- *   sub.on('change', () => render(sub.view.list(), sub.view.total));
+ *   const render = () => draw(sub.view.list(), sub.view.total);
+ *   render(); // the snapshot
+ *   sub.on('change', render); // every diff and resync after it
  */
-import { EventEmitter } from 'node:events';
 import { io, type Socket } from 'socket.io-client';
 import { DASHBOARD_NAMESPACE, DEFAULT_WS_PATH, DashboardEvent, type SessionsDiff, type SubscribeAck, type SubscribeRequest } from '../protocol';
-import { parseSearchQuery } from '../sessions/query';
+import { SORTABLE, type SortOrder } from '../sessions/grammar';
+import { Emitter } from './emitter';
 import { LiveView } from './liveView';
 
 export interface DashboardClientOptions {
-  /** The hub's base URL, e.g. http://127.0.0.1:9001 */
+  /** The hub's base URL, e.g. http://127.0.0.1:9001 (in a page served by the hub: location.origin). */
   url: string;
   /** An API key allowed for the projects, or a JWT with a projectKey claim. */
   token: string;
+  /** Socket.IO path; default `/ws-assist/socket`. */
   path?: string;
-  /** How long to wait for a subscribe ack. */
+  /** How long to wait for a subscribe or unsubscribe ack. */
   ackTimeoutMs?: number;
   transports?: ('websocket' | 'polling')[];
+  /** Reconnection delays (Socket.IO's `reconnectionDelay` / `reconnectionDelayMax`), ms. */
+  reconnectionDelayMs?: number;
+  reconnectionDelayMaxMs?: number;
 }
 
 export type DashboardQuery = Omit<SubscribeRequest, 'resume'>;
+
+/**
+ * Where the connection is: `connecting` (first attempt), `live`, `reconnecting` (lost; Socket.IO
+ * retries with backoff), `refused` (the hub refused the token: no retry), `closed` (by `close()`).
+ */
+export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'refused' | 'closed';
 
 export class SubscribeError extends Error {
   constructor(
@@ -36,8 +49,23 @@ export class SubscribeError extends Error {
   }
 }
 
-/** One live subscription. Events: 'change' (view changed), 'resync' (view replaced by a snapshot), 'error'. */
-export class LiveSubscription extends EventEmitter {
+export type SubscriptionEvents = {
+  /** The view changed: by `diff`, or (no argument) replaced by a fresh snapshot. */
+  change: [diff?: SessionsDiff];
+  /** The view was replaced by a fresh snapshot (after a reconnect the hub could not resume, or a reset). */
+  resync: [];
+  /** After a reconnect the hub resumed the subscription: the missed diffs follow as `change`. */
+  resumed: [];
+  error: [error: Error];
+};
+
+export type ClientEvents = {
+  state: [state: ConnectionState, error?: Error];
+  connect_error: [error: Error];
+};
+
+/** One live subscription. `view` holds the current result; events: 'change', 'resync', 'resumed', 'error'. */
+export class LiveSubscription extends Emitter<SubscriptionEvents> {
   readonly view: LiveView;
   /** Diffs applied, resyncs taken, and gaps detected: what a dashboard may want to show or log. */
   readonly stats = { diffs: 0, resyncs: 0, gaps: 0, resumes: 0 };
@@ -49,21 +77,28 @@ export class LiveSubscription extends EventEmitter {
     private readonly client: DashboardClient,
   ) {
     super();
-    const parsed = parseSearchQuery(query);
-    if (!parsed.ok) throw new SubscribeError('INVALID_FILTER', parsed.message);
-    this.view = new LiveView(parsed.value.sort, parsed.value.order);
+    // The hub has accepted the query (validated it with the REST grammar): only its order is needed here.
+    const sort = SORTABLE.get((query.sort ?? 'timestamp').toLowerCase()) ?? 'timestamp';
+    const order: SortOrder = (query.order ?? 'DESC').toUpperCase() === 'ASC' ? 'ASC' : 'DESC';
+    this.view = new LiveView(sort, order);
   }
 
   unsubscribe(): Promise<boolean> {
     return this.client.unsubscribe(this);
   }
+
+  /** @internal the client's way to raise events. */
+  notify<K extends keyof SubscriptionEvents>(event: K, ...args: SubscriptionEvents[K]): void {
+    this.emit(event, ...args);
+  }
 }
 
-export class DashboardClient extends EventEmitter {
+export class DashboardClient extends Emitter<ClientEvents> {
   readonly socket: Socket;
   private readonly subscriptions = new Map<string, LiveSubscription>();
   private readonly ackTimeoutMs: number;
   private connectedOnce = false;
+  private currentState: ConnectionState = 'connecting';
 
   constructor(options: DashboardClientOptions) {
     super();
@@ -73,12 +108,20 @@ export class DashboardClient extends EventEmitter {
       transports: options.transports ?? ['websocket'],
       auth: { token: options.token },
       forceNew: true,
+      ...(options.reconnectionDelayMs !== undefined ? { reconnectionDelay: options.reconnectionDelayMs } : {}),
+      ...(options.reconnectionDelayMaxMs !== undefined ? { reconnectionDelayMax: options.reconnectionDelayMaxMs } : {}),
     });
     this.socket.on('connect', () => {
+      this.setState('live');
       if (this.connectedOnce) for (const sub of this.subscriptions.values()) void this.resume(sub);
       this.connectedOnce = true;
     });
-    this.socket.on('connect_error', (err: Error) => this.emit('connect_error', err));
+    this.socket.on('disconnect', () => this.setState(this.socket.active ? 'reconnecting' : 'closed'));
+    this.socket.on('connect_error', (err: Error) => {
+      // A refusal by the hub's middleware is final (Socket.IO does not retry it); a transport error is retried.
+      this.setState(this.socket.active ? (this.connectedOnce ? 'reconnecting' : 'connecting') : 'refused', err);
+      this.emit('connect_error', err);
+    });
     this.socket.on(DashboardEvent.diff, (diff: SessionsDiff) => this.onDiff(diff));
     this.socket.on(DashboardEvent.resync, (msg: { subscriptionId: string }) => {
       const sub = this.subscriptions.get(msg.subscriptionId);
@@ -86,24 +129,33 @@ export class DashboardClient extends EventEmitter {
     });
   }
 
-  /** Resolves once connected; rejects on an authentication refusal. */
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** Resolves once connected; rejects when the hub refuses the token (transport errors are retried). */
   connected(): Promise<void> {
     if (this.socket.connected) return Promise.resolve();
+    if (this.currentState === 'refused' || this.currentState === 'closed') return Promise.reject(new Error(`the client is ${this.currentState}`));
     return new Promise((resolve, reject) => {
       const onConnect = () => {
         this.socket.off('connect_error', onError);
         resolve();
       };
       const onError = (err: Error) => {
+        if (this.socket.active) return;
         this.socket.off('connect', onConnect);
+        this.socket.off('connect_error', onError);
         reject(err);
       };
       this.socket.once('connect', onConnect);
-      this.socket.once('connect_error', onError);
+      this.socket.on('connect_error', onError);
     });
   }
 
+  /** Subscribes once connected; resolves with the subscription holding the snapshot, or rejects with a SubscribeError. */
   async subscribe(query: DashboardQuery): Promise<LiveSubscription> {
+    await this.connected();
     const ack = await this.request(query);
     if (!ack.ok) throw new SubscribeError(ack.error.code, ack.error.message);
     const sub = new LiveSubscription(ack.subscriptionId, query, this);
@@ -114,6 +166,7 @@ export class DashboardClient extends EventEmitter {
 
   async unsubscribe(sub: LiveSubscription): Promise<boolean> {
     this.subscriptions.delete(sub.subscriptionId);
+    if (!this.socket.connected) return false;
     const ack = (await this.socket.timeout(this.ackTimeoutMs).emitWithAck(DashboardEvent.unsubscribe, { subscriptionId: sub.subscriptionId })) as { ok: boolean };
     return ack.ok;
   }
@@ -121,6 +174,13 @@ export class DashboardClient extends EventEmitter {
   close(): void {
     this.subscriptions.clear();
     this.socket.close();
+    this.setState('closed');
+  }
+
+  private setState(state: ConnectionState, error?: Error): void {
+    if (state === this.currentState && !error) return;
+    this.currentState = state;
+    this.emit('state', state, ...(error ? [error] : []));
   }
 
   private request(body: SubscribeRequest): Promise<SubscribeAck> {
@@ -133,7 +193,7 @@ export class DashboardClient extends EventEmitter {
     const result = sub.view.apply(diff);
     if (result === 'applied') {
       sub.stats.diffs++;
-      sub.emit('change', diff);
+      sub.notify('change', diff);
     } else if (result === 'gap' && !sub.resuming) {
       sub.stats.gaps++;
       void this.resume(sub);
@@ -148,7 +208,7 @@ export class DashboardClient extends EventEmitter {
     try {
       const ack = await this.request({ ...sub.query, resume: { subscriptionId: sub.subscriptionId, seq: sub.view.seq } });
       if (!ack.ok) {
-        sub.emit('error', new SubscribeError(ack.error.code, ack.error.message));
+        sub.notify('error', new SubscribeError(ack.error.code, ack.error.message));
         return;
       }
       if (ack.subscriptionId !== sub.subscriptionId) {
@@ -156,14 +216,16 @@ export class DashboardClient extends EventEmitter {
         sub.subscriptionId = ack.subscriptionId;
         this.subscriptions.set(sub.subscriptionId, sub);
       }
-      if (!ack.resumed) {
+      if (ack.resumed) {
+        sub.notify('resumed');
+      } else {
         sub.view.reset(ack);
         sub.stats.resyncs++;
-        sub.emit('resync');
-        sub.emit('change');
+        sub.notify('resync');
+        sub.notify('change');
       }
     } catch (err) {
-      sub.emit('error', err);
+      sub.notify('error', err instanceof Error ? err : new Error(String(err)));
     } finally {
       sub.resuming = false;
     }

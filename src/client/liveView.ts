@@ -4,7 +4,7 @@
  */
 import type { SessionsDiff } from '../protocol';
 import type { Session } from '../sessions/model';
-import { compareSessions, type SortOrder } from '../sessions/query';
+import { compareSessions, type SortOrder } from '../sessions/grammar';
 
 export type ApplyResult = 'applied' | 'duplicate' | 'gap';
 

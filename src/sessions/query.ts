@@ -3,51 +3,11 @@
  * field), the filter matcher and the sort order. Pure: no I/O, no state.
  */
 import { z } from 'zod';
+import { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE, type SortOrder } from './grammar';
 import type { Session } from './model';
 
-export const QUERY_LIMITS = {
-  maxFilters: 32,
-  maxValuesPerFilter: 100,
-  maxValueLength: 256,
-  maxLimit: 200,
-  maxPage: 100_000,
-} as const;
-
-/** Filter types (upper case, as on the wire) and the session attribute each one reads. */
-export const FILTER_ATTRIBUTES = {
-  USERID: 'userID',
-  USEROS: 'userOs',
-  USERBROWSER: 'userBrowser',
-  USERBROWSERVERSION: 'userBrowserVersion',
-  USERDEVICE: 'userDevice',
-  USERDEVICETYPE: 'userDeviceType',
-  PLATFORM: 'userDeviceType',
-  USERCOUNTRY: 'userCountry',
-  USERCITY: 'userCity',
-  USERSTATE: 'userState',
-  USERUUID: 'userUUID',
-  USERANONYMOUSID: 'userAnonymousId',
-  REVID: 'revID',
-  PAGETITLE: 'pageTitle',
-  SESSIONID: 'sessionID',
-  TRACKERVERSION: 'trackerVersion',
-  METADATA: 'metadata',
-} as const satisfies Record<string, keyof Session>;
-export type FilterType = keyof typeof FILTER_ATTRIBUTES;
-
-/** Attributes a search may sort by (lower-cased name -> attribute). */
-const SORTABLE: ReadonlyMap<string, keyof Session> = new Map(
-  (
-    [
-      'timestamp', 'sessionID', 'userID', 'userUUID', 'userAnonymousId', 'userOs', 'userBrowser',
-      'userBrowserVersion', 'userDevice', 'userDeviceType', 'userCountry', 'userState', 'userCity',
-      'pageTitle', 'revID', 'trackerVersion', 'projectId', 'active', 'isSnippet', 'assistOnly',
-    ] as const
-  ).map((name) => [name.toLowerCase(), name]),
-);
-
-export type Operator = 'is' | 'contains';
-export type SortOrder = 'ASC' | 'DESC';
+// The vocabulary and the order live in grammar.ts (no dependency: the browser client uses them too).
+export { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE_ATTRIBUTES, type SortOrder, compareKeys, compareSessions, sortKeyOf } from './grammar';
 
 /** A parsed filter: the attribute to read and lower-cased values to compare with. */
 export interface Filter {
@@ -197,36 +157,4 @@ export function matchesFilter(session: Session, filter: Filter): boolean {
 export function matchesAll(session: Session, filters: readonly Filter[]): boolean {
   for (const f of filters) if (!matchesFilter(session, f)) return false;
   return true;
-}
-
-type SortKey = number | string | undefined;
-
-/** The value a session sorts by: numbers as numbers, booleans as 0/1, text lower-cased. */
-export function sortKeyOf(session: Session, attribute: keyof Session): SortKey {
-  const raw = session[attribute];
-  if (typeof raw === 'number') return raw;
-  if (typeof raw === 'boolean') return raw ? 1 : 0;
-  if (typeof raw === 'string') return raw === '' ? undefined : raw.toLowerCase();
-  return undefined;
-}
-
-/**
- * Total order of the search: by the sort key in the asked order, absent values last in either
- * order, numbers before text, ties broken by sessionID ascending so pages never overlap.
- */
-export function compareKeys(a: SortKey, aId: string, b: SortKey, bId: string, order: SortOrder): number {
-  if (a !== b) {
-    if (a === undefined) return 1;
-    if (b === undefined) return -1;
-    const aNum = typeof a === 'number';
-    const bNum = typeof b === 'number';
-    if (aNum !== bNum) return aNum ? -1 : 1;
-    const c = a < b ? -1 : a > b ? 1 : 0;
-    if (c !== 0) return order === 'ASC' ? c : -c;
-  }
-  return aId < bId ? -1 : aId > bId ? 1 : 0;
-}
-
-export function compareSessions(a: Session, b: Session, sort: keyof Session, order: SortOrder): number {
-  return compareKeys(sortKeyOf(a, sort), a.sessionID, sortKeyOf(b, sort), b.sessionID, order);
 }
