@@ -5,6 +5,8 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 30000,
+  // Builds the client bundles and the console (scripts/build.mjs) once per run.
+  globalSetup: '<rootDir>/test/support/globalSetup.js',
   // Integration suites start servers and Redis; two workers keep a 2-core machine responsive.
   maxWorkers: 2,
 };

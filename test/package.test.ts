@@ -154,7 +154,7 @@ window.readHub = async (url, token, projectKey) => {
     const page = await browser.context.newPage();
     await page.setContent('<!doctype html><title>bundle</title>');
     await page.addScriptTag({ content: result.outputFiles[0].text });
-    const out = await page.evaluate(([url, token, project]) => (window as unknown as { readHub(u: string, t: string, p: string): Promise<unknown> }).readHub(url, token, project), [hub.url, API_KEY, PROJECT] as const);
+    const out = await page.evaluate(([url, token, project]) => (globalThis as unknown as { readHub(u: string, t: string, p: string): Promise<unknown> }).readHub(url, token, project), [hub.url, API_KEY, PROJECT] as const);
     expect(out).toEqual(expected);
   } finally {
     await browser.close();

@@ -7,6 +7,8 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** Ended by the test because `until` was satisfied. */
+  stoppedEarly: boolean;
 }
 
 export interface RunOptions {
@@ -14,6 +16,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   input?: string;
+  /** Ends the command (SIGTERM) as soon as its stdout satisfies this: for programs that keep running. */
+  until?: (stdout: string) => boolean;
 }
 
 /** Ends a detached child's whole process group (npm → sh → node), then the child itself. */
@@ -32,7 +36,14 @@ export function run(command: string, args: readonly string[], options: RunOption
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    let stoppedEarly = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!stoppedEarly && options.until?.(stdout)) {
+        stoppedEarly = true;
+        killGroup(child, 'SIGTERM');
+      }
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       timedOut = true;
@@ -44,7 +55,7 @@ export function run(command: string, args: readonly string[], options: RunOption
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
+      resolve({ code, signal, stdout, stderr, timedOut, stoppedEarly });
     });
     child.stdin.end(options.input ?? '');
   });
@@ -53,7 +64,7 @@ export function run(command: string, args: readonly string[], options: RunOption
 /** `run` that throws, with the output, unless the command exits 0. */
 export async function runOk(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   const result = await run(command, args, options);
-  if (result.code !== 0) {
+  if (result.code !== 0 && !result.stoppedEarly) {
     throw new Error(`${command} ${args.join(' ')} exited ${result.code ?? result.signal}${result.timedOut ? ' (timed out)' : ''}\n--- stdout\n${result.stdout.slice(-4000)}\n--- stderr\n${result.stderr.slice(-4000)}`);
   }
   return result;
