@@ -59,7 +59,7 @@ async function buildConsole() {
     tsconfig: join(dir, 'tsconfig.json'),
   });
   writeAtomic(join(out, 'index.html'), readFileSync(join(dir, 'index.html')));
-  writeAtomic(join(out, 'style.css'), readFileSync(join(dir, 'style.css')));
+  for (const file of ['style.css', 'icon.svg']) writeAtomic(join(out, file), readFileSync(join(dir, file)));
 }
 
 try {

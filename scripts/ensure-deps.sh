@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set-up that `npm start` and `npm test` do by themselves on a fresh machine:
-# node modules from the lock file, and (with --redis) the redis-server the cluster tests start.
+# node modules from the lock file, (with --redis) the redis-server the cluster tests start, and
+# (with --browser) the Chromium the console's end-to-end tests drive (Debian's package: the tests
+# never download a browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,14 +11,23 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-if [ "${1:-}" = "--redis" ] && ! command -v redis-server >/dev/null 2>&1; then
+# apt_install <command> <package> <why>: installs the Debian package when the command is missing.
+apt_install() {
+  if command -v "$1" >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing redis-server (Debian package) for the cluster tests"
+    echo "installing $2 (Debian package) for $3"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq redis-server >/dev/null
+    apt-get install -y -qq "$2" >/dev/null
   else
-    echo "the cluster tests need redis-server: install it (Debian/Ubuntu: sudo apt-get install redis-server)" >&2
+    echo "$3 need $1: install it (Debian/Ubuntu: sudo apt-get install $2)" >&2
     exit 1
   fi
-fi
+}
+
+for arg in "$@"; do
+  case "$arg" in
+    --redis) apt_install redis-server redis-server "the cluster tests" ;;
+    --browser) [ -n "${CHROMIUM_PATH:-}" ] || apt_install chromium chromium "the console's end-to-end tests" ;;
+  esac
+done

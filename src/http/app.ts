@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { HubContext } from '../context';
+import { consoleFile, consoleHandler } from './console';
 import { errorHandler, notFound } from './errors';
 import { observeDuration } from './observe';
 import { opsRoutes } from './ops';
@@ -30,9 +31,12 @@ function operationsApp(ctx: HubContext): express.Express {
 export function createHttpApp(ctx: HubContext): HttpHandler {
   const sessions = sessionRoutes(ctx);
   const operations = operationsApp(ctx);
+  const consolePages = ctx.config.consoleEnabled ? consoleHandler(ctx) : undefined;
   return (req, res) => {
     const match = matchSessionRoute(req.method, req.url);
-    if (match) sessions(req, res, match);
+    if (match) return sessions(req, res, match);
+    const file = consolePages && consoleFile(req.url);
+    if (consolePages && file !== undefined) consolePages(req, res, file);
     else operations(req, res);
   };
 }
