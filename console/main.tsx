@@ -220,18 +220,21 @@ function Chart(props: { samples: Sample[]; now: number }) {
   const peak = Math.max(0, ...props.samples.map((s) => s.total));
   const max = niceMax(peak);
   const current = props.samples.length ? props.samples[props.samples.length - 1].total : 0;
-  const path = chartPath(props.samples, props.now, CHART_WINDOW_MS, width, height, max);
+  // The window grows from the first sample (sign-in) to 10 minutes, so the line fills the chart at once.
+  const span = props.samples.length ? Math.min(CHART_WINDOW_MS, Math.max(60_000, props.now - props.samples[0].t)) : CHART_WINDOW_MS;
+  const minutes = Math.round(span / 60_000);
+  const path = chartPath(props.samples, props.now, span, width, height, max);
   return (
     <figure class="chart">
-      <svg viewBox={`0 -4 ${width} ${height + 8}`} role="img" aria-label={`Live sessions in the project over the last 10 minutes: ${current} now, ${peak} at most`} preserveAspectRatio="none">
+      <svg viewBox={`0 -4 ${width} ${height + 8}`} role="img" aria-label={`Live sessions in the project over the last ${minutes} minutes: ${current} now, ${peak} at most`} preserveAspectRatio="none">
         <line x1="0" x2={width} y1={height} y2={height} class="axis" />
         <line x1="0" x2={width} y1="0" y2="0" class="grid" />
         {path && <path d={chartArea(path, height)} class="area" />}
         {path && <path d={path} class="line" />}
       </svg>
       <figcaption>
-        <span>{max}</span>
-        <span>project live, last 10 min</span>
+        <span title="top of the scale">{max}</span>
+        <span>project live, last {minutes} min</span>
         <span>now {current}</span>
       </figcaption>
     </figure>

@@ -202,6 +202,7 @@ export function sessionFields(s: Session): [string, string][] {
   const keys = [...known.filter((k) => k in s), ...Object.keys(s).filter((k) => !known.includes(k)).sort()];
   return keys.map((k) => {
     const v = s[k];
+    if (k === 'timestamp' && typeof v === 'number') return [k, `${v} (${new Date(v).toISOString()})`];
     return [k, v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v)];
   });
 }

@@ -198,6 +198,6 @@ test('phone-sized and dark: no sideways scrolling, every row readable', async ()
   await shot('07-phone-dark.png');
   await row('2001').click();
   await page.getByRole('dialog').waitFor();
-  await shot('08-phone-dark-panel.png');
+  await page.screenshot({ path: join(ARTIFACTS, '08-phone-dark-panel.png') });
   await page.keyboard.press('Escape');
 });

@@ -174,6 +174,7 @@ describe('console/model', () => {
   test('the panel lists every field, extra tracker fields included', () => {
     const fields = sessionFields(session('a', { custom: { x: 1 } }));
     expect(fields[0]).toEqual(['sessionID', 'a']);
+    expect(fields).toContainEqual(['timestamp', '1000 (1970-01-01T00:00:01.000Z)']);
     expect(fields).toContainEqual(['custom', '{"x":1}']);
     expect(fields).toContainEqual(['userCountry', '—']);
     expect(fields).toHaveLength(Object.keys(session('a', { custom: {} })).length);
