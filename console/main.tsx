@@ -85,8 +85,12 @@ function explain(err: unknown, project: string): string {
 async function connect(token: string, project: string): Promise<DashboardClient> {
   const path = await loadWsPath();
   const client = new DashboardClient({ url: location.origin, token, path, reconnectionDelayMs: 500, reconnectionDelayMaxMs: 2000 });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const unreachable = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within 10 s (is the hub running?)')), 10_000);
+  });
   try {
-    await client.connected();
+    await Promise.race([client.connected(), unreachable]);
     // Checks the key against the project before the console opens.
     const probe = await client.subscribe({ projectKey: project, limit: 1 });
     await probe.unsubscribe();
@@ -94,6 +98,8 @@ async function connect(token: string, project: string): Promise<DashboardClient>
   } catch (err) {
     client.close();
     throw new Error(explain(err, project));
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -579,7 +585,8 @@ function App() {
     try {
       const client = await connect(token, projectKey);
       sessionStorage.setItem(KEY_STORAGE, token);
-      const query = projectKey === initial.project ? initial : defaultQuery(projectKey);
+      const current = readQuery(location.search);
+      const query = projectKey === current.project ? current : defaultQuery(projectKey);
       history.replaceState(null, '', writeQuery(query));
       setProject(projectKey);
       setSigned({ client, token });

@@ -12,7 +12,8 @@ import type { Socket } from 'socket.io-client';
 import type { Hub } from '../src/server';
 import { type TestBrowser, launchChromium } from './support/browser';
 import { REPO_ROOT } from './support/buildLock';
-import { API_KEY, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import jwt from 'jsonwebtoken';
+import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
 import { runOk } from './support/run';
 
 jest.setTimeout(60_000);
@@ -200,4 +201,21 @@ test('phone-sized and dark: no sideways scrolling, every row readable', async ()
   await page.getByRole('dialog').waitFor();
   await page.screenshot({ path: join(ARTIFACTS, '08-phone-dark-panel.png') });
   await page.keyboard.press('Escape');
+});
+
+test('a JWT with a projectKey claim signs in for that project, and is refused for another', async () => {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  const other = projectKey('elsewhere');
+  await page.getByLabel('API key', { exact: true }).fill(jwt.sign({ projectKey: other }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 600 }));
+  await page.getByLabel('Project', { exact: true }).fill(PROJECT);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').waitFor();
+  expect(await page.getByRole('alert').textContent()).toContain(`may not read project ${PROJECT}`);
+
+  await page.getByLabel('API key', { exact: true }).fill(jwt.sign({ projectKey: PROJECT }, JWT_SECRET, { algorithm: 'HS256', expiresIn: 600 }));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('[data-status="live"]').waitFor();
+  await expectShown(['1002', '2001']);
 });
