@@ -1,0 +1,117 @@
+/**
+ * Readable validation messages: one zod error map for requests, dashboard queries and the
+ * configuration, so that a refusal reads "must be at most 200", "must be one of true, false" or
+ * `unknown field "limt" (did you mean "limit"?)` instead of zod's defaults ("Too big: expected number
+ * to be <=200", "Invalid input"). Messages set on a schema itself still win. Pure.
+ */
+import type { z } from 'zod';
+
+type RawIssue = z.core.$ZodRawIssue;
+
+/** Levenshtein distance, case-insensitive (`userid` is `userId` misspelt, not another word). */
+export function editDistance(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  let previous = Array.from({ length: t.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= s.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= t.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[t.length];
+}
+
+/**
+ * The known name `name` most likely stands for: within a third of its length in edits (at least one
+ * edit), the closest first; undefined when none is that close.
+ */
+export function nearestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = editDistance(name, candidate);
+    if (d <= Math.max(1, Math.floor(candidate.length / 3)) && d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** `unknown field "filter" (did you mean "filters"?)` (the noun says what the name was: field, query parameter). */
+export function unknownNameMessage(name: string, known: readonly string[], noun = 'field'): string {
+  const near = nearestName(name, known);
+  return near === undefined ? `unknown ${noun} "${name}"` : `unknown ${noun} "${name}" (did you mean "${near}"?)`;
+}
+
+const ARTICLE: Readonly<Record<string, string>> = {
+  int: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+  array: 'an array',
+  object: 'an object',
+};
+
+function sizeUnit(origin: string): string {
+  if (origin === 'string') return ' characters';
+  if (origin === 'array' || origin === 'set') return ' items';
+  return '';
+}
+
+/** The accepted values of a union of literals, enums and booleans; undefined for any other union. */
+function unionValues(branches: readonly (readonly z.core.$ZodIssue[])[]): string[] | undefined {
+  const values: string[] = [];
+  for (const issues of branches) {
+    const issue = issues.length === 1 ? issues[0] : undefined;
+    if (issue?.code === 'invalid_value') values.push(...issue.values.map(String));
+    else if (issue?.code === 'invalid_type' && issue.expected === 'boolean') values.push('true', 'false');
+    else return undefined;
+  }
+  return [...new Set(values)];
+}
+
+/** Field names of the object schema an `unrecognized_keys` issue came from. */
+function knownKeys(issue: RawIssue): string[] {
+  const def = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def;
+  return def?.shape ? Object.keys(def.shape) : [];
+}
+
+/**
+ * A zod error map (pass it as `safeParse(input, { error: readableIssues() })`). `noun` names what an
+ * unknown key is to the client: a JSON field, or a query parameter.
+ */
+export function readableIssues(noun = 'field'): z.core.$ZodErrorMap {
+  return (issue) => {
+    switch (issue.code) {
+      case 'too_big': {
+        const unit = sizeUnit(issue.origin);
+        if (unit) return `must have at most ${String(issue.maximum)}${unit}`;
+        return issue.inclusive === false ? `must be less than ${String(issue.maximum)}` : `must be at most ${String(issue.maximum)}`;
+      }
+      case 'too_small': {
+        const unit = sizeUnit(issue.origin);
+        if (issue.origin === 'string' && Number(issue.minimum) === 1) return 'must not be empty';
+        if (unit) return `must have at least ${String(issue.minimum)}${unit}`;
+        return issue.inclusive === false ? `must be more than ${String(issue.minimum)}` : `must be at least ${String(issue.minimum)}`;
+      }
+      case 'invalid_type':
+        if (issue.input === undefined) return `is required (${ARTICLE[issue.expected] ?? issue.expected})`;
+        return `must be ${ARTICLE[issue.expected] ?? issue.expected}`;
+      case 'invalid_value':
+        return issue.values.length === 1 ? `must be ${String(issue.values[0])}` : `must be one of ${issue.values.map(String).join(', ')}`;
+      case 'invalid_union': {
+        const values = unionValues(issue.errors);
+        return values ? `must be one of ${values.join(', ')}` : undefined;
+      }
+      case 'unrecognized_keys': {
+        const known = knownKeys(issue);
+        return issue.keys.map((key) => unknownNameMessage(key, known, noun)).join('; ');
+      }
+      default:
+        return undefined;
+    }
+  };
+}
