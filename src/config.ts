@@ -4,6 +4,7 @@
  * its name is accepted too (listed as aliases below).
  */
 import { z } from 'zod';
+import { readableIssues } from './validation';
 
 export interface ApiKeyGrant {
   key: string;
@@ -11,7 +12,7 @@ export interface ApiKeyGrant {
   projects: ReadonlySet<string> | '*';
 }
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])], { error: 'must be one of true, false (or 1, 0, yes, no)' }).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 /** A decimal integer: blank, hex (`0x..`) and exponent (`8e3`) spellings are refused, not coerced. */
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^-?\d+$/, 'must be an integer').transform(Number).pipe(z.number().int().min(min).max(max));
@@ -70,6 +71,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+const readable = readableIssues();
+
 /** Reads and validates every setting; throws a ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
@@ -80,7 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       out[name] = setting.default;
       continue;
     }
-    const parsed = (setting.schema as z.ZodType).safeParse(env[varName]);
+    const parsed = (setting.schema as z.ZodType).safeParse(env[varName], { error: readable });
     if (parsed.success) out[name] = parsed.data;
     else problems.push(`${varName}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
