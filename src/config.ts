@@ -45,6 +45,8 @@ const settings = {
   shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
+  opsPort: { env: ['OPS_PORT'], schema: int(0, 65535).optional(), default: undefined },
+  logSummaryMs: { env: ['LOG_SUMMARY_INTERVAL_MS'], schema: int(0, 3_600_000), default: 60_000 },
   // Live subscriptions (/dashboard namespace)
   diffWindowMs: { env: ['DASHBOARD_DIFF_WINDOW_MS'], schema: int(0, 10_000), default: 50 },
   maxSubscriptionsPerSocket: { env: ['DASHBOARD_MAX_SUBSCRIPTIONS_PER_SOCKET'], schema: int(1, 10_000), default: 20 },

@@ -70,7 +70,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       socket.data.principal = { kind: 'key', key: token };
       return next();
     }
-    metrics.connectsRefused.inc({ reason: 'dashboardAuth' });
+    metrics.connectsRefused.inc({ reason: 'dashboard_auth' });
     next(new Error('Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
   });
 

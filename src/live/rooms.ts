@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
+import { snakeCase } from '../ops/metrics';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
@@ -128,7 +129,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
     );
     if (!result.ok) {
-      metrics.connectsRefused.inc({ reason: result.refusal.reason });
+      metrics.connectsRefused.inc({ reason: snakeCase(result.refusal.reason) });
       logger.debug({ reason: result.refusal.reason }, 'handshake refused');
       return next(new Error(result.refusal.message));
     }
@@ -156,7 +157,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const room = index.room(peer.projectKey, peer.sessionId);
     if (findTab(room, peer.tabId)) {
       socket.data.refused = true;
-      metrics.connectsRefused.inc({ reason: 'duplicateTab' });
+      metrics.connectsRefused.inc({ reason: 'duplicate_tab' });
       socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
       socket.disconnect(true);
       return;
@@ -165,7 +166,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const data = mergeSessionData(room?.data, session, ctx.sessionLimits, store.nodeId);
     if (!data.ok) {
       socket.data.refused = true;
-      metrics.connectsRefused.inc({ reason: 'sessionInfo' });
+      metrics.connectsRefused.inc({ reason: 'session_info' });
       socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${data.message}` });
       socket.disconnect(true);
       return;
