@@ -18,6 +18,7 @@ import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
+import { RefusalSummary } from './ops/refusals';
 import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
 import { SessionIndex } from './sessions/sessionIndex';
 import { SubscriptionRegistry } from './subscriptions/registry';
@@ -63,6 +64,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     jwtSecret,
     sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: DEFAULT_SESSION_DATA_LIMITS.maxMetadataKeys },
     lifecycle: () => lifecycle,
+    refusals: new RefusalSummary(logger, config.logSummaryMs),
   };
 
   // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.
@@ -144,6 +146,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         await new Promise<void>((resolve) => opsServer.close(() => resolve()));
       }
       lifecycle = 'stopped';
+      base.refusals.close();
       logger.info('hub stopped');
     })();
     return stopping;

@@ -255,7 +255,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
   return (req, res, match) => {
     const route = ROUTES[match.route];
     observeResponse(ctx, res, req.method, () => route);
-    const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
+    const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method, address: req.socket.remoteAddress }, res, error);
     cors[match.route](req, res, () => {
       try {
         serve(req, res, match, fail);
