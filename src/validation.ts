@@ -73,6 +73,26 @@ function unionValues(branches: readonly (readonly z.core.$ZodIssue[])[]): string
   return [...new Set(values)];
 }
 
+/** Whether a union branch failed only because the value is of another basic type. */
+function wrongType(issues: readonly z.core.$ZodIssue[]): boolean {
+  const issue = issues.length === 1 ? issues[0] : undefined;
+  return issue?.code === 'invalid_type' && issue.path.length === 0 && issue.expected !== 'int';
+}
+
+/**
+ * A union refused: when the value had the type of exactly one branch, that branch's reasons
+ * (`limit: 201` is "must be at most 200", not "invalid input"); when it had none, the types allowed.
+ */
+function matchedBranch(branches: readonly (readonly z.core.$ZodIssue[])[]): string | undefined {
+  const matched = branches.filter((issues) => !wrongType(issues));
+  if (matched.length === 1 && matched[0].every((i) => i.path.length === 0)) return matched[0].map((i) => i.message).join('; ');
+  if (matched.length === 0) {
+    const types = branches.map((issues) => (issues[0]?.code === 'invalid_type' ? (ARTICLE[issues[0].expected] ?? issues[0].expected) : ''));
+    return `must be ${[...new Set(types)].join(' or ')}`;
+  }
+  return undefined;
+}
+
 /** Field names of the object schema an `unrecognized_keys` issue came from. */
 function knownKeys(issue: RawIssue): string[] {
   const def = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def;
@@ -104,7 +124,7 @@ export function readableIssues(noun = 'field'): z.core.$ZodErrorMap {
         return issue.values.length === 1 ? `must be ${String(issue.values[0])}` : `must be one of ${issue.values.map(String).join(', ')}`;
       case 'invalid_union': {
         const values = unionValues(issue.errors);
-        return values ? `must be one of ${values.join(', ')}` : undefined;
+        return values ? `must be one of ${values.join(', ')}` : matchedBranch(issue.errors);
       }
       case 'unrecognized_keys': {
         const known = knownKeys(issue);

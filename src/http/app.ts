@@ -6,8 +6,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { HubContext } from '../context';
+import { restCors } from './cors';
 import { errorHandler, notFound } from './errors';
 import { observeDuration } from './observe';
+import { openApiDocument } from './openapi';
 import { opsRoutes } from './ops';
 import { matchSessionRoute, sessionRoutes } from './sessions';
 
@@ -27,6 +29,12 @@ function operationsApp(ctx: HubContext, options: Required<HttpAppOptions>): expr
   // Routers are mounted at the root so that a matched route's path is its whole pattern (the
   // metrics label).
   app.use(opsRoutes(ctx, options));
+  // Public, like the API it describes: code generators and API explorers fetch it cross-origin.
+  const cors = restCors(ctx.config.corsOrigin, ['GET', 'HEAD']);
+  const openapi = JSON.stringify(openApiDocument());
+  app.get('/openapi.json', (req, res, next) => cors(req, res, next), (_req, res) => {
+    res.type('application/json').send(openapi);
+  });
   app.use(notFound);
   app.use(errorHandler(ctx));
   return app;

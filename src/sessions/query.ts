@@ -98,12 +98,13 @@ function metadataNeedsSource(f: { type: FilterType; source?: string | null }, ct
 }
 
 const filterSchema = z.object(filterShape).superRefine(metadataNeedsSource);
-const strictFilterSchema = z.strictObject(filterShape).superRefine(metadataNeedsSource).meta({ id: 'Filter' });
+const strictFilterSchema = z.strictObject(filterShape).superRefine(metadataNeedsSource);
 
-/** A number, or its decimal digits as text (query-string parameters are text); nothing else. */
-const wholeNumber = z.union([z.number(), z.string().regex(/^\d{1,9}$/, 'must be an integer').transform(Number)], {
-  error: 'must be an integer',
-});
+/** An integer from min to max, or its decimal digits as text (query-string parameters are text); nothing else. */
+function wholeNumber(min: number, max: number) {
+  const n = z.number().int().min(min).max(max);
+  return z.union([n, z.string().regex(/^\d{1,9}$/, 'must be an integer').transform(Number).pipe(n)]);
+}
 
 /** The fields of a search other than its filters (the list's query string takes them too). */
 export const searchOptionShape = {
@@ -119,12 +120,10 @@ export const searchOptionShape = {
     .optional()
     .refine((o) => o === undefined || /^(asc|desc)$/i.test(o), { message: 'order must be ASC or DESC' })
     .meta({ description: 'ASC or DESC, case-insensitive (default DESC)' }),
-  page: wholeNumber
-    .pipe(z.number().int().min(1).max(QUERY_LIMITS.maxPage))
+  page: wholeNumber(1, QUERY_LIMITS.maxPage)
     .optional()
     .meta({ description: `page number, an integer from 1 to ${QUERY_LIMITS.maxPage} (default 1)` }),
-  limit: wholeNumber
-    .pipe(z.number().int().min(1).max(QUERY_LIMITS.maxLimit))
+  limit: wholeNumber(1, QUERY_LIMITS.maxLimit)
     .optional()
     .meta({ description: `sessions per page, an integer from 1 to ${QUERY_LIMITS.maxLimit} (default ${QUERY_LIMITS.maxLimit})` }),
 };
@@ -149,8 +148,7 @@ export const strictSearchBodySchema = z
       .optional()
       .meta({ description: `filters, all must hold (at most ${QUERY_LIMITS.maxFilters})` }),
     ...searchOptionShape,
-  })
-  .meta({ id: 'SearchBody' });
+  });
 
 export type SearchBody = z.input<typeof searchBodySchema>;
 

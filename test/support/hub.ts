@@ -2,6 +2,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { loadConfig } from '../../src/config';
 import { type Hub, startHub } from '../../src/server';
+import { assertMatchesOpenApi } from './openapi';
 
 export const API_KEY = 'test-api-key-0001';
 export const JWT_SECRET = 'test-jwt-secret-0001';
@@ -70,5 +71,9 @@ export async function restSearch(hub: Hub, project: string, body: unknown): Prom
     headers: { 'content-type': 'application/json', authorization: API_KEY },
     body: JSON.stringify(body),
   });
-  return { status: res.status, json: await res.json() };
+  const text = await res.text();
+  const json: unknown = JSON.parse(text);
+  // Checked against the OpenAPI document like every answer of support/http.ts's `call`.
+  assertMatchesOpenApi({ method: 'POST', url: `/api/v1/${project}/assist/sessions`, status: res.status, contentType: res.headers.get('content-type'), json, text });
+  return { status: res.status, json };
 }
