@@ -65,7 +65,16 @@ export async function eventually(check: () => boolean | Promise<boolean>, descri
   }
 }
 
-export async function restSearch(hub: Hub, project: string, body: unknown): Promise<{ status: number; json: unknown }> {
+/**
+ * The REST search equal to a subscription's query: its projectKey goes in the path and `resume` is
+ * the subscription's own (the public API refuses fields it does not know).
+ */
+export async function restSearch(hub: Hub, project: string, query: unknown): Promise<{ status: number; json: unknown }> {
+  const body = typeof query === 'object' && query !== null ? { ...(query as Record<string, unknown>) } : query;
+  if (typeof body === 'object' && body !== null) {
+    delete (body as Record<string, unknown>).projectKey;
+    delete (body as Record<string, unknown>).resume;
+  }
   const res = await fetch(`${hub.url}/api/v1/${project}/assist/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: API_KEY },
