@@ -231,6 +231,7 @@ describe('unknown fields and parameters', () => {
     const auto = expectError(await call(hub.url, `/api/v1/${PROJECT_A}/assist/autocomplete?type=USERID&query=a`), 400, 'BAD_REQUEST');
     expect(auto.message).toBe('unknown query parameter "query"');
     expectError(await call(hub.url, `${sessionsPath(PROJECT_A, '/1')}?x=1`), 400, 'BAD_REQUEST');
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?__proto__=1`), 400, 'BAD_REQUEST').message).toBe('unknown query parameter "__proto__"');
   });
 
   it('400 for query parameters on a search (POST): they would be ignored', async () => {

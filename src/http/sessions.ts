@@ -83,7 +83,8 @@ function queryError(refusal: { message: string; filterError: boolean }, shown = 
  * absent (`?userId=` means no filter); a repeated name is refused.
  */
 export function queryObject(search: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: `?__proto__=x` is a parameter like any other (refused as unknown), not a setter.
+  const out = Object.create(null) as Record<string, string>;
   const seen = new Set<string>();
   for (const [name, value] of new URLSearchParams(search)) {
     if (seen.has(name)) throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected a single value`);
@@ -212,7 +213,8 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
   }
 
   function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
-    parseParams(sessionQuerySchema, match.search);
+    // The polled route: nothing to check (and nothing allocated) without a query string.
+    if (match.search !== '') parseParams(sessionQuerySchema, match.search);
     const room = ctx.index.room(match.projectKey, decodeSegment('sessionId', match.sessionId ?? ''));
     if (!room?.view) throw new HubError(ErrorCode.NOT_FOUND, 'no live session with that id in this project');
     sendData(req, res, `{"data":${sessionJson.peek(room.view)}}`);
