@@ -40,10 +40,22 @@ export function nearestName(name: string, known: readonly string[]): string | un
   return best;
 }
 
+/** Unknown names a message lists, and the characters shown of each: the names come from the client. */
+const MAX_NAMES_SHOWN = 5;
+const MAX_NAME_CHARS = 64;
+
 /** `unknown field "filter" (did you mean "filters"?)` (the noun says what the name was: field, query parameter). */
 export function unknownNameMessage(name: string, known: readonly string[], noun = 'field'): string {
-  const near = nearestName(name, known);
-  return near === undefined ? `unknown ${noun} "${name}"` : `unknown ${noun} "${name}" (did you mean "${near}"?)`;
+  const shown = name.length > MAX_NAME_CHARS ? `${name.slice(0, MAX_NAME_CHARS)}...` : name;
+  const near = name.length > MAX_NAME_CHARS ? undefined : nearestName(name, known);
+  return near === undefined ? `unknown ${noun} "${shown}"` : `unknown ${noun} "${shown}" (did you mean "${near}"?)`;
+}
+
+/** The messages of several unknown names, at most MAX_NAMES_SHOWN of them. */
+export function unknownNamesMessage(names: readonly string[], known: readonly string[], noun = 'field'): string {
+  const parts = names.slice(0, MAX_NAMES_SHOWN).map((name) => unknownNameMessage(name, known, noun));
+  if (names.length > MAX_NAMES_SHOWN) parts.push(`and ${names.length - MAX_NAMES_SHOWN} more unknown ${noun}s`);
+  return parts.join('; ');
 }
 
 const ARTICLE: Readonly<Record<string, string>> = {
@@ -128,7 +140,7 @@ export function readableIssues(noun = 'field'): z.core.$ZodErrorMap {
       }
       case 'unrecognized_keys': {
         const known = knownKeys(issue);
-        return issue.keys.map((key) => unknownNameMessage(key, known, noun)).join('; ');
+        return unknownNamesMessage(issue.keys, known, noun);
       }
       default:
         return undefined;

@@ -200,8 +200,9 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     // Every body is read as JSON whatever its Content-Type: `curl -d` sends form-encoded by default,
     // and silently ignoring its filters would answer a different question than the one asked.
     if (match.search !== '') {
-      const names = [...new Set(new URLSearchParams(match.search).keys())].map((n) => `"${n}"`).join(', ');
-      throw new HubError(ErrorCode.BAD_REQUEST, `query parameter ${names} is not read by a search (POST): send the search in the JSON body`);
+      const names = [...new Set(new URLSearchParams(match.search).keys())];
+      const shown = names.slice(0, 5).map((n) => `"${n.slice(0, 64)}"`).join(', ');
+      throw new HubError(ErrorCode.BAD_REQUEST, `query parameters are not read by a search (POST), here ${shown}: send the search in the JSON body`);
     }
     const text = await readBodyText(req, ctx.config.restBodyLimit);
     const query = searchQuery(`{${text}`, () => {

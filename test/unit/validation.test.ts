@@ -45,4 +45,12 @@ describe('readableIssues', () => {
       'unknown query parameter "limt" (did you mean "limit"?); unknown query parameter "zz"',
     );
   });
+
+  it('bounds what it echoes of a hostile body: five names, 64 characters each', () => {
+    const keys = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`${'k'.repeat(100)}${i}`, 1]));
+    const text = message(z.strictObject({ limit: z.number().optional() }), keys);
+    expect(text.match(/unknown field "/g)).toHaveLength(5);
+    expect(text).toContain('and 45 more unknown fields');
+    expect(text.length).toBeLessThan(600);
+  });
 });
