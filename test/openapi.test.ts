@@ -68,5 +68,9 @@ it('tells a wrong answer from a right one (the check of every REST answer can fa
   expect(openApiProblems({ ...answer, json: { data: { total: 1, sessions: [{ sessionID: '1' }] } } })).not.toEqual([]);
   expect(openApiProblems({ ...answer, status: 418, json: {} })).toEqual([expect.stringContaining('418 is not documented')]);
   expect(openApiProblems({ ...answer, status: 400, json: { error: { code: 'NOPE', message: 'x' } } })).not.toEqual([]);
+  expect(openApiProblems({ ...answer, url: '/api/v1/x/assist/nope', status: 404, json: { error: { code: 'NOT_FOUND', message: 'no' } } })).toEqual([]);
+  expect(openApiProblems({ ...answer, url: '/api/v1/x/assist/nope', status: 200, json: {} })).not.toEqual([]);
+  // Outside the public API (OpenReplay's internal API, /debug): not the document's business.
+  expect(openApiProblems({ ...answer, url: '/assist/key/sockets-live/p', status: 200, json: { data: [] } })).toEqual([]);
   expect(answersChecked()).toBeGreaterThan(0);
 });

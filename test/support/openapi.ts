@@ -55,8 +55,11 @@ export function openApiProblems(a: Answer): string[] {
   const match = templates.find((t) => t.pattern.test(path));
   const operation = match ? doc.paths[match.template][method] : undefined;
   if (!match || !operation) {
-    // Outside the document (unknown paths, methods a route does not answer, /debug): still an Error.
-    if (a.status < 400) return path.startsWith('/debug/') ? [] : [`${a.method} ${path} answered ${a.status} but is not in the document`];
+    // The public API's own paths (unknown ones, methods a route does not answer): an Error, and
+    // never a success the document does not have. Other paths (/debug, OpenReplay's internal API
+    // under /assist/<key>/) are not the public API: not checked.
+    if (!/^\/api\//i.test(path) && !match) return [];
+    if (a.status < 400) return [`${a.method} ${path} answered ${a.status} but is not in the document`];
     return validate(pointer('components', 'schemas', 'Error'), a.json).map((p) => `${a.method} ${path} ${a.status}: ${p}`);
   }
   const status = String(a.status);
