@@ -4,6 +4,7 @@
  * its name is accepted too (listed as aliases below).
  */
 import { z } from 'zod';
+import { readableIssues } from './validation';
 
 export interface ApiKeyGrant {
   key: string;
@@ -11,7 +12,7 @@ export interface ApiKeyGrant {
   projects: ReadonlySet<string> | '*';
 }
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', ''])], { error: 'must be one of true, false (or 1, 0, yes, no)' }).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 /** A decimal integer: blank, hex (`0x..`) and exponent (`8e3`) spellings are refused, not coerced. */
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^-?\d+$/, 'must be an integer').transform(Number).pipe(z.number().int().min(min).max(max));
@@ -45,6 +46,8 @@ const settings = {
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
   consoleEnabled: { env: ['CONSOLE'], schema: bool, default: true },
+  opsPort: { env: ['OPS_PORT'], schema: int(0, 65535).optional(), default: undefined },
+  logSummaryMs: { env: ['LOG_SUMMARY_INTERVAL_MS'], schema: int(0, 3_600_000), default: 60_000 },
   // Live subscriptions (/dashboard namespace)
   diffWindowMs: { env: ['DASHBOARD_DIFF_WINDOW_MS'], schema: int(0, 10_000), default: 50 },
   maxSubscriptionsPerSocket: { env: ['DASHBOARD_MAX_SUBSCRIPTIONS_PER_SOCKET'], schema: int(1, 10_000), default: 20 },
@@ -71,6 +74,8 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+const readable = readableIssues();
+
 /** Reads and validates every setting; throws a ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
@@ -81,7 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       out[name] = setting.default;
       continue;
     }
-    const parsed = (setting.schema as z.ZodType).safeParse(env[varName]);
+    const parsed = (setting.schema as z.ZodType).safeParse(env[varName], { error: readable });
     if (parsed.success) out[name] = parsed.data;
     else problems.push(`${varName}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }

@@ -4,6 +4,7 @@ import type { ClusterStore } from './cluster/store';
 import type { Config } from './config';
 import type { Logger } from './ops/logger';
 import type { Metrics } from './ops/metrics';
+import type { RefusalSummary } from './ops/refusals';
 import type { SessionIndex } from './sessions/sessionIndex';
 import type { SessionDataLimits } from './sessions/sessionData';
 
@@ -18,6 +19,8 @@ export interface HubContext {
   readonly apiKeys: ApiKeys;
   readonly jwtSecret: string;
   readonly sessionLimits: SessionDataLimits;
+  /** Info-level summaries of refused handshakes and 401/403/429 (absent: not summarised). */
+  readonly refusals?: RefusalSummary;
   /** Where the hub is in its life: only 'ready' serves /ready with 200. */
   lifecycle(): Lifecycle;
 }

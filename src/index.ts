@@ -51,5 +51,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`hub failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  // A bad setting found while starting (HUB_API_KEYS, HUB_API_KEYS_FILE) exits like one found by loadConfig.
+  process.exit(err instanceof ConfigError ? 2 : 1);
 });

@@ -12,12 +12,13 @@ import type { ClusterStore } from './cluster/store';
 import { createStore } from './cluster';
 import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
-import { createHttpApp } from './http/app';
+import { createHttpApp, createOpsApp } from './http/app';
 import { attachDashboards } from './live/dashboard';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
+import { RefusalSummary } from './ops/refusals';
 import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
 import { SessionIndex } from './sessions/sessionIndex';
 import { SubscriptionRegistry } from './subscriptions/registry';
@@ -28,6 +29,8 @@ export interface Hub {
   readonly httpServer: HttpServer;
   /** `http://host:port` of the listening server. */
   readonly url: string;
+  /** `http://host:port` of the OPS_PORT server (/metrics, /debug/*), when OPS_PORT is set. */
+  readonly opsUrl?: string;
   /** Graceful stop: not ready first, stop accepting, close sockets; bounded by SHUTDOWN_TIMEOUT_MS. */
   shutdown(): Promise<void>;
 }
@@ -61,6 +64,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     jwtSecret,
     sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: DEFAULT_SESSION_DATA_LIMITS.maxMetadataKeys },
     lifecycle: () => lifecycle,
+    refusals: new RefusalSummary(logger, config.logSummaryMs),
   };
 
   // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.
@@ -82,7 +86,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));
-  app = createHttpApp(ctx);
+  app = createHttpApp(ctx, { internal: config.opsPort === undefined });
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
   const subscriptions = new SubscriptionRegistry(
     index,
@@ -99,11 +103,22 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       resolve();
     });
   });
-  const address = httpServer.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  const url = urlOf(httpServer);
+  let opsServer: HttpServer | undefined;
+  if (config.opsPort !== undefined) {
+    const server = createServer(createOpsApp(ctx));
+    opsServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.opsPort, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+  const opsUrl = opsServer ? urlOf(opsServer) : undefined;
   lifecycle = 'ready';
-  logger.info({ url, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size }, 'hub listening');
+  logger.info({ url, opsUrl, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size }, 'hub listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -125,11 +140,24 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       await Promise.race([drain, deadline]);
       subscriptions.close();
       httpServer.closeAllConnections();
+      // Last: /metrics stays scrapeable while the hub drains.
+      if (opsServer) {
+        opsServer.closeAllConnections();
+        await new Promise<void>((resolve) => opsServer.close(() => resolve()));
+      }
       lifecycle = 'stopped';
+      base.refusals.close();
       logger.info('hub stopped');
     })();
     return stopping;
   };
 
-  return { ctx, io, httpServer, url, shutdown };
+  return { ctx, io, httpServer, url, opsUrl, shutdown };
+}
+
+/** `http://host:port` of a listening server (the loopback address when it listens on every interface). */
+function urlOf(server: HttpServer): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 }

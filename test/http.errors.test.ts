@@ -69,6 +69,19 @@ describe('authentication and authorization', () => {
     expect(e.message).toMatch(/^projectKey:/);
     expectError(await call(hub.url, sessionsPath('k'.repeat(257))), 400, 'BAD_REQUEST');
   });
+
+  it('400 for a project key of another length than PROJECT_KEY_LENGTH (trackers are held to it too), before the key check', async () => {
+    for (const key of ['short', `${PROJECT_A}x`]) {
+      const e = expectError(await call(hub.url, sessionsPath(key), { key: null }), 400, 'BAD_REQUEST');
+      expect(e.message).toBe(`projectKey: must be 20 characters (PROJECT_KEY_LENGTH), not ${key.length}`);
+    }
+    const any = await startTestApp({ PROJECT_KEY_LENGTH: '0' });
+    try {
+      expect((await call(any.url, sessionsPath('short'))).status).toBe(200);
+    } finally {
+      await any.close();
+    }
+  });
 });
 
 describe('bad input', () => {
@@ -128,8 +141,8 @@ describe('bad input', () => {
   it('413 PAYLOAD_TOO_LARGE past the body limit, whatever the JSON is', async () => {
     const body = JSON.stringify({ filters: [], padding: 'x'.repeat(4096) });
     expectError(await call(hub.url, sessionsPath(PROJECT_A), { body }), 413, 'PAYLOAD_TOO_LARGE');
-    // Just under the limit is served.
-    expect((await call(hub.url, sessionsPath(PROJECT_A), { body: JSON.stringify({ padding: 'x'.repeat(1900) }) })).status).toBe(200);
+    // Just under the limit is served (white space pads it: an unknown field would be a 400).
+    expect((await call(hub.url, sessionsPath(PROJECT_A), { body: `{"filters": [${' '.repeat(1900)}]}` })).status).toBe(200);
   });
 
   it('413 for a streamed (chunked) body past the limit, and the connection is closed after the answer', async () => {
@@ -154,9 +167,9 @@ describe('bad input', () => {
   });
 
   it('415 for a compressed body or a charset other than UTF-8, naming it', async () => {
-    const gzip = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-encoding': 'gzip' } }), 415, 'BAD_REQUEST');
+    const gzip = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-encoding': 'gzip' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     expect(gzip.message).toBe('unsupported content encoding "gzip"');
-    const latin1 = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-type': 'application/json; charset=latin1' } }), 415, 'BAD_REQUEST');
+    const latin1 = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-type': 'application/json; charset=latin1' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     expect(latin1.message).toBe('unsupported charset "LATIN1"');
     // UTF-8 spelled either way is read.
     expect((await call(hub.url, sessionsPath(PROJECT_A), { body: '{}', headers: { 'content-type': 'application/json; charset="UTF-8"' } })).status).toBe(200);
@@ -167,12 +180,71 @@ describe('bad input', () => {
   });
 });
 
-describe('unknown routes', () => {
-  it('404 NOT_FOUND as JSON for unknown paths and unsupported methods', async () => {
+describe('unknown routes and methods', () => {
+  it('404 NOT_FOUND as JSON for unknown paths', async () => {
     expectError(await call(hub.url, '/nope'), 404, 'NOT_FOUND');
     expectError(await call(hub.url, `/api/v1/${PROJECT_A}/assist/nope`), 404, 'NOT_FOUND');
-    expectError(await call(hub.url, sessionsPath(PROJECT_A), { method: 'DELETE' }), 404, 'NOT_FOUND');
     expectError(await call(hub.url, '/debug/gc', { method: 'POST' }), 404, 'NOT_FOUND');
+  });
+
+  it('405 METHOD_NOT_ALLOWED with Allow for a method a session route does not answer, before any guard', async () => {
+    for (const method of ['PUT', 'DELETE', 'PATCH']) {
+      const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { method, key: null }), 405, 'METHOD_NOT_ALLOWED');
+      expect(e.message).toContain(method);
+    }
+    const list = await call(hub.url, sessionsPath(PROJECT_A), { method: 'DELETE' });
+    expect(list.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS');
+    const one = await call(hub.url, sessionsPath(PROJECT_A, '/1'), { method: 'POST', body: {} });
+    expectError(one, 405, 'METHOD_NOT_ALLOWED');
+    expect(one.headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+    expect((await call(hub.url, `/api/v1/${PROJECT_A}/assist/autocomplete`, { method: 'PUT' })).headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+  });
+
+  it('OPTIONS without an Origin (not a preflight) is 204 with Allow', async () => {
+    const reply = await call(hub.url, sessionsPath(PROJECT_A), { method: 'OPTIONS', key: null });
+    expect(reply.status).toBe(204);
+    expect(reply.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS');
+  });
+});
+
+describe('unknown fields and parameters', () => {
+  it('400 naming an unknown body field, with the known one it is close to', async () => {
+    // OpenReplay's internal shape: a typo of `filters` that would otherwise answer every session.
+    const filter = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filter: { userId: 'x' } } }), 400, 'BAD_REQUEST');
+    expect(filter.message).toBe('unknown field "filter" (did you mean "filters"?)');
+    const limt = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { limt: 1 } }), 400, 'BAD_REQUEST');
+    expect(limt.message).toBe('unknown field "limt" (did you mean "limit"?)');
+    const far = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { colour: 'red' } }), 400, 'BAD_REQUEST');
+    expect(far.message).toBe('unknown field "colour"');
+  });
+
+  it('400 INVALID_FILTER naming an unknown field of a filter', async () => {
+    const e = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'USERID', values: ['a'] }] } }), 400, 'INVALID_FILTER');
+    expect(e.message).toBe('filters.0: unknown field "values" (did you mean "value"?)');
+  });
+
+  it('400 naming an unknown query parameter of the list, autocomplete and one-session routes', async () => {
+    const list = expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?limt=1`), 400, 'BAD_REQUEST');
+    expect(list.message).toBe('unknown query parameter "limt" (did you mean "limit"?)');
+    const userid = expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?userid=a`), 400, 'BAD_REQUEST');
+    expect(userid.message).toBe('unknown query parameter "userid" (did you mean "userId"?)');
+    const auto = expectError(await call(hub.url, `/api/v1/${PROJECT_A}/assist/autocomplete?type=USERID&query=a`), 400, 'BAD_REQUEST');
+    expect(auto.message).toBe('unknown query parameter "query"');
+    expectError(await call(hub.url, `${sessionsPath(PROJECT_A, '/1')}?x=1`), 400, 'BAD_REQUEST');
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?__proto__=1`), 400, 'BAD_REQUEST').message).toBe('unknown query parameter "__proto__"');
+  });
+
+  it('400 for query parameters on a search (POST): they would be ignored', async () => {
+    const e = expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?limit=1`, { body: {} }), 400, 'BAD_REQUEST');
+    expect(e.message).toMatch(/"limit".*JSON body/);
+  });
+
+  it('readable messages for bounds, not zod defaults', async () => {
+    expect(expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { limit: 500 } }), 400, 'BAD_REQUEST').message).toBe('limit: must be at most 200');
+    expect(expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { page: 0 } }), 400, 'BAD_REQUEST').message).toBe('page: must be at least 1');
+    expect(expectError(await call(hub.url, `${sessionsPath(PROJECT_A)}?limit=500`), 400, 'BAD_REQUEST').message).toBe('limit: must be at most 200');
+    const value = expectError(await call(hub.url, sessionsPath(PROJECT_A), { body: { filters: [{ type: 'USERID', value: [42] }] } }), 400, 'INVALID_FILTER');
+    expect(value.message).toMatch(/^filters\.0\.value: must be a string or an array of at most 100 strings/);
   });
 });
 

@@ -3,6 +3,7 @@
  * whole hub where it can show the behaviour, else against the app with a store whose status the test
  * sets.
  */
+import { io } from 'socket.io-client';
 import type { Hub } from '../src/server';
 import { connectTracker, startTestHub } from './support/hub';
 import { API_KEYS_SPEC, PROJECT_A, type TestApp, addSession, call, errorOf, sessionsPath, startTestApp } from './support/http';
@@ -51,6 +52,67 @@ describe('on a whole hub', () => {
     } finally {
       tracker.disconnect();
     }
+  });
+
+  it('leaves probes and scrapes out of the request durations', async () => {
+    for (const path of ['/health', '/ready', '/metrics']) expect((await call(hub.url, path, { key: null })).status).toBe(200);
+    const text = (await call(hub.url, '/metrics', { key: null })).text;
+    expect(text).not.toMatch(/hub_http_request_duration_seconds_count\{route="\/(health|ready|metrics)"/);
+  });
+
+  it('exports known label values at 0 from the start, in snake_case, and hub_build_info', async () => {
+    const fresh = await startTestHub();
+    try {
+      const text = (await call(fresh.url, '/metrics', { key: null })).text;
+      for (const series of [
+        'hub_connections{role="agent"} 0',
+        'hub_connections{role="dashboard"} 0',
+        'hub_connects_refused_total{reason="peer_id"} 0',
+        'hub_connects_refused_total{reason="duplicate_tab"} 0',
+        'hub_connects_refused_total{reason="dashboard_auth"} 0',
+        'hub_events_relayed_total{direction="agent_to_tab"} 0',
+        'hub_subscription_resyncs_total{reason="slow_consumer"} 0',
+      ]) {
+        expect(text).toContain(series);
+      }
+      expect(text).toContain(`hub_build_info{version="0.1.0",node_version="${process.version}"} 1`);
+      // Label values are snake_case: no camelCase value anywhere in the hub's own series.
+      const hubLines = text.split('\n').filter((l) => l.startsWith('hub_'));
+      expect(hubLines.filter((l) => /="[a-z]+[A-Z]/.test(l))).toEqual([]);
+
+      // A refused handshake counts under its snake_case reason.
+      const socket = io(fresh.url, { path: '/ws-assist/socket', transports: ['websocket'], reconnection: false, query: { identity: 'session', peerId: 'bad' } });
+      await new Promise<void>((resolve) => socket.once('connect_error', () => resolve()));
+      socket.close();
+      expect((await call(fresh.url, '/metrics', { key: null })).text).toContain('hub_connects_refused_total{reason="peer_id"} 1');
+    } finally {
+      await fresh.shutdown();
+    }
+  });
+});
+
+describe('OPS_PORT', () => {
+  it('serves /metrics and /debug/* on the ops port only; probes on both', async () => {
+    const hub = await startTestHub({ OPS_PORT: '0', HUB_DEBUG_GC: 'true' });
+    try {
+      const opsUrl = hub.opsUrl as string;
+      expect(opsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(opsUrl).not.toBe(hub.url);
+      expect((await call(opsUrl, '/metrics', { key: null })).text).toContain('hub_build_info');
+      expect((await call(opsUrl, '/debug/gc', { method: 'POST', key: null })).status).toBe(200);
+      expect((await call(hub.url, '/metrics', { key: null })).status).toBe(404);
+      expect((await call(hub.url, '/debug/gc', { method: 'POST', key: null })).status).toBe(404);
+      for (const url of [hub.url, opsUrl]) {
+        expect((await call(url, '/health', { key: null })).status).toBe(200);
+        expect((await call(url, '/ready', { key: null })).status).toBe(200);
+      }
+      // Not through `call`: the ops port is outside the public API's document.
+      expect((await fetch(`${opsUrl}${sessionsPath(PROJECT_A)}`)).status).toBe(404);
+    } finally {
+      await hub.shutdown();
+    }
+    // Closed with the hub.
+    await expect(fetch(`${hub.opsUrl as string}/health`)).rejects.toThrow();
   });
 });
 

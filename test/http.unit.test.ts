@@ -238,11 +238,13 @@ describe('matchSessionRoute', () => {
     expect(matchSessionRoute('GET', '/API/V1/MyProject/Assist/Sessions')).toMatchObject({ route: 'sessions', projectKey: 'MyProject' });
   });
 
-  it('leaves other paths and methods to the rest of the app (404 there)', () => {
+  it('matches the path whatever the method (the route answers 405 to a method it does not take)', () => {
+    expect(matchSessionRoute('DELETE', '/api/v1/p1/assist/sessions')).toMatchObject({ route: 'sessions' });
+    expect(matchSessionRoute('POST', '/api/v1/p1/assist/sessions/s1')).toMatchObject({ route: 'session' });
+  });
+
+  it('leaves other paths to the rest of the app (404 there)', () => {
     for (const [method, url] of [
-      ['DELETE', '/api/v1/p1/assist/sessions'],
-      ['POST', '/api/v1/p1/assist/sessions/s1'],
-      ['POST', '/api/v1/p1/assist/autocomplete'],
       ['GET', '/api/v1//assist/sessions'],
       ['GET', '/api/v1/p1/assist/sessions/s1/more'],
       ['GET', '/api/v2/p1/assist/sessions'],

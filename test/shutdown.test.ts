@@ -153,11 +153,13 @@ describe('bad configuration', () => {
     ['LISTEN_PORT', '70000'],
     ['ASSIST_JWT_SECRET', 'short'],
     ['LOG_LEVEL', 'loud'],
-  ])('%s=%s: exits non-zero naming the variable on stderr', async (name, value) => {
+    ['HUB_API_KEYS', 'no-colon-here'],
+    ['HUB_API_KEYS', 'short:*'],
+    ['HUB_API_KEYS_FILE', '/nonexistent/keys.json'],
+  ])('%s=%s: exits 2 naming the variable on stderr', async (name, value) => {
     const child = startChild({ [name]: value });
     const exit = await child.exited;
-    expect(exit.code).not.toBe(0);
-    expect(exit.code).not.toBeNull();
+    expect(exit.code).toBe(2);
     expect(child.stderr.join('')).toContain(name);
     expect(child.stdout.some((l) => l.includes('hub listening'))).toBe(false);
   }, 20_000);

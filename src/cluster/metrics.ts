@@ -8,7 +8,7 @@ export type ClusterMetrics = ReturnType<typeof createClusterMetrics>;
 
 export function createClusterMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     nodes: new Gauge({ name: 'hub_cluster_nodes', help: 'Cluster nodes alive at the last heartbeat sweep, this one included', registers }),
     partial: new Gauge({ name: 'hub_cluster_partial', help: '1 while this node may miss other nodes\u2019 changes (Redis unreachable, joining, resynchronising)', registers }),
     replicationLag: new Histogram({
@@ -25,4 +25,9 @@ export function createClusterMetrics(registry: Registry) {
     evictions: new Counter({ name: 'hub_cluster_evictions_total', help: 'Nodes this node removed from the cluster after their heartbeat expired', registers }),
     tabConflicts: new Counter({ name: 'hub_cluster_tab_conflicts_total', help: 'Claims on a tab already held by another node\u2019s socket (same tabId accepted on two nodes at once)', registers }),
   };
+  // The known label values, at 0 from the start (see ops/metrics.ts).
+  for (const reason of ['join', 'reconnect', 'gap', 'evicted', 'backlog', 'expired']) metrics.resyncs.inc({ reason }, 0);
+  for (const client of ['store', 'reader', 'relay']) metrics.redisErrors.inc({ client }, 0);
+  for (const kind of ['ops', 'state', 'down']) metrics.entriesApplied.inc({ kind }, 0);
+  return metrics;
 }

@@ -1,4 +1,4 @@
-/** Guards of the `/api/v1/:projectKey/...` routes: the project key's shape, then the API key. */
+/** Guards of the `/api/v1/:projectKey/...` routes: the project key's shape and length, then the API key. */
 import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
 import { PROJECT_KEY_PATTERN } from '../protocol';
@@ -10,6 +10,11 @@ import { PROJECT_KEY_PATTERN } from '../protocol';
 export function checkAccess(ctx: HubContext, authorization: string | undefined, projectKey: string): number {
   if (!PROJECT_KEY_PATTERN.test(projectKey)) {
     throw new HubError(ErrorCode.BAD_REQUEST, 'projectKey: expected 1 to 256 letters, digits, "_" or "-"');
+  }
+  // Held to the length trackers are held to (PROJECT_KEY_LENGTH, 0 = any): no tracker can be in a project of another length.
+  const length = ctx.config.projectKeyLength;
+  if (length > 0 && projectKey.length !== length) {
+    throw new HubError(ErrorCode.BAD_REQUEST, `projectKey: must be ${length} characters (PROJECT_KEY_LENGTH), not ${projectKey.length}`);
   }
   const { check, keyId } = ctx.apiKeys.match(authorization, projectKey);
   switch (check) {

@@ -16,11 +16,11 @@ function tooLarge(limit: number): HubError {
 function checkEncoding(req: IncomingMessage): void {
   const coding = req.headers['content-encoding']?.trim().toLowerCase();
   if (coding && coding !== 'identity') {
-    throw new HubError(ErrorCode.BAD_REQUEST, `unsupported content encoding "${coding}"`, 415, CLOSE);
+    throw new HubError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `unsupported content encoding "${coding}"`, undefined, CLOSE);
   }
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new HubError(ErrorCode.BAD_REQUEST, `unsupported charset "${charset.toUpperCase()}"`, 415, CLOSE);
+    throw new HubError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `unsupported charset "${charset.toUpperCase()}"`, undefined, CLOSE);
   }
 }
 

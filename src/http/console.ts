@@ -62,7 +62,7 @@ export function consoleHandler(ctx: HubContext, dir = CONSOLE_DIR): (req: Incomi
   return (req, res, file) => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) {
-      return sendError(res, new HubError(ErrorCode.BAD_REQUEST, 'the console answers GET only', 405, { Allow: 'GET, HEAD' }));
+      return sendError(res, new HubError(ErrorCode.METHOD_NOT_ALLOWED, 'the console answers GET only', 405, { Allow: 'GET, HEAD' }));
     }
     // `/console` → `/console/`: the page's files are relative to it.
     if (req.url?.split('?', 1)[0] === '/console') {

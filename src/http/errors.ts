@@ -50,11 +50,12 @@ export function sendError(res: ServerResponse, error: HubError): void {
  * Answers a failed request: logs it (client mistakes at debug, bugs at error level with only the
  * error's name, message and stack, never the request's body or headers) and sends the error.
  */
-export function failRequest(ctx: HubContext, request: { route: string; method: string | undefined }, res: ServerResponse, err: unknown): void {
+export function failRequest(ctx: HubContext, request: { route: string; method: string | undefined; address?: string }, res: ServerResponse, err: unknown): void {
   const expected = toHubError(err);
-  const { route, method } = request;
+  const { route, method, address } = request;
   if (expected) {
-    ctx.logger.debug({ route, method, code: expected.code, status: expected.status }, expected.message);
+    ctx.refusals?.httpStatus(expected.status);
+    ctx.logger.debug({ route, method, address, code: expected.code, status: expected.status }, expected.message);
   } else {
     const e = err instanceof Error ? err : new Error(String(err));
     // Only name, message and stack: other properties of an arbitrary error may hold request data.
@@ -74,5 +75,5 @@ export const notFound: RequestHandler = (_req, _res, next) => {
 };
 
 export function errorHandler(ctx: HubContext): ErrorRequestHandler {
-  return (err: unknown, req, res, _next) => failRequest(ctx, { route: routeLabel(req), method: req.method }, res, err);
+  return (err: unknown, req, res, _next) => failRequest(ctx, { route: routeLabel(req), method: req.method, address: req.socket.remoteAddress }, res, err);
 }

@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler } from 'express';
 import type { HubContext } from '../context';
+import { isOpsPath } from './ops';
 
 /** Label of requests no route matched: the raw URL would make the label set unbounded. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -25,9 +26,10 @@ export function observeResponse(ctx: HubContext, res: ServerResponse, method: st
   });
 }
 
+/** Observes the public API's requests; probes, scrapes and /debug are left out (isOpsPath). */
 export function observeDuration(ctx: HubContext): RequestHandler {
   return (req, res, next) => {
-    observeResponse(ctx, res, req.method, () => routeLabel(req));
+    if (!isOpsPath(req.path)) observeResponse(ctx, res, req.method, () => routeLabel(req));
     next();
   };
 }

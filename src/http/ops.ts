@@ -1,13 +1,23 @@
 /**
  * Operational routes: liveness, readiness, Prometheus metrics and, when enabled, a forced GC for
  * memory investigations. Unauthenticated, like most probe and scrape endpoints: none of them reveals
- * session data.
+ * session data. With OPS_PORT set, /metrics and /debug/* are served only on that port (probes on both).
  */
 import { Router } from 'express';
 import type { HubContext } from '../context';
 import { ErrorCode } from '../errors';
 
-export function opsRoutes(ctx: HubContext): Router {
+/** Paths of probes, scrapes and debugging: not public API traffic, so not in its request metrics. */
+export function isOpsPath(path: string): boolean {
+  return path === '/health' || path === '/ready' || path === '/metrics' || path.startsWith('/debug/');
+}
+
+export interface OpsRouteOptions {
+  /** /metrics and /debug/* (false on the public port when OPS_PORT serves them). */
+  internal: boolean;
+}
+
+export function opsRoutes(ctx: HubContext, options: OpsRouteOptions = { internal: true }): Router {
   const router = Router();
 
   router.get('/health', (_req, res) => {
@@ -24,6 +34,8 @@ export function opsRoutes(ctx: HubContext): Router {
     const reason = lifecycle !== 'ready' ? `hub is ${lifecycle}` : (store.reason ?? 'session store is not ready');
     res.status(503).json({ status: 'not_ready', partial: store.partial, error: { code: ErrorCode.NOT_READY, message: reason } });
   });
+
+  if (!options.internal) return router;
 
   router.get('/metrics', async (_req, res) => {
     const text = await ctx.metrics.registry.metrics();

@@ -11,13 +11,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { HubContext } from '../context';
 import { ErrorCode, HubError } from '../errors';
-import { FILTER_ATTRIBUTES, type FilterType, QUERY_LIMITS, type SearchQuery, parseSearchQuery } from '../sessions/query';
+import type { z } from 'zod';
+import { FILTER_ATTRIBUTES, type FilterType, type SearchQuery, describeIssues, parseSearchQuery } from '../sessions/query';
+import { readableIssues } from '../validation';
 import { checkAccess } from './auth';
 import { parseJsonBody, readBodyText } from './body';
+import { restCors } from './cors';
 import { failRequest } from './errors';
 import { observeResponse } from './observe';
 import { apiKeyRateLimit } from './rateLimit';
+import { AUTOCOMPLETE_LIMITS, autocompleteQuerySchema, listQuerySchema, sessionQuerySchema } from './schemas';
 import { EncodedBody, SearchResponses, SessionJson } from './searchResponses';
+
+export { AUTOCOMPLETE_LIMITS };
 
 /** Route patterns, as they appear in metrics labels and logs. */
 export const ROUTES = {
@@ -27,7 +33,12 @@ export const ROUTES = {
 } as const;
 type RouteName = keyof typeof ROUTES;
 
-export const AUTOCOMPLETE_LIMITS = { defaultLimit: 50, maxLimit: 200 } as const;
+/** The methods each route answers (the `Allow` of a 405); OPTIONS is the CORS preflight. */
+export const ROUTE_METHODS: Readonly<Record<RouteName, readonly string[]>> = {
+  sessions: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+  session: ['GET', 'HEAD', 'OPTIONS'],
+  autocomplete: ['GET', 'HEAD', 'OPTIONS'],
+};
 
 /**
  * Parsed search queries kept by their request text (body, or query string of a list): clients send
@@ -48,16 +59,17 @@ export interface SessionRouteMatch {
 /** Literal segments match case-insensitively and a trailing slash is allowed, as Express routing did. */
 const SESSION_ROUTE = /^\/api\/v1\/([^/]+)\/assist\/(?:sessions(?:\/([^/]+))?|(autocomplete))\/?$/i;
 
-/** Which session route a request is for, or undefined (the request then goes to Express: ops routes, 404). */
-export function matchSessionRoute(method: string | undefined, url: string | undefined): SessionRouteMatch | undefined {
+/**
+ * Which session route a request's path is for, whatever its method (a method the route does not
+ * answer gets 405 there), or undefined: the request then goes to Express (ops routes, 404).
+ */
+export function matchSessionRoute(_method: string | undefined, url: string | undefined): SessionRouteMatch | undefined {
   if (url === undefined) return undefined;
   const queryAt = url.indexOf('?');
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
   const m = SESSION_ROUTE.exec(path);
   if (!m) return undefined;
   const route: RouteName = m[3] ? 'autocomplete' : m[2] ? 'session' : 'sessions';
-  const readOnly = method === 'GET' || method === 'HEAD';
-  if (!readOnly && !(route === 'sessions' && method === 'POST')) return undefined;
   return { route, projectKey: m[1], sessionId: m[2], search: queryAt < 0 ? '' : url.slice(queryAt + 1) };
 }
 
@@ -66,40 +78,44 @@ function queryError(refusal: { message: string; filterError: boolean }, shown = 
   return new HubError(refusal.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, shown);
 }
 
-/** One query-string parameter; empty counts as absent, and repeating it is an error. */
-function param(query: URLSearchParams, name: string): string | undefined {
-  const values = query.getAll(name);
-  if (values.length > 1) throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected a single value`);
-  return values[0] === '' ? undefined : values[0];
+/**
+ * A query string as one value per name, for a strict schema to check. An empty value counts as
+ * absent (`?userId=` means no filter); a repeated name is refused.
+ */
+export function queryObject(search: string): Record<string, string> {
+  // No prototype: `?__proto__=x` is a parameter like any other (refused as unknown), not a setter.
+  const out = Object.create(null) as Record<string, string>;
+  const seen = new Set<string>();
+  for (const [name, value] of new URLSearchParams(search)) {
+    if (seen.has(name)) throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected a single value`);
+    seen.add(name);
+    if (value !== '') out[name] = value;
+  }
+  return out;
+}
+
+const readableParams = readableIssues('query parameter');
+
+/**
+ * A query string checked against its route's schema. A refusal names the parameter and the reason;
+ * it is an INVALID_FILTER when the parameter is one that becomes a filter.
+ */
+function parseParams<T extends z.ZodType>(schema: T, search: string, filterParams: readonly string[] = []): z.output<T> {
+  const parsed = schema.safeParse(queryObject(search), { error: readableParams });
+  if (parsed.success) return parsed.data;
+  const filterError = parsed.error.issues.some((i) => filterParams.includes(String(i.path[0])));
+  throw new HubError(filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, describeIssues(parsed.error));
 }
 
 /**
  * The list's query string as a search body. `userId` filters like the OpenReplay assist server's
  * list does: USERID `contains`, case-insensitive.
  */
-function listBody(query: URLSearchParams): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  for (const name of ['page', 'limit', 'sort', 'order']) {
-    const value = param(query, name);
-    if (value !== undefined) body[name] = value;
-  }
-  const userId = param(query, 'userId');
+function listBody(search: string): Record<string, unknown> {
+  const { userId, ...options } = parseParams(listQuerySchema, search, ['userId']);
+  const body: Record<string, unknown> = { ...options };
   if (userId !== undefined) body.filters = [{ type: 'USERID', value: [userId], operator: 'contains' }];
   return body;
-}
-
-function boundedInt(name: string, raw: string | undefined, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new HubError(ErrorCode.BAD_REQUEST, `${name}: expected an integer from 1 to ${max}`);
-  return n;
-}
-
-function boundedText(name: string, raw: string | undefined): string | undefined {
-  if (raw !== undefined && raw.length > QUERY_LIMITS.maxValueLength) {
-    throw new HubError(ErrorCode.BAD_REQUEST, `${name}: longer than ${QUERY_LIMITS.maxValueLength} characters`);
-  }
-  return raw;
 }
 
 function decodeSegment(name: string, raw: string): string {
@@ -172,7 +188,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
 
   function list(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
     const query = searchQuery(`?${match.search}`, () => {
-      const parsed = parseSearchQuery(listBody(new URLSearchParams(match.search)));
+      const parsed = parseSearchQuery(listBody(match.search));
       // The only filter a list has is the one built from userId: name the parameter the client sent.
       if (!parsed.ok) throw queryError(parsed, parsed.message.replace(/^filters\.0\.value(\.\d+)?/, 'userId'));
       return parsed.value;
@@ -183,9 +199,14 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
   async function search(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): Promise<void> {
     // Every body is read as JSON whatever its Content-Type: `curl -d` sends form-encoded by default,
     // and silently ignoring its filters would answer a different question than the one asked.
+    if (match.search !== '') {
+      const names = [...new Set(new URLSearchParams(match.search).keys())];
+      const shown = names.slice(0, 5).map((n) => `"${n.slice(0, 64)}"`).join(', ');
+      throw new HubError(ErrorCode.BAD_REQUEST, `query parameters are not read by a search (POST), here ${shown}: send the search in the JSON body`);
+    }
     const text = await readBodyText(req, ctx.config.restBodyLimit);
     const query = searchQuery(`{${text}`, () => {
-      const parsed = parseSearchQuery(parseJsonBody(text));
+      const parsed = parseSearchQuery(parseJsonBody(text), { strict: true });
       if (!parsed.ok) throw queryError(parsed);
       return parsed.value;
     });
@@ -193,40 +214,57 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
   }
 
   function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
+    // The polled route: nothing to check (and nothing allocated) without a query string.
+    if (match.search !== '') parseParams(sessionQuerySchema, match.search);
     const room = ctx.index.room(match.projectKey, decodeSegment('sessionId', match.sessionId ?? ''));
     if (!room?.view) throw new HubError(ErrorCode.NOT_FOUND, 'no live session with that id in this project');
     sendData(req, res, `{"data":${sessionJson.peek(room.view)}}`);
   }
 
   function autocomplete(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
-    const query = new URLSearchParams(match.search);
-    const types = Object.keys(FILTER_ATTRIBUTES).join(', ');
-    const rawType = param(query, 'type');
-    if (rawType === undefined) throw new HubError(ErrorCode.BAD_REQUEST, `type: required; expected one of ${types}`);
-    const type = rawType.toUpperCase();
-    if (!Object.hasOwn(FILTER_ATTRIBUTES, type)) throw new HubError(ErrorCode.BAD_REQUEST, `type: unknown; expected one of ${types}`);
+    const { type, source, q = '', limit = AUTOCOMPLETE_LIMITS.defaultLimit } = parseParams(autocompleteQuerySchema, match.search);
     const isMetadata = type === 'METADATA';
-    const source = boundedText('source', param(query, 'source'));
-    if (isMetadata && source === undefined) throw new HubError(ErrorCode.BAD_REQUEST, 'source: required for METADATA (the metadata key)');
-    const q = boundedText('q', param(query, 'q')) ?? '';
-    const limit = boundedInt('limit', param(query, 'limit'), AUTOCOMPLETE_LIMITS.defaultLimit, AUTOCOMPLETE_LIMITS.maxLimit);
     const attribute = isMetadata ? (source as string) : FILTER_ATTRIBUTES[type as FilterType];
     const values = ctx.index.autocomplete(match.projectKey, { attribute, isMetadata }, q, limit);
     sendData(req, res, JSON.stringify({ data: values.map((value) => ({ type, value })) }));
   }
 
+  const cors = {
+    sessions: restCors(ctx.config.corsOrigin, ROUTE_METHODS.sessions),
+    session: restCors(ctx.config.corsOrigin, ROUTE_METHODS.session),
+    autocomplete: restCors(ctx.config.corsOrigin, ROUTE_METHODS.autocomplete),
+  };
+
+  /** The route's work once CORS is through: method, guards, then the route itself. */
+  function serve(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch, fail: (error: unknown) => void): void {
+    const allowed = ROUTE_METHODS[match.route];
+    if (req.method === 'OPTIONS') {
+      // Not a preflight (those were answered by CORS): say what the route answers.
+      res.writeHead(204, { Allow: allowed.join(', ') }).end();
+      return;
+    }
+    if (!allowed.includes(req.method ?? '')) {
+      throw new HubError(ErrorCode.METHOD_NOT_ALLOWED, `${req.method ?? ''} is not allowed here; allowed: ${allowed.join(', ')}`, undefined, {
+        Allow: allowed.join(', '),
+      });
+    }
+    rateLimit(checkAccess(ctx, req.headers.authorization, match.projectKey));
+    if (match.route === 'session') one(req, res, match);
+    else if (match.route === 'autocomplete') autocomplete(req, res, match);
+    else if (req.method === 'POST') search(req, res, match).catch(fail);
+    else list(req, res, match);
+  }
+
   return (req, res, match) => {
     const route = ROUTES[match.route];
     observeResponse(ctx, res, req.method, () => route);
-    const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
-    try {
-      rateLimit(checkAccess(ctx, req.headers.authorization, match.projectKey));
-      if (match.route === 'session') one(req, res, match);
-      else if (match.route === 'autocomplete') autocomplete(req, res, match);
-      else if (req.method === 'POST') search(req, res, match).catch(fail);
-      else list(req, res, match);
-    } catch (error) {
-      fail(error);
-    }
+    const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method, address: req.socket.remoteAddress }, res, error);
+    cors[match.route](req, res, () => {
+      try {
+        serve(req, res, match, fail);
+      } catch (error) {
+        fail(error);
+      }
+    });
   };
 }

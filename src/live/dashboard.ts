@@ -70,7 +70,9 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       socket.data.principal = { kind: 'key', key: token };
       return next();
     }
-    metrics.connectsRefused.inc({ reason: 'dashboardAuth' });
+    metrics.connectsRefused.inc({ reason: 'dashboard_auth' });
+    ctx.refusals?.handshake('dashboard_auth');
+    logger.debug({ reason: 'dashboard_auth', namespace: DASHBOARD_NAMESPACE, address: socket.handshake.address }, 'handshake refused');
     next(new Error('Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
   });
 

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
+import { snakeCase } from '../ops/metrics';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
@@ -128,8 +129,15 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
     );
     if (!result.ok) {
-      metrics.connectsRefused.inc({ reason: result.refusal.reason });
-      logger.debug({ reason: result.refusal.reason }, 'handshake refused');
+      const reason = snakeCase(result.refusal.reason);
+      metrics.connectsRefused.inc({ reason });
+      ctx.refusals?.handshake(reason);
+      // What a support engineer needs to find the client; never its token or sessionInfo.
+      const { peerId, identity } = socket.handshake.query;
+      logger.debug(
+        { reason, message: result.refusal.message, peerId: typeof peerId === 'string' ? peerId.slice(0, 256) : undefined, identity, address: socket.handshake.address },
+        'handshake refused',
+      );
       return next(new Error(result.refusal.message));
     }
     socket.data.role = result.value.role;
@@ -156,7 +164,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const room = index.room(peer.projectKey, peer.sessionId);
     if (findTab(room, peer.tabId)) {
       socket.data.refused = true;
-      metrics.connectsRefused.inc({ reason: 'duplicateTab' });
+      metrics.connectsRefused.inc({ reason: 'duplicate_tab' });
+      ctx.refusals?.handshake('duplicate_tab');
+      logger.debug({ reason: 'duplicate_tab', peerId: `${peer.roomId}-${peer.tabId}`, address: socket.handshake.address }, 'handshake refused');
       socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
       socket.disconnect(true);
       return;
@@ -165,7 +175,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const data = mergeSessionData(room?.data, session, ctx.sessionLimits, store.nodeId);
     if (!data.ok) {
       socket.data.refused = true;
-      metrics.connectsRefused.inc({ reason: 'sessionInfo' });
+      metrics.connectsRefused.inc({ reason: 'session_info' });
+      ctx.refusals?.handshake('session_info');
+      logger.debug({ reason: 'session_info', message: data.message, peerId: `${peer.roomId}-${peer.tabId}`, address: socket.handshake.address }, 'handshake refused');
       socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${data.message}` });
       socket.disconnect(true);
       return;

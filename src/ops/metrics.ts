@@ -1,15 +1,43 @@
 /**
  * Every Prometheus metric of the hub, in one place. No per-session labels: label values are
- * bounded sets (roles, routes, status codes, event kinds).
+ * bounded sets (roles, routes, status codes, event kinds), in snake_case, and the known ones are
+ * exported at 0 from the start (a series that appears only after its first event breaks `rate()`
+ * and alerts on absence).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** Roles of Socket.IO connections. */
+export const CONNECTION_ROLES = ['session', 'agent', 'dashboard'] as const;
+/** Why handshakes are refused (handshake.ts's reasons, snake_cased, and the connection handlers'). */
+export const CONNECT_REFUSAL_REASONS = ['identity', 'peer_id', 'session_info', 'authentication', 'authorization', 'agent_info', 'duplicate_tab', 'dashboard_auth'] as const;
+export const RELAY_DIRECTIONS = ['tab_to_room', 'tab_to_agents', 'agent_to_tab', 'agent_to_agent'] as const;
+export const SUBSCRIPTION_RESYNC_REASONS = ['unknown_subscription', 'slow_consumer', 'history'] as const;
+
+/** A label value in snake_case: `peerId` -> `peer_id`. */
+export function snakeCase(value: string): string {
+  return value.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** The package's version (package.json sits two levels up from both src/ops and dist/ops). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
-  return {
+  const buildInfo = new Gauge({ name: 'hub_build_info', help: 'Always 1: the hub’s version and the Node.js version it runs on', labelNames: ['version', 'node_version'] as const, registers: [registry] });
+  buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
+  const metrics = {
     registry,
     liveSessions: new Gauge({ name: 'hub_live_sessions', help: 'Live sessions in the index (cluster-wide view)', registers: [registry] }),
     connections: new Gauge({ name: 'hub_connections', help: 'Open Socket.IO connections on this node, by role', labelNames: ['role'] as const, registers: [registry] }),
@@ -35,10 +63,15 @@ export function createMetrics() {
     }),
     httpDuration: new Histogram({
       name: 'hub_http_request_duration_seconds',
-      help: 'REST request durations, by route and status',
+      help: 'Public API request durations (the session routes, /openapi.json and unmatched paths; not /health, /ready, /metrics or /debug), by route, method and status',
       labelNames: ['route', 'method', 'status'] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
   };
+  for (const role of CONNECTION_ROLES) metrics.connections.set({ role }, 0);
+  for (const reason of CONNECT_REFUSAL_REASONS) metrics.connectsRefused.inc({ reason }, 0);
+  for (const direction of RELAY_DIRECTIONS) metrics.eventsRelayed.inc({ direction }, 0);
+  for (const reason of SUBSCRIPTION_RESYNC_REASONS) metrics.resyncs.inc({ reason }, 0);
+  return metrics;
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE, type SortOrder } from './grammar';
+import { readableIssues } from '../validation';
 import type { Session } from './model';
 
 // The vocabulary and the order live in grammar.ts (no dependency: the browser client uses them too).
@@ -28,58 +29,93 @@ export interface SearchQuery {
   limit: number;
 }
 
-const filterSchema = z
-  .object({
-    type: z
-      .string({ error: 'type is required (a string such as USERID or METADATA)' })
-      .transform((t) => t.toUpperCase())
-      .refine((t): t is FilterType => t in FILTER_ATTRIBUTES, {
-        message: `unknown filter type; expected one of ${Object.keys(FILTER_ATTRIBUTES).join(', ')}`,
-      }),
-    value: z
-      .union([
-        z.string().max(QUERY_LIMITS.maxValueLength),
-        z.array(z.string().max(QUERY_LIMITS.maxValueLength)).max(QUERY_LIMITS.maxValuesPerFilter),
-      ])
-      .optional(),
-    source: z.string().max(QUERY_LIMITS.maxValueLength).optional().nullable(),
-    operator: z.enum(['is', 'contains'], { error: 'operator must be "is" or "contains"' }).optional(),
-  })
-  .superRefine((f, ctx) => {
-    if (f.type === 'METADATA' && !f.source) {
-      ctx.addIssue({ code: 'custom', path: ['source'], message: 'METADATA filters need a non-empty source (the metadata key)' });
-    }
-  });
+/** A filter's fields (the strict and the lenient schema share them). */
+const filterShape = {
+  type: z
+    .string({ error: 'type is required (a string such as USERID or METADATA)' })
+    .transform((t) => t.toUpperCase())
+    .refine((t): t is FilterType => t in FILTER_ATTRIBUTES, {
+      message: `unknown filter type; expected one of ${Object.keys(FILTER_ATTRIBUTES).join(', ')}`,
+    })
+    .meta({ description: 'the attribute to filter on (case-insensitive)', examples: ['USERID', 'METADATA'] }),
+  value: z
+    .union([
+      z.string().max(QUERY_LIMITS.maxValueLength),
+      z.array(z.string().max(QUERY_LIMITS.maxValueLength)).max(QUERY_LIMITS.maxValuesPerFilter),
+    ], {
+      error: `must be a string or an array of at most ${QUERY_LIMITS.maxValuesPerFilter} strings, each at most ${QUERY_LIMITS.maxValueLength} characters`,
+    })
+    .optional()
+    .meta({ description: 'values matched case-insensitively, any one may match; [] means "has this attribute"' }),
+  source: z.string().max(QUERY_LIMITS.maxValueLength).optional().nullable().meta({ description: 'the metadata key (METADATA filters only, required there)' }),
+  operator: z.enum(['is', 'contains'], { error: 'operator must be "is" or "contains"' }).optional().meta({ description: 'default contains' }),
+};
 
-/** A number, or its decimal digits as text (query-string parameters are text); nothing else. */
-const wholeNumber = z.union([z.number(), z.string().regex(/^\d{1,9}$/, 'expected an integer').transform(Number)], {
-  error: 'expected an integer',
-});
+function metadataNeedsSource(f: { type: FilterType; source?: string | null }, ctx: z.RefinementCtx): void {
+  if (f.type === 'METADATA' && !f.source) {
+    ctx.addIssue({ code: 'custom', path: ['source'], message: 'METADATA filters need a non-empty source (the metadata key)' });
+  }
+}
 
+const filterSchema = z.object(filterShape).superRefine(metadataNeedsSource);
+const strictFilterSchema = z.strictObject(filterShape).superRefine(metadataNeedsSource);
+
+/** An integer from min to max, or its decimal digits as text (query-string parameters are text); nothing else. */
+function wholeNumber(min: number, max: number) {
+  const n = z.number().int().min(min).max(max);
+  return z.union([n, z.string().regex(/^\d{1,9}$/, 'must be an integer').transform(Number).pipe(n)]);
+}
+
+/** The fields of a search other than its filters (the list's query string takes them too). */
+export const searchOptionShape = {
+  sort: z
+    .string()
+    .optional()
+    .refine((s) => s === undefined || SORTABLE.has(s.toLowerCase()), {
+      message: `cannot sort by that attribute; expected one of ${[...SORTABLE.values()].join(', ')}`,
+    })
+    .meta({ description: 'attribute to sort by, case-insensitive (default timestamp)', examples: ['timestamp'] }),
+  order: z
+    .string()
+    .optional()
+    .refine((o) => o === undefined || /^(asc|desc)$/i.test(o), { message: 'order must be ASC or DESC' })
+    .meta({ description: 'ASC or DESC, case-insensitive (default DESC)' }),
+  page: wholeNumber(1, QUERY_LIMITS.maxPage)
+    .optional()
+    .meta({ description: `page number, an integer from 1 to ${QUERY_LIMITS.maxPage} (default 1)` }),
+  limit: wholeNumber(1, QUERY_LIMITS.maxLimit)
+    .optional()
+    .meta({ description: `sessions per page, an integer from 1 to ${QUERY_LIMITS.maxLimit} (default ${QUERY_LIMITS.maxLimit})` }),
+};
+
+/** A search as live subscriptions take it: fields it does not know are ignored (a subscribe request carries more). */
 export const searchBodySchema = z
   .object({
     filters: z.array(filterSchema).max(QUERY_LIMITS.maxFilters).optional(),
-    sort: z
-      .string()
-      .optional()
-      .refine((s) => s === undefined || SORTABLE.has(s.toLowerCase()), {
-        message: `cannot sort by that attribute; expected one of ${[...SORTABLE.values()].join(', ')}`,
-      }),
-    order: z
-      .string()
-      .optional()
-      .refine((o) => o === undefined || /^(asc|desc)$/i.test(o), { message: 'order must be ASC or DESC' }),
-    page: wholeNumber.pipe(z.number().int().min(1).max(QUERY_LIMITS.maxPage)).optional(),
-    limit: wholeNumber.pipe(z.number().int().min(1).max(QUERY_LIMITS.maxLimit)).optional(),
+    ...searchOptionShape,
   })
   .loose();
+
+/**
+ * A search as the public REST API takes it: the same grammar, but an unknown field is refused: a
+ * typo (`filter`, `limt`) would otherwise widen the search and answer 200 with the wrong sessions.
+ */
+export const strictSearchBodySchema = z
+  .strictObject({
+    filters: z
+      .array(strictFilterSchema)
+      .max(QUERY_LIMITS.maxFilters)
+      .optional()
+      .meta({ description: `filters, all must hold (at most ${QUERY_LIMITS.maxFilters})` }),
+    ...searchOptionShape,
+  });
 
 export type SearchBody = z.input<typeof searchBodySchema>;
 
 /** A refusal says whether a filter is at fault (INVALID_FILTER) or the rest of the body (BAD_REQUEST). */
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; filterError: boolean };
 
-/** Formats zod issues as "field.path: reason; ..." so a 400 names the field and the reason. */
+/** Zod issues as "field.path: reason; ..." so a 400 names the field and the reason. */
 export function describeIssues(error: z.ZodError, prefix = ''): string {
   return error.issues
     .slice(0, 5)
@@ -90,13 +126,18 @@ export function describeIssues(error: z.ZodError, prefix = ''): string {
     .join('; ');
 }
 
-/** Parses a REST search body or a subscription's query. Unknown fields are ignored. */
-export function parseSearchQuery(input: unknown): ParseResult<SearchQuery> {
+const readable = readableIssues();
+
+/**
+ * Parses a REST search body or a subscription's query. Unknown fields are ignored, or with
+ * `strict` (the public REST API) refused, naming the field and the known one it is close to.
+ */
+export function parseSearchQuery(input: unknown, options: { strict?: boolean } = {}): ParseResult<SearchQuery> {
   if (input === undefined || input === null) input = {};
   if (typeof input !== 'object' || Array.isArray(input)) {
     return { ok: false, message: 'body: expected a JSON object', filterError: false };
   }
-  const parsed = searchBodySchema.safeParse(input);
+  const parsed = (options.strict ? strictSearchBodySchema : searchBodySchema).safeParse(input, { error: readable });
   if (!parsed.success) {
     return { ok: false, message: describeIssues(parsed.error), filterError: parsed.error.issues.some((i) => i.path[0] === 'filters') };
   }

@@ -14,6 +14,7 @@ import { type Hub, startHub } from '../../src/server';
 import type { Session } from '../../src/sessions/model';
 import { API_KEY, JWT_SECRET, Peer, WS_PATH, agentInfo, agentToken, trackerInfo, CHROME_UA } from './live';
 import { freePort } from './redis';
+import { assertMatchesOpenApi } from './openapi';
 
 export const HEARTBEAT_MS = 200;
 export const NODE_TTL_MS = 1_000;
@@ -221,8 +222,11 @@ export interface RestReply {
 
 /** GET the project's live sessions on one node. */
 export async function listAt(url: string, projectKey: string): Promise<RestReply> {
-  const res = await fetch(`${url}/api/v1/${projectKey}/assist/sessions`, { headers: { authorization: API_KEY } });
-  const body = (await res.json()) as { data?: { total: number; sessions: Session[] } };
+  const path = `/api/v1/${projectKey}/assist/sessions`;
+  const res = await fetch(`${url}${path}`, { headers: { authorization: API_KEY } });
+  const text = await res.text();
+  const body = JSON.parse(text) as { data?: { total: number; sessions: Session[] } };
+  assertMatchesOpenApi({ method: 'GET', url: path, status: res.status, contentType: res.headers.get('content-type'), json: body, text });
   return { status: res.status, partial: res.headers.get('x-hub-partial') === 'true', sessions: body.data?.sessions ?? [], total: body.data?.total ?? 0 };
 }
 

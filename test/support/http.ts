@@ -15,6 +15,7 @@ import { createMetrics } from '../../src/ops/metrics';
 import type { JsonObject } from '../../src/sessions/model';
 import { DEFAULT_SESSION_DATA_LIMITS } from '../../src/sessions/sessionData';
 import { SessionIndex } from '../../src/sessions/sessionIndex';
+import { assertMatchesOpenApi } from './openapi';
 
 export const KEY_ALL = 'test-key-all-projects';
 /** Allowed for PROJECT_A only. */
@@ -49,7 +50,8 @@ export async function call(baseUrl: string, path: string, o: CallOptions = {}): 
     body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
     headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(`${baseUrl}${path}`, { method: o.method ?? (body === undefined ? 'GET' : 'POST'), headers, body });
+  const method = o.method ?? (body === undefined ? 'GET' : 'POST');
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
   const text = await res.text();
   let json: unknown;
   try {
@@ -57,6 +59,8 @@ export async function call(baseUrl: string, path: string, o: CallOptions = {}): 
   } catch {
     json = undefined;
   }
+  // Every answer a suite sees is checked against the OpenAPI document the hub serves.
+  assertMatchesOpenApi({ method, url: path, status: res.status, contentType: res.headers.get('content-type'), json, text });
   return { status: res.status, headers: res.headers, text, json };
 }
 

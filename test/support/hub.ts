@@ -2,6 +2,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { loadConfig } from '../../src/config';
 import { type Hub, startHub } from '../../src/server';
+import { assertMatchesOpenApi } from './openapi';
 
 export const API_KEY = 'test-api-key-0001';
 export const JWT_SECRET = 'test-jwt-secret-0001';
@@ -64,11 +65,24 @@ export async function eventually(check: () => boolean | Promise<boolean>, descri
   }
 }
 
-export async function restSearch(hub: Hub, project: string, body: unknown): Promise<{ status: number; json: unknown }> {
+/**
+ * The REST search equal to a subscription's query: its projectKey goes in the path and `resume` is
+ * the subscription's own (the public API refuses fields it does not know).
+ */
+export async function restSearch(hub: Hub, project: string, query: unknown): Promise<{ status: number; json: unknown }> {
+  const body = typeof query === 'object' && query !== null ? { ...(query as Record<string, unknown>) } : query;
+  if (typeof body === 'object' && body !== null) {
+    delete (body as Record<string, unknown>).projectKey;
+    delete (body as Record<string, unknown>).resume;
+  }
   const res = await fetch(`${hub.url}/api/v1/${project}/assist/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: API_KEY },
     body: JSON.stringify(body),
   });
-  return { status: res.status, json: await res.json() };
+  const text = await res.text();
+  const json: unknown = JSON.parse(text);
+  // Checked against the OpenAPI document like every answer of support/http.ts's `call`.
+  assertMatchesOpenApi({ method: 'POST', url: `/api/v1/${project}/assist/sessions`, status: res.status, contentType: res.headers.get('content-type'), json, text });
+  return { status: res.status, json };
 }

@@ -10,6 +10,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { Session } from '../../src/sessions/model';
 import type { Hub } from '../../src/server';
 import { API_KEY, CHROME_UA, JWT_SECRET, eventually, startTestHub } from './hub';
+import { assertMatchesOpenApi } from './openapi';
 
 export { API_KEY, CHROME_UA, JWT_SECRET, eventually, projectKey } from './hub';
 export const WS_PATH = '/ws-assist/socket';
@@ -319,6 +320,10 @@ export async function waitNoSession(hub: Hub, project: string, sessionId: string
 }
 
 export async function restSession(hub: Hub, project: string, sessionId: string): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${hub.url}/api/v1/${project}/assist/sessions/${sessionId}`, { headers: { authorization: API_KEY } });
-  return { status: res.status, body: await res.json() };
+  const path = `/api/v1/${project}/assist/sessions/${sessionId}`;
+  const res = await fetch(`${hub.url}${path}`, { headers: { authorization: API_KEY } });
+  const text = await res.text();
+  const body: unknown = JSON.parse(text);
+  assertMatchesOpenApi({ method: 'GET', url: path, status: res.status, contentType: res.headers.get('content-type'), json: body, text });
+  return { status: res.status, body };
 }

@@ -75,12 +75,13 @@ describe('loadConfig', () => {
   it('parses booleans', () => {
     for (const v of ['true', '1', 'yes']) expect(loadConfig(env({ COMPRESSION: v })).compression).toBe(true);
     for (const v of ['false', '0', 'no']) expect(loadConfig(env({ COMPRESSION: v })).compression).toBe(false);
-    expect(configError(() => loadConfig(env({ COMPRESSION: 'maybe' }))).message).toContain('COMPRESSION');
+    expect(configError(() => loadConfig(env({ COMPRESSION: 'maybe' }))).message).toContain('COMPRESSION: must be one of true, false (or 1, 0, yes, no)');
   });
 
   it('throws a ConfigError naming the variable for a bad value', () => {
     expect(configError(() => loadConfig(env({ PORT: 'abc' }))).message).toMatch(/\bPORT\b/);
-    expect(configError(() => loadConfig(env({ LISTEN_PORT: '70000' }))).message).toMatch(/LISTEN_PORT/);
+    expect(configError(() => loadConfig(env({ LISTEN_PORT: '70000' }))).message).toMatch(/LISTEN_PORT: must be at most 65535/);
+    expect(configError(() => loadConfig(env({ LOG_LEVEL: 'loud' }))).message).toMatch(/LOG_LEVEL: must be one of trace, debug, info/);
     expect(configError(() => loadConfig(env({ LISTEN_PORT: '80.5' }))).message).toMatch(/LISTEN_PORT/);
     expect(configError(() => loadConfig(env({ ASSIST_JWT_SECRET: 'short' }))).message).toMatch(/ASSIST_JWT_SECRET: must be at least 8 characters/);
     expect(configError(() => loadConfig(env({ maxHttpBufferSize: '10' }))).message).toMatch(/maxHttpBufferSize/);
