@@ -68,6 +68,7 @@ describe('served by the hub', () => {
     const post = await fetch(`${hub.url}/console/`, { method: 'POST', body: '{}' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
+    expect(((await post.json()) as { error: { code: string } }).error.code).toBe('METHOD_NOT_ALLOWED');
   });
 
   test('CONSOLE=false: the console paths are the JSON 404, the API is unchanged', async () => {
