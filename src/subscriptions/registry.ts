@@ -85,6 +85,9 @@ export class SubscriptionRegistry {
     const project = this.byProject.get(projectKey);
     if (project && project.subscriptions >= this.limits.maxPerProject) return 'project-full';
     const cohort = this.cohortFor(projectKey, params);
+    // The cohort's pending changes belong to its current members: sent before the newcomer joins,
+    // they are part of its snapshot, never a diff it receives on top of it.
+    this.flushCohort(cohort);
     const sub: Subscription = { id: randomUUID(), cohort, seq: 0, history: [], sink, detachedAt: undefined, needsResync: false };
     cohort.subscriptions.add(sub);
     this.subscriptions.set(sub.id, sub);
