@@ -12,7 +12,10 @@ import { DASHBOARD_NAMESPACE, DashboardEvent, PROJECT_KEY_PATTERN, type Sessions
 import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
+import { pendingBytes, refusalError } from './backpressure';
 import { releaseHandshake } from './socketMemory';
+
+export { pendingBytes } from './backpressure';
 import { TurnBudgetQueue } from './turnBudget';
 
 /**
@@ -33,17 +36,6 @@ function looksLikeJwt(token: string): boolean {
   return token.split('.').length === 3;
 }
 
-/**
- * Bytes a socket has queued and not yet handed to the kernel: engine.io's write buffer (packets
- * waiting while the transport is busy) plus the WebSocket's own buffered amount.
- */
-export function pendingBytes(socket: Socket): number {
-  const conn = socket.conn as unknown as { writeBuffer?: { data?: unknown }[]; transport?: { socket?: { bufferedAmount?: number } } };
-  let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
-  for (const packet of conn.writeBuffer ?? []) bytes += typeof packet.data === 'string' ? packet.data.length : 64;
-  return bytes;
-}
-
 function refuse(code: ErrorCode, message: string): SubscribeAck {
   return { ok: false, error: { code, message } };
 }
@@ -56,7 +48,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
   });
 
   nsp.use((socket, next) => {
-    if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
+    if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
     const raw = socket.handshake.auth?.token;
     const token = typeof raw === 'string' ? withoutBearer(raw) : '';
     if (token && looksLikeJwt(token)) {
@@ -71,7 +63,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       return next();
     }
     metrics.connectsRefused.inc({ reason: 'dashboardAuth' });
-    next(new Error('Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
+    next(refusalError(ErrorCode.UNAUTHORIZED, 'Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
   });
 
   nsp.on('connection', (socket: DashboardSocket) => {
