@@ -86,7 +86,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
   const subscriptions = new SubscriptionRegistry(
     index,
-    { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },
+    { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, maxPerCredential: config.maxSubscriptionsPerCredential, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },
     metrics,
   );
   attachDashboards(io, ctx, subscriptions);

@@ -5,7 +5,7 @@
  */
 import { io } from 'socket.io-client';
 import type { Hub } from '../src/server';
-import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
+import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, type Peer } from './support/live';
 
 const PK = projectKey('harden');
 
