@@ -4,8 +4,9 @@
  * tabs replaced, connection cap, and refusals that carry an error code.
  */
 import { io } from 'socket.io-client';
+import { connectionFits, defaultMaxConnections, readOpenFileLimit } from '../src/live/connectionCap';
 import type { Hub } from '../src/server';
-import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, type Peer } from './support/live';
+import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
 
 const PK = projectKey('harden');
 
@@ -37,7 +38,7 @@ describe('live hardening', () => {
   let sid: string;
 
   beforeAll(async () => {
-    hub = await startLiveHub({ MAX_TABS_PER_SESSION: '4', RELAY_BUFFER_BYTES: String(2 * 1024 * 1024), MAX_HTTP_BUFFER_SIZE: String(2 * 1024 * 1024) });
+    hub = await startLiveHub({ MAX_TABS_PER_SESSION: '4', DUPLICATE_TAB_PING_MS: '300', RELAY_BUFFER_BYTES: String(2 * 1024 * 1024), MAX_HTTP_BUFFER_SIZE: String(2 * 1024 * 1024) });
   });
   beforeEach(() => {
     sid = newSessionId();
@@ -90,5 +91,52 @@ describe('live hardening', () => {
     await eventually(() => agentGot === 24, () => `agent got ${agentGot}`, 10_000);
     expect(sender.socket.connected).toBe(true);
     expect(hub.ctx.index.room(PK, sid)?.tabs.map((t) => t.tabId)).toEqual(['s1']);
+  });
+
+  test('a tab reloading over a half-open socket replaces it once the holder does not answer a ping', async () => {
+    const old = await tab('r1');
+    const oldId = old.id;
+    pauseReading(old); // the old socket answers nothing any more, as a half-open one
+    const again = await tab('r1');
+    expect(again.received.map((r) => r.event)).not.toContain('SESSION_ALREADY_CONNECTED');
+    await eventually(() => hub.ctx.index.room(PK, sid)?.tabs[0]?.socketId === again.id, () => JSON.stringify(hub.ctx.index.room(PK, sid)?.tabs));
+    expect(hub.io.of('/').sockets.has(oldId)).toBe(false);
+    await again.quiet('disconnect');
+  });
+
+  test('a live holder keeps its place: the newcomer gets SESSION_ALREADY_CONNECTED', async () => {
+    const holder = await tab('k1');
+    const dup = trackerPeer(hub, { projectKey: PK, sessionId: sid, tabId: 'k1' });
+    expect(await dup.next('SESSION_ALREADY_CONNECTED')).toEqual([]);
+    expect(hub.ctx.index.room(PK, sid)?.tabs[0]?.socketId).toBe(holder.id);
+  });
+});
+
+describe('connection cap', () => {
+  test('MAX_CONNECTIONS: one more is refused cleanly, counted; REST and /ready keep working', async () => {
+    const hub = await startLiveHub({ MAX_CONNECTIONS: '3' });
+    try {
+      const sid = newSessionId();
+      for (let i = 0; i < 3; i++) await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: `c${i}` });
+      const extra = trackerPeer(hub, { projectKey: PK, sessionId: sid, tabId: 'c3' });
+      await extra.refused();
+      expect((await fetch(`${hub.url}/ready`)).status).toBe(200);
+      const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+      expect(metrics).toMatch(/hub_connects_refused_total\{reason="maxConnections"\} [1-9]/);
+      expect(hub.ctx.index.room(PK, sid)?.tabs.length).toBe(3);
+    } finally {
+      await closeAllPeers();
+      await hub.shutdown();
+    }
+  });
+
+  test('the default cap is the open-file limit less a reserve', () => {
+    expect(defaultMaxConnections(1024)).toBe(960);
+    expect(defaultMaxConnections(20_000)).toBe(19_744);
+    expect(defaultMaxConnections(undefined)).toBe(0);
+    expect(readOpenFileLimit('Limit  Soft Limit Hard Limit Units\nMax open files            1024                 4096                 files\n')).toBe(1024);
+    expect(readOpenFileLimit('Max open files unlimited unlimited files')).toBeUndefined();
+    expect(connectionFits(5, 0)).toBe(true);
+    expect(connectionFits(3, 3)).toBe(false);
   });
 });

@@ -25,3 +25,34 @@ export type RefusalError = Error & { data: { code: ErrorCode; message: string } 
 export function refusalError(code: ErrorCode, message: string): RefusalError {
   return Object.assign(new Error(message), { data: { code, message } });
 }
+
+interface EngineConnection {
+  readyState?: string;
+  sendPacket(type: 'ping'): void;
+  on(event: 'packet' | 'close', listener: (packet?: { type?: string }) => void): unknown;
+  off(event: 'packet' | 'close', listener: (packet?: { type?: string }) => void): unknown;
+}
+
+/**
+ * Whether a socket's peer still answers: an engine.io ping out of turn, answered by a pong (or by
+ * any packet) within `timeoutMs`. A half-open connection (a tab that reloaded while its old socket
+ * was cut without a FIN) answers nothing. An extra pong is harmless to engine.io's own heartbeat.
+ */
+export function probeAlive(socket: Socket, timeoutMs: number): Promise<boolean> {
+  const conn = socket.conn as unknown as EngineConnection;
+  if (conn.readyState !== 'open' || typeof conn.sendPacket !== 'function') return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (alive: boolean): void => {
+      clearTimeout(timer);
+      conn.off('packet', onPacket);
+      conn.off('close', onClose);
+      resolve(alive);
+    };
+    const onPacket = (): void => finish(true);
+    const onClose = (): void => finish(false);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    conn.on('packet', onPacket);
+    conn.on('close', onClose);
+    conn.sendPacket('ping');
+  });
+}

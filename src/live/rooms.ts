@@ -14,7 +14,7 @@ import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
-import { pendingBytes, refusalError } from './backpressure';
+import { pendingBytes, probeAlive, refusalError } from './backpressure';
 import { type AgentHandshake, type Handshake, type Refusal, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
 import { compactSocket, releaseHandshake } from './socketMemory';
@@ -167,6 +167,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       logger.debug({ reason: result.refusal.reason }, 'handshake refused');
       return next(refusalError(refusalCode(result.refusal.reason), result.refusal.message));
     }
+    socket.data.role = result.value.role;
+    socket.data.peer = result.value.peer;
+    socket.data.handshake = result.value;
     const { peer } = result.value;
     if (result.value.role === 'session') {
       const room = index.room(peer.projectKey, peer.sessionId);
@@ -174,10 +177,23 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
         metrics.connectsRefused.inc({ reason: 'tooManyTabs' });
         return next(refusalError(ErrorCode.TOO_MANY_TABS, `a session may have at most ${ctx.config.maxTabsPerSession} tabs (MAX_TABS_PER_SESSION)`));
       }
+      // A tab that reloads while its old socket is half-open (cut without a FIN) would be refused as
+      // a duplicate until that socket's ping timeout (~45 s), longer than the tracker retries. The
+      // holder (on this node) gets a ping out of turn: if it does not answer, the newcomer takes its place.
+      const holderTab = findTab(room, peer.tabId);
+      const holder = holderTab && holderTab.nodeId === store.nodeId && ctx.config.duplicateTabPingMs > 0 ? sockets.sockets.get(holderTab.socketId) : undefined;
+      if (holder) {
+        void probeAlive(holder, ctx.config.duplicateTabPingMs).then((alive) => {
+          if (!alive && holder.connected) {
+            metrics.staleTabsReplaced.inc();
+            logger.info({ roomId: peer.roomId }, 'duplicate tab: the holder did not answer a ping, the newcomer replaces it');
+            holder.disconnect(true);
+          }
+          next();
+        });
+        return;
+      }
     }
-    socket.data.role = result.value.role;
-    socket.data.peer = result.value.peer;
-    socket.data.handshake = result.value;
     next();
   });
 
