@@ -89,6 +89,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     httpCompression: config.compression ? { threshold: 1024 } : false,
   });
   openConnections = () => io.engine.clientsCount;
+  metrics.maxConnections.set(maxConnections);
   // Past the listener's start: an accept that fails (out of descriptors) is logged, never fatal.
   const acceptErrors = new RefusalLog(logger);
   httpServer.on('error', (err: NodeJS.ErrnoException) => {

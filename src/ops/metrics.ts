@@ -17,6 +17,7 @@ export function createMetrics() {
     eventsRelayed: new Counter({ name: 'hub_events_relayed_total', help: 'Room events relayed, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     eventsDropped: new Counter({ name: 'hub_events_dropped_total', help: 'Socket events dropped because handling them failed (e.g. a payload the encoder cannot serialise)', registers: [registry] }),
     slowPeersDisconnected: new Counter({ name: 'hub_slow_peers_disconnected_total', help: 'Sockets disconnected because they did not read what was relayed to them (past RELAY_BUFFER_BYTES), by role', labelNames: ['role'] as const, registers: [registry] }),
+    maxConnections: new Gauge({ name: 'hub_max_connections', help: 'MAX_CONNECTIONS in force (0 = no cap); compare with hub_connections and process_open_fds / process_max_fds', registers: [registry] }),
     staleTabsReplaced: new Counter({ name: 'hub_stale_tabs_replaced_total', help: 'Tabs whose socket did not answer a ping when the same tab connected again: the newcomer took their place', registers: [registry] }),
     sessionUpdatesRejected: new Counter({ name: 'hub_session_updates_rejected_total', help: 'UPDATE_SESSION payloads refused (size, depth, shape)', registers: [registry] }),
     subscriptions: new Gauge({ name: 'hub_subscriptions', help: 'Live subscriptions held by dashboards (attached or awaiting resume)', registers: [registry] }),
