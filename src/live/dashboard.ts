@@ -3,9 +3,9 @@
  * with acks, and delivery of `sessions:diff` with a bounded per-socket buffer. The live query
  * logic is in subscriptions/; the search grammar is the REST one (sessions/query.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
-import { createHash } from 'node:crypto';
 import { verifyToken, withoutBearer } from '../auth';
 import type { HubContext } from '../context';
 import { ErrorCode } from '../errors';
@@ -15,9 +15,10 @@ import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
 import { pendingBytes, refusalError } from './backpressure';
 import { releaseHandshake } from './socketMemory';
-
-export { pendingBytes } from './backpressure';
 import { TurnBudgetQueue } from './turnBudget';
+
+/** Re-exported: it lived here before the relay used it too. */
+export { pendingBytes } from './backpressure';
 
 /**
  * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and 200
