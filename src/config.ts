@@ -55,6 +55,13 @@ const settings = {
   dashboardBufferBytes: { env: ['DASHBOARD_BUFFER_BYTES'], schema: int(1024, 1024 * 1024 * 1024), default: 1024 * 1024 },
   diffHistorySize: { env: ['DASHBOARD_HISTORY_SIZE'], schema: int(0, 100_000), default: 256 },
   diffHistoryAgeMs: { env: ['DASHBOARD_HISTORY_AGE_MS'], schema: int(0, 3_600_000), default: 60_000 },
+  // Hardening against hostile or unlucky clients (issue 12)
+  maxTabsPerSession: { env: ['MAX_TABS_PER_SESSION'], schema: int(1, 100_000), default: 100 },
+  relayBufferBytes: { env: ['RELAY_BUFFER_BYTES'], schema: int(1024, 1024 * 1024 * 1024), default: 16 * 1024 * 1024 },
+  maxSubscriptionsPerCredential: { env: ['DASHBOARD_MAX_SUBSCRIPTIONS_PER_CREDENTIAL'], schema: int(1, 1_000_000), default: 500 },
+  duplicateTabPingMs: { env: ['DUPLICATE_TAB_PING_MS'], schema: int(0, 60_000), default: 1_500 },
+  maxConnections: { env: ['MAX_CONNECTIONS'], schema: int(0, 10_000_000), default: 0 },
+  shutdownDrainMs: { env: ['SHUTDOWN_DRAIN_MS'], schema: int(0, 600_000), default: 0 },
   nodeId: { env: ['NODE_ID'], schema: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - only').optional(), default: undefined },
   // ---- Cluster mode (src/cluster/, docs/cluster.md): unset REDIS_URL = single node ----
   redisUrl: { env: ['REDIS_URL'], schema: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(), default: undefined },

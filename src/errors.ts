@@ -16,6 +16,12 @@ export const ErrorCode = {
   INTERNAL: 'INTERNAL',
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   UNKNOWN_SUBSCRIPTION: 'UNKNOWN_SUBSCRIPTION',
+  // Socket refusals and notices (connect_error data, acks, error events); see docs/protocol-notes.md.
+  TOO_MANY_TABS: 'TOO_MANY_TABS',
+  TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  SUBSCRIPTION_TAKEN_OVER: 'SUBSCRIPTION_TAKEN_OVER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -62,7 +68,15 @@ export function statusOf(code: ErrorCode): number {
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
     case ErrorCode.RATE_LIMITED:
+    case ErrorCode.TOO_MANY_TABS:
+    case ErrorCode.TOO_MANY_CONNECTIONS:
       return 429;
+    case ErrorCode.TOKEN_EXPIRED:
+      return 401;
+    case ErrorCode.SUBSCRIPTION_TAKEN_OVER:
+      return 409;
+    case ErrorCode.SLOW_CONSUMER:
+      return 503;
     case ErrorCode.NOT_READY:
       return 503;
     case ErrorCode.INTERNAL:

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config';
+import { exitAfterFlush } from './exit';
 import { createLogger } from './ops/logger';
 import { startHub } from './server';
 
@@ -38,10 +39,10 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     logger.info({ signal }, 'signal received');
     hub.shutdown().then(
-      () => process.exit(0),
+      () => exitAfterFlush(logger, 0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exitAfterFlush(logger, 1);
       },
     );
   };

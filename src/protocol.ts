@@ -43,6 +43,8 @@ export const DashboardEvent = {
   unsubscribe: 'unsubscribe',
   diff: 'sessions:diff',
   resync: 'sessions:resync',
+  /** `{subscriptionId, code, message}`: the subscription is no longer this connection's (taken over). */
+  revoked: 'sessions:revoked',
 } as const;
 
 export interface SubscribeRequest {

@@ -13,6 +13,7 @@ import { createStore } from './cluster';
 import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp, createOpsApp } from './http/app';
+import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } from './live/connectionCap';
 import { attachDashboards } from './live/dashboard';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
@@ -72,15 +73,32 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   // the requests outside its path (otherwise Express would also answer long-polling with a 404).
   let app: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const httpServer = createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
+    // While shutting down, every answer closes its connection: a keep-alive client reconnects
+    // (to another node) instead of having its next request reset when the server closes.
+    if (lifecycle === 'draining' || lifecycle === 'stopped') {
+      res.shouldKeepAlive = false;
+      res.setHeader('connection', 'close');
+    }
     if (app) app(req, res);
     else res.writeHead(503).end();
   });
+  const maxConnections = config.maxConnections > 0 ? config.maxConnections : defaultMaxConnections(readOpenFileLimit());
+  let openConnections = (): number => 0;
   const io = new IoServer(httpServer, {
+    allowRequest: capConnections(maxConnections, () => openConnections(), metrics, logger),
     path: config.wsPath,
     cors: { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(','), credentials: true },
     maxHttpBufferSize: config.maxHttpBufferSize,
     perMessageDeflate: config.compression,
     httpCompression: config.compression ? { threshold: 1024 } : false,
+  });
+  openConnections = () => io.engine.clientsCount;
+  metrics.maxConnections.set(maxConnections);
+  // Past the listener's start: an accept that fails (out of descriptors) is logged, never fatal.
+  const acceptErrors = new RefusalLog(logger);
+  httpServer.on('error', (err: NodeJS.ErrnoException) => {
+    if (lifecycle === 'starting') return;
+    acceptErrors.refused({ code: err.code }, 'HTTP server error (out of file descriptors?)');
   });
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base);
   const ctx: HubContext = { ...base, store };
@@ -90,7 +108,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
   const subscriptions = new SubscriptionRegistry(
     index,
-    { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },
+    { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, maxPerCredential: config.maxSubscriptionsPerCredential, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },
     metrics,
   );
   attachDashboards(io, ctx, subscriptions);
@@ -118,13 +136,16 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   }
   const opsUrl = opsServer ? urlOf(opsServer) : undefined;
   lifecycle = 'ready';
-  logger.info({ url, opsUrl, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size }, 'hub listening');
+  logger.info({ url, opsUrl, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size, maxConnections }, 'hub listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
       lifecycle = 'draining';
-      logger.info('shutting down: not ready, closing sockets');
+      logger.info({ drainMs: config.shutdownDrainMs }, 'shutting down: not ready, closing sockets after the drain delay');
+      // /ready answers 503 from now on, while everything else is still served: the load balancer
+      // has SHUTDOWN_DRAIN_MS to stop routing here before the listener closes.
+      if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
       const drain = (async () => {
         await store.close(true);

@@ -147,6 +147,18 @@ describe('graceful shutdown of the real process', () => {
   );
 });
 
+describe('shutdown with a closed stdout', () => {
+  test('SIGTERM after the log reader went away (EPIPE): the hub still exits', async () => {
+    const child = startChild({});
+    await listeningUrl(child);
+    // The reader of the hub's stdout goes away, as pino-pretty does on Ctrl-C.
+    child.proc.stdout?.destroy();
+    child.proc.kill('SIGTERM');
+    const exit = await Promise.race([child.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), SHUTDOWN_TIMEOUT_MS + 5000))]);
+    expect(exit).toMatchObject({ signal: null });
+  }, 30_000);
+});
+
 describe('bad configuration', () => {
   test.each([
     ['LISTEN_PORT', 'abc'],

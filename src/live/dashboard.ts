@@ -3,6 +3,7 @@
  * with acks, and delivery of `sessions:diff` with a bounded per-socket buffer. The live query
  * logic is in subscriptions/; the search grammar is the REST one (sessions/query.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import { verifyToken, withoutBearer } from '../auth';
@@ -12,8 +13,12 @@ import { DASHBOARD_NAMESPACE, DashboardEvent, PROJECT_KEY_PATTERN, type Sessions
 import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
+import { pendingBytes, refusalError } from './backpressure';
 import { releaseHandshake } from './socketMemory';
 import { TurnBudgetQueue } from './turnBudget';
+
+/** Re-exported: it lived here before the relay used it too. */
+export { pendingBytes } from './backpressure';
 
 /**
  * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and 200
@@ -21,8 +26,31 @@ import { TurnBudgetQueue } from './turnBudget';
  */
 const SUBSCRIBE_BUDGET_MS = 5;
 
-/** Who a dashboard is: an API key (its grants apply per project) or a JWT for one project. */
-type Principal = { kind: 'key'; key: string } | { kind: 'jwt'; projectKey: string };
+/**
+ * Who a dashboard is: an API key (its grants apply per project) or a JWT for one project. `credential`
+ * names it for quotas and resume rights without holding the secret (a hash of the key; the JWT's
+ * project and subject); `expiresAt` is a JWT's `exp` in ms.
+ */
+type Principal = ({ kind: 'key'; key: string } | { kind: 'jwt'; projectKey: string; expiresAt: number | undefined }) & { credential: string };
+
+/** Longest timer Node accepts (ms); a JWT expiring later is re-checked then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The credential of a JWT: its project and its subject (`sub`, else `userId`), when it has one. */
+export function jwtCredential(projectKey: string, claims: Record<string, unknown>): string {
+  const subject = typeof claims.sub === 'string' ? claims.sub : typeof claims.userId === 'string' || typeof claims.userId === 'number' ? String(claims.userId) : '';
+  return `jwt:${projectKey}:${subject}`;
+}
+
+/** A `resume` field: absent, well-formed, or a refusal message. */
+export function readResume(resume: unknown): { subscriptionId: string; seq: number } | undefined | string {
+  if (resume === undefined) return undefined;
+  if (!isPlainObject(resume)) return 'resume: expected {subscriptionId, seq}';
+  const { subscriptionId, seq } = resume;
+  if (typeof subscriptionId !== 'string' || subscriptionId.length === 0 || subscriptionId.length > 64) return 'resume.subscriptionId: expected the id of a subscription';
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return 'resume.seq: expected the seq of the last diff applied (an integer, 0 or more)';
+  return { subscriptionId, seq };
+}
 
 interface DashboardSocketData {
   principal: Principal;
@@ -31,17 +59,6 @@ type DashboardSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsM
 
 function looksLikeJwt(token: string): boolean {
   return token.split('.').length === 3;
-}
-
-/**
- * Bytes a socket has queued and not yet handed to the kernel: engine.io's write buffer (packets
- * waiting while the transport is busy) plus the WebSocket's own buffered amount.
- */
-export function pendingBytes(socket: Socket): number {
-  const conn = socket.conn as unknown as { writeBuffer?: { data?: unknown }[]; transport?: { socket?: { bufferedAmount?: number } } };
-  let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
-  for (const packet of conn.writeBuffer ?? []) bytes += typeof packet.data === 'string' ? packet.data.length : 64;
-  return bytes;
 }
 
 function refuse(code: ErrorCode, message: string): SubscribeAck {
@@ -56,37 +73,60 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
   });
 
   nsp.use((socket, next) => {
-    if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
+    if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
     const raw = socket.handshake.auth?.token;
     const token = typeof raw === 'string' ? withoutBearer(raw) : '';
     if (token && looksLikeJwt(token)) {
       const verified = verifyToken(token, ctx.jwtSecret);
       const projectKey = verified.ok ? verified.claims.projectKey : undefined;
-      if (typeof projectKey === 'string' && projectKey !== '') {
-        socket.data.principal = { kind: 'jwt', projectKey };
+      if (verified.ok && typeof projectKey === 'string' && projectKey !== '') {
+        const exp = verified.claims.exp;
+        socket.data.principal = { kind: 'jwt', projectKey, expiresAt: typeof exp === 'number' ? exp * 1000 : undefined, credential: jwtCredential(projectKey, verified.claims) };
         return next();
       }
     } else if (token && apiKeys.check(token, '') !== 'invalid') {
-      socket.data.principal = { kind: 'key', key: token };
+      socket.data.principal = { kind: 'key', key: token, credential: `key:${createHash('sha256').update(token).digest('base64url')}` };
       return next();
     }
     metrics.connectsRefused.inc({ reason: 'dashboard_auth' });
     ctx.refusals?.handshake('dashboard_auth');
     logger.debug({ reason: 'dashboard_auth', namespace: DASHBOARD_NAMESPACE, address: socket.handshake.address }, 'handshake refused');
-    next(new Error('Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
+    next(refusalError(ErrorCode.UNAUTHORIZED, 'Authentication error: auth.token must be an API key or a JWT with a projectKey claim'));
   });
 
   nsp.on('connection', (socket: DashboardSocket) => {
     releaseHandshake(socket);
     metrics.connections.inc({ role: 'dashboard' });
     const held = new Set<string>();
+    const { principal } = socket.data;
     /** Subscribe and resume requests of this socket waiting for their turn. */
     let queued = 0;
-    /** The refusal of one subscription more than a socket may hold (those waiting count), if it is one. */
-    const overSocketLimit = (): SubscribeAck | undefined =>
-      held.size + queued >= config.maxSubscriptionsPerSocket
+    /**
+     * The refusal of one request more than a socket may have: it may hold at most the per-socket
+     * number of subscriptions (those waiting count), and have at most that many requests waiting,
+     * resumes of a subscription it holds included.
+     */
+    const overSocketLimit = (holdsIt: boolean): SubscribeAck | undefined =>
+      queued >= config.maxSubscriptionsPerSocket || (!holdsIt && held.size + queued >= config.maxSubscriptionsPerSocket)
         ? refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `a socket may hold at most ${config.maxSubscriptionsPerSocket} subscriptions`)
         : undefined;
+    /** An ack carries a snapshot: past the buffer bound it is refused (the dashboard is not reading). */
+    const overBuffer = (): SubscribeAck | undefined =>
+      pendingBytes(socket) > config.dashboardBufferBytes ? refuse(ErrorCode.SLOW_CONSUMER, 'this connection has not read what was sent to it; retry later') : undefined;
+    let expiry: NodeJS.Timeout | undefined;
+    const armExpiry = (): void => {
+      if (principal.kind !== 'jwt' || principal.expiresAt === undefined) return;
+      const left = principal.expiresAt - Date.now();
+      if (left > MAX_TIMER_MS) {
+        expiry = setTimeout(armExpiry, MAX_TIMER_MS);
+        return;
+      }
+      expiry = setTimeout(() => {
+        socket.emit('error', { code: ErrorCode.TOKEN_EXPIRED, message: 'the token expired: connect again with a fresh one' });
+        socket.disconnect(true);
+      }, Math.max(0, left));
+    };
+    armExpiry();
     const sink: DiffSink = {
       deliver(diff: SessionsDiff): boolean {
         if (pendingBytes(socket) > config.dashboardBufferBytes) return false;
@@ -97,6 +137,10 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
         // Queued even past the bound: it is small, and at most one per subscription until the
         // dashboard subscribes again, so the buffer stays bounded; without it the view would go stale.
         socket.emit(DashboardEvent.resync, { subscriptionId, reason });
+      },
+      revoked(subscriptionId: string, reason: string): void {
+        held.delete(subscriptionId);
+        socket.emit(DashboardEvent.revoked, { subscriptionId, code: ErrorCode.SUBSCRIPTION_TAKEN_OVER, message: reason });
       },
     };
 
@@ -117,16 +161,19 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
       const parsed = parseSearchQuery(query);
       if (!parsed.ok) return reply(refuse(parsed.filterError ? ErrorCode.INVALID_FILTER : ErrorCode.BAD_REQUEST, parsed.message));
 
-      const resuming = isPlainObject(resume) && typeof resume.subscriptionId === 'string' && typeof resume.seq === 'number' ? { subscriptionId: resume.subscriptionId, seq: resume.seq } : undefined;
-      const refusal = resuming ? undefined : overSocketLimit();
+      const resuming = readResume(resume);
+      if (typeof resuming === 'string') return reply(refuse(ErrorCode.BAD_REQUEST, resuming));
+      const refusal = overSocketLimit(resuming !== undefined && held.has(resuming.subscriptionId));
       if (refusal) return reply(refusal);
       // Snapshots are built in budgeted turns; a socket gone by then gets nothing and holds nothing.
       queued++;
       subscribes.push(() => {
         queued--;
         if (!socket.connected) return;
+        const full = overBuffer();
+        if (full) return reply(full);
         if (resuming) {
-          const result = registry.resume(resuming.subscriptionId, resuming.seq, projectKey, sink);
+          const result = registry.resume(resuming.subscriptionId, resuming.seq, projectKey, sink, principal.credential);
           if (result) {
             held.add(resuming.subscriptionId);
             if (result.kind === 'resync') return reply({ ok: true, ...result.snapshot, resync: true });
@@ -135,15 +182,18 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
             return;
           }
           metrics.resyncs.inc({ reason: 'unknown_subscription' });
-          const refusal = overSocketLimit();
+          const refusal = overSocketLimit(false);
           if (refusal) return reply(refusal);
         }
-        const snapshot = registry.subscribe(projectKey, parsed.value, sink);
+        const snapshot = registry.subscribe(projectKey, parsed.value, sink, principal.credential);
         if (snapshot === 'project-full') {
           return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `project ${projectKey} has reached ${config.maxSubscriptionsPerProject} subscriptions`));
         }
+        if (snapshot === 'credential-full') {
+          return reply(refuse(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `this credential holds ${config.maxSubscriptionsPerCredential} subscriptions of project ${projectKey} (DASHBOARD_MAX_SUBSCRIPTIONS_PER_CREDENTIAL)`));
+        }
         held.add(snapshot.subscriptionId);
-        reply({ ok: true, ...snapshot, ...(isPlainObject(resume) ? { resync: true } : {}) });
+        reply({ ok: true, ...snapshot, ...(resuming ? { resync: true } : {}) });
       });
     });
 
@@ -157,6 +207,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
 
     socket.on('disconnect', () => {
       metrics.connections.dec({ role: 'dashboard' });
+      if (expiry) clearTimeout(expiry);
       for (const id of held) registry.detach(id, sink);
     });
   });

@@ -10,11 +10,13 @@ import type { Server, Socket } from 'socket.io';
 import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
 import { snakeCase } from '../ops/metrics';
+import { ErrorCode } from '../errors';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
-import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
+import { pendingBytes, probeAlive, refusalError } from './backpressure';
+import { type AgentHandshake, type Handshake, type Refusal, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
 import { compactSocket, releaseHandshake } from './socketMemory';
 import type { UserAgentCache } from './userAgent';
@@ -40,6 +42,18 @@ export function wrapTabPayload(arg: unknown, tabId: string): TabPayload {
   if (isPlainObject(arg) && isPlainObject(arg.meta)) return arg as TabPayload;
   const meta = { tabId, version: 1 };
   return arg === undefined ? { meta } : ({ meta, data: arg } as TabPayload);
+}
+
+/** The error code a handshake refusal carries to the client. */
+export function refusalCode(reason: Refusal['reason']): ErrorCode {
+  if (reason === 'authentication') return ErrorCode.UNAUTHORIZED;
+  if (reason === 'authorization') return ErrorCode.FORBIDDEN;
+  return ErrorCode.BAD_REQUEST;
+}
+
+/** Whether one more tab may join a room that has `tabs` tabs (a tab already there is a duplicate, decided later). */
+export function tabFits(tabs: number, hasTab: boolean, maxTabs: number): boolean {
+  return hasTab || tabs < maxTabs;
 }
 
 function firstTab(room: Room | undefined): TabState | undefined {
@@ -84,6 +98,24 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       }
     };
 
+  const relayBound = ctx.config.relayBufferBytes;
+  /**
+   * A socket that has more than RELAY_BUFFER_BYTES queued (it stopped reading) is disconnected
+   * before anything more is relayed to it: what it holds is freed, and its tracker or player
+   * reconnects and starts over, rather than receiving a stream with a hole in it.
+   */
+  const dropIfSlow = (target: LiveSocket | undefined): void => {
+    if (!target || pendingBytes(target) <= relayBound) return;
+    metrics.slowPeersDisconnected.inc({ role: target.data.role });
+    logger.warn({ role: target.data.role, roomId: target.data.peer?.roomId }, 'peer disconnected: it did not read what was relayed to it');
+    target.disconnect(true);
+  };
+  /** Checks the receivers of a relay on this node (a room's other members, or given socket ids). */
+  const dropSlowReceivers = (ids: Iterable<string> | undefined, except?: string): void => {
+    if (!ids) return;
+    for (const id of [...ids]) if (id !== except) dropIfSlow(sockets.sockets.get(id));
+  };
+
   const onDisconnect = function (this: LiveSocket): void {
     metrics.connections.dec({ role: this.data.role });
     onLeave(this);
@@ -95,6 +127,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     if (event === RoomEvent.UPDATE_SESSION) return;
     const { peer } = socket.data;
     metrics.eventsRelayed.inc({ direction: 'tab_to_room' });
+    dropSlowReceivers(sockets.adapter.rooms.get(peer.roomId), socket.id);
     socket.to(peer.roomId).emit(event, wrapTabPayload(args[0], peer.tabId));
   });
 
@@ -104,6 +137,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const current = index.room(peer.projectKey, peer.sessionId);
     if (typeof target !== 'string' || target === socket.id || !current?.agents.has(target)) return;
     metrics.eventsRelayed.inc({ direction: 'agent_to_agent' });
+    dropIfSlow(sockets.sockets.get(target));
     to(target).emit(RoomEvent.WEBRTC_AGENT_CALL, arg);
   });
 
@@ -119,11 +153,12 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       return;
     }
     metrics.eventsRelayed.inc({ direction: 'agent_to_tab' });
+    dropIfSlow(sockets.sockets.get(tab.socketId));
     to(tab.socketId).emit(event, socket.id, payload);
   });
 
   sockets.use((socket, next) => {
-    if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
+    if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
     const result = readHandshake(
       { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers },
       { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
@@ -138,11 +173,36 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
         { reason, message: result.refusal.message, peerId: typeof peerId === 'string' ? peerId.slice(0, 256) : undefined, identity, address: socket.handshake.address },
         'handshake refused',
       );
-      return next(new Error(result.refusal.message));
+      return next(refusalError(refusalCode(result.refusal.reason), result.refusal.message));
     }
     socket.data.role = result.value.role;
     socket.data.peer = result.value.peer;
     socket.data.handshake = result.value;
+    const { peer } = result.value;
+    if (result.value.role === 'session') {
+      const room = index.room(peer.projectKey, peer.sessionId);
+      if (!tabFits(room?.tabs.length ?? 0, findTab(room, peer.tabId) !== undefined, ctx.config.maxTabsPerSession)) {
+        metrics.connectsRefused.inc({ reason: 'too_many_tabs' });
+        ctx.refusals?.handshake('too_many_tabs');
+        return next(refusalError(ErrorCode.TOO_MANY_TABS, `a session may have at most ${ctx.config.maxTabsPerSession} tabs (MAX_TABS_PER_SESSION)`));
+      }
+      // A tab that reloads while its old socket is half-open (cut without a FIN) would be refused as
+      // a duplicate until that socket's ping timeout (~45 s), longer than the tracker retries. The
+      // holder (on this node) gets a ping out of turn: if it does not answer, the newcomer takes its place.
+      const holderTab = findTab(room, peer.tabId);
+      const holder = holderTab && holderTab.nodeId === store.nodeId && ctx.config.duplicateTabPingMs > 0 ? sockets.sockets.get(holderTab.socketId) : undefined;
+      if (holder) {
+        void probeAlive(holder, ctx.config.duplicateTabPingMs).then((alive) => {
+          if (!alive && holder.connected) {
+            metrics.staleTabsReplaced.inc();
+            logger.info({ roomId: peer.roomId }, 'duplicate tab: the holder did not answer a ping, the newcomer replaces it');
+            holder.disconnect(true);
+          }
+          next();
+        });
+        return;
+      }
+    }
     next();
   });
 
@@ -237,6 +297,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     }
     if (room.agents.size > 0) {
       metrics.eventsRelayed.inc({ direction: 'tab_to_agents' });
+      dropSlowReceivers(room.agents.keys());
       to([...room.agents.keys()]).emit(RoomEvent.UPDATE_SESSION, payload);
     }
   }
@@ -271,7 +332,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const room = index.room(peer.projectKey, peer.sessionId);
     if (!room) return;
     if (room.tabs.length === 0) to(peer.roomId).emit(RoomEvent.SESSION_DISCONNECTED);
-    if (room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
+    // After an agent's leave only: after a tab's, the other tabs already know no agent is there, and
+    // telling each of them at every leave made closing N tabs cost N² (docs/protocol-notes.md).
+    if (role === 'agent' && room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
   }
 }
 

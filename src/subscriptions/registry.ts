@@ -15,6 +15,8 @@ export interface SubscriptionLimits {
   /** Coalescing window: changes within it leave as one diff. 0 = next tick. */
   diffWindowMs: number;
   maxPerProject: number;
+  /** Subscriptions one credential (an API key, a JWT subject) may hold per project. */
+  maxPerCredential: number;
   /** Diffs kept per subscription for resume. */
   historySize: number;
   /** How long diffs (and a detached subscription) are kept for resume. */
@@ -27,6 +29,8 @@ export interface DiffSink {
   deliver(diff: SessionsDiff): boolean;
   /** Tells the consumer the subscription was reset: it must subscribe again (with resume) for a snapshot. */
   resync(subscriptionId: string, reason: string): void;
+  /** Tells the consumer the subscription moved to another connection of the same credential. */
+  revoked(subscriptionId: string, reason: string): void;
 }
 
 export interface Snapshot {
@@ -48,6 +52,8 @@ interface Cohort {
 interface Subscription {
   readonly id: string;
   readonly cohort: Cohort;
+  /** The credential that created it: only it may resume it, and its quota counts it. */
+  readonly owner: string;
   seq: number;
   readonly history: { diff: SessionsDiff; at: number }[];
   sink: DiffSink | undefined;
@@ -56,11 +62,39 @@ interface Subscription {
   needsResync: boolean;
 }
 
+interface ProjectEntry {
+  cohorts: Set<Cohort>;
+  subscriptions: number;
+  /** Subscriptions per credential. */
+  owners: Map<string, number>;
+  /** Detached subscriptions, oldest first: they give way to live ones when a quota is reached. */
+  detached: Set<Subscription>;
+}
+
+export type SubscribeRefusal = 'project-full' | 'credential-full';
+
+/**
+ * Which detached subscription a new one of `owner` replaces, if a quota is reached: the owner's
+ * oldest when its own quota is full, else the project's oldest; 'full' when none can give way.
+ */
+export function makeRoom<S extends { owner: string }>(
+  counts: { project: number; owner: number },
+  limits: { maxPerProject: number; maxPerCredential: number },
+  detachedOldestFirst: Iterable<S>,
+  owner: string,
+): S | undefined | SubscribeRefusal {
+  const ownerFull = counts.owner >= limits.maxPerCredential;
+  const projectFull = counts.project >= limits.maxPerProject;
+  if (!ownerFull && !projectFull) return undefined;
+  for (const sub of detachedOldestFirst) if (!ownerFull || sub.owner === owner) return sub;
+  return ownerFull ? 'credential-full' : 'project-full';
+}
+
 export type ResumeResult = { kind: 'resumed'; subscriptionId: string; seq: number; total: number; missed: SessionsDiff[] } | { kind: 'resync'; snapshot: Snapshot };
 
 export class SubscriptionRegistry {
   private readonly cohorts = new Map<string, Cohort>();
-  private readonly byProject = new Map<string, { cohorts: Set<Cohort>; subscriptions: number }>();
+  private readonly byProject = new Map<string, ProjectEntry>();
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly dirty = new Set<Cohort>();
   private timer: NodeJS.Timeout | undefined;
@@ -81,28 +115,45 @@ export class SubscriptionRegistry {
   }
 
   /** A new subscription and its snapshot; the first diff will follow the snapshot without a gap. */
-  subscribe(projectKey: string, params: LiveQueryParams, sink: DiffSink): Snapshot | 'project-full' {
-    const project = this.byProject.get(projectKey);
-    if (project && project.subscriptions >= this.limits.maxPerProject) return 'project-full';
+  subscribe(projectKey: string, params: LiveQueryParams, sink: DiffSink, owner: string): Snapshot | SubscribeRefusal {
+    // Detached subscriptions give way, oldest first, until the new one fits or none is left.
+    for (;;) {
+      const project = this.byProject.get(projectKey);
+      if (!project) break;
+      const room = makeRoom({ project: project.subscriptions, owner: project.owners.get(owner) ?? 0 }, this.limits, project.detached, owner);
+      if (room === undefined) break;
+      if (typeof room === 'string') return room;
+      this.metrics.resyncs.inc({ reason: 'evicted' });
+      this.unsubscribe(room.id);
+    }
     const cohort = this.cohortFor(projectKey, params);
-    const sub: Subscription = { id: randomUUID(), cohort, seq: 0, history: [], sink, detachedAt: undefined, needsResync: false };
+    // The cohort's pending changes belong to its current members: sent before the newcomer joins,
+    // they are part of its snapshot, never a diff it receives on top of it.
+    this.flushCohort(cohort);
+    const sub: Subscription = { id: randomUUID(), cohort, owner, seq: 0, history: [], sink, detachedAt: undefined, needsResync: false };
     cohort.subscriptions.add(sub);
     this.subscriptions.set(sub.id, sub);
-    this.projectEntry(projectKey).subscriptions++;
+    const entry = this.projectEntry(projectKey);
+    entry.subscriptions++;
+    entry.owners.set(owner, (entry.owners.get(owner) ?? 0) + 1);
     this.metrics.subscriptions.set(this.subscriptions.size);
     return this.snapshotOf(sub);
   }
 
   /**
    * Re-attaches a subscription after a reconnect: the diffs missed since `seq` if the history still
-   * holds them all, else a fresh snapshot. Undefined when the subscription is unknown (expired).
+   * holds them all, else a fresh snapshot. Undefined when the subscription is unknown (expired) or
+   * belongs to another credential (which learns nothing of it). A connection that held it is told.
    */
-  resume(subscriptionId: string, seq: number, projectKey: string, sink: DiffSink): ResumeResult | undefined {
+  resume(subscriptionId: string, seq: number, projectKey: string, sink: DiffSink, owner: string): ResumeResult | undefined {
     const sub = this.subscriptions.get(subscriptionId);
-    if (!sub || sub.cohort.projectKey !== projectKey) return undefined;
+    if (!sub || sub.cohort.projectKey !== projectKey || sub.owner !== owner) return undefined;
     this.flushCohort(sub.cohort);
+    const previous = sub.sink;
     sub.sink = sink;
+    if (previous && previous !== sink) previous.revoked(sub.id, 'another connection of the same credential resumed this subscription');
     sub.detachedAt = undefined;
+    this.projectEntry(projectKey).detached.delete(sub);
     const oldest = sub.history[0]?.diff.seq ?? sub.seq + 1;
     const covered = !sub.needsResync && Number.isInteger(seq) && seq <= sub.seq && seq >= 0 && (seq === sub.seq || oldest <= seq + 1);
     if (!covered) {
@@ -121,6 +172,7 @@ export class SubscriptionRegistry {
     if (!sub || sub.sink !== sink) return;
     sub.sink = undefined;
     sub.detachedAt = Date.now();
+    this.projectEntry(sub.cohort.projectKey).detached.add(sub);
   }
 
   unsubscribe(subscriptionId: string): boolean {
@@ -131,6 +183,10 @@ export class SubscriptionRegistry {
     cohort.subscriptions.delete(sub);
     const project = this.projectEntry(cohort.projectKey);
     project.subscriptions--;
+    project.detached.delete(sub);
+    const owned = (project.owners.get(sub.owner) ?? 1) - 1;
+    if (owned === 0) project.owners.delete(sub.owner);
+    else project.owners.set(sub.owner, owned);
     if (cohort.subscriptions.size === 0) {
       this.cohorts.delete(cohort.key);
       this.dirty.delete(cohort);
@@ -224,10 +280,10 @@ export class SubscriptionRegistry {
     return cohort;
   }
 
-  private projectEntry(projectKey: string): { cohorts: Set<Cohort>; subscriptions: number } {
+  private projectEntry(projectKey: string): ProjectEntry {
     let entry = this.byProject.get(projectKey);
     if (!entry) {
-      entry = { cohorts: new Set(), subscriptions: 0 };
+      entry = { cohorts: new Set(), subscriptions: 0, owners: new Map(), detached: new Set() };
       this.byProject.set(projectKey, entry);
     }
     return entry;

@@ -1,0 +1,36 @@
+/** Shutdown of an in-process hub (issue 12, item 8): a drain delay with /ready 503 first, and no keep-alive. */
+import { request } from 'node:http';
+import type { Hub } from '../src/server';
+import { startTestHub } from './support/hub';
+
+/** GET over its own connection: status and the Connection header, or 'refused'. */
+function get(url: string, path: string): Promise<{ status: number; connection: string | undefined } | 'refused'> {
+  return new Promise((resolve) => {
+    const req = request(`${url}${path}`, { agent: false, headers: { connection: 'keep-alive' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+    });
+    req.on('error', () => resolve('refused'));
+    req.end();
+  });
+}
+
+describe('shutdown drain', () => {
+  let hub: Hub;
+  beforeAll(async () => {
+    hub = await startTestHub({ SHUTDOWN_DRAIN_MS: '600' });
+  });
+  afterAll(async () => {
+    await hub.shutdown();
+  });
+
+  test('during SHUTDOWN_DRAIN_MS /ready is 503, everything still answers, with Connection: close', async () => {
+    expect(await get(hub.url, '/ready')).toMatchObject({ status: 200, connection: 'keep-alive' });
+    const stopping = hub.shutdown();
+    expect(await get(hub.url, '/ready')).toEqual({ status: 503, connection: 'close' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await get(hub.url, '/health')).toEqual({ status: 200, connection: 'close' });
+    await stopping;
+    expect(await get(hub.url, '/health')).toBe('refused');
+  });
+});
