@@ -60,6 +60,7 @@ const settings = {
   clusterStreamMaxLen: { env: ['CLUSTER_STREAM_MAXLEN'], schema: int(1_000, 100_000_000), default: 100_000 },
   clusterRelayMaxLen: { env: ['CLUSTER_RELAY_MAXLEN'], schema: int(100, 100_000_000), default: 10_000 },
   clusterJoinTimeoutMs: { env: ['CLUSTER_JOIN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
+  clusterStallMs: { env: ['CLUSTER_STALL_MS'], schema: int(20, 60_000), default: 500 },
   // ---- end of cluster mode ----
 } as const;
 

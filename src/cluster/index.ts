@@ -5,7 +5,6 @@
 import type { Server } from 'socket.io';
 import { ConfigError } from '../config';
 import type { HubContext } from '../context';
-import type { LiveSocketData } from '../live/rooms';
 import { RoomEvent } from '../protocol';
 import type { SessionIndex } from '../sessions/sessionIndex';
 import { createClusterMetrics } from './metrics';
@@ -35,18 +34,21 @@ export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx
     nodeTtlMs: config.clusterNodeTtlMs,
     streamMaxLen: config.clusterStreamMaxLen,
     joinTimeoutMs: config.clusterJoinTimeoutMs,
+    stallMs: config.clusterStallMs,
     logger: log,
     metrics,
     onTabLost: (socketId) => refuseTab(io, socketId),
   });
 }
 
-/** The same refusal a duplicate tab gets on one node (live/rooms.ts), for the loser of a cross-node race. */
+/**
+ * The same refusal a duplicate tab gets on one node (live/rooms.ts), for the loser of a cross-node
+ * race. Its leave is not silent: other nodes hold its claim, and the `tab:down` it publishes is what
+ * removes it there (a silent refusal left ghosts on nodes that had shown it).
+ */
 function refuseTab(io: Server, socketId: string): void {
   const socket = io.of('/').sockets.get(socketId);
   if (!socket) return;
-  // `refused` makes the leave silent: the index never held this socket's tab as the cluster's.
-  (socket.data as Partial<LiveSocketData>).refused = true;
   socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
   socket.disconnect(true);
 }

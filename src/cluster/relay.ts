@@ -33,8 +33,40 @@ class RelayClient extends Redis {
     // ioredis then keeps a timer (default 2 s) for a stream that already closed, delaying exit.
     const reader = new Redis({ ...this.options, enableOfflineQueue: true, maxRetriesPerRequest: null, disconnectTimeout: 100, ...override });
     this.readers.push(reader);
+    keepSubscribing(reader);
     return reader;
   }
+}
+
+/**
+ * The adapter SUBSCRIBEs on a duplicate and never handles the promise: with Redis unreachable the
+ * command times out and the rejection would end the process (a node started during an outage
+ * crash-looped). Here a failed SUBSCRIBE is caught and issued again each time the connection is
+ * ready, until it succeeds (ioredis itself re-subscribes after later reconnections). The channels
+ * carry only the adapter's ephemeral messages (fetchSockets, serverSideEmit), which the hub does
+ * not use; room traffic goes through the stream.
+ */
+function keepSubscribing(client: Redis): void {
+  const subscribe = client.subscribe.bind(client) as (...channels: string[]) => Promise<unknown>;
+  const wanted = new Set<string>();
+  let subscribed = false;
+  const attempt = (): Promise<unknown> => {
+    const pending = subscribe(...wanted).then(
+      (count) => {
+        subscribed = true;
+        return count;
+      },
+      () => 0,
+    );
+    return pending;
+  };
+  client.on('ready', () => {
+    if (!subscribed && wanted.size > 0) void attempt();
+  });
+  (client as unknown as { subscribe: (...args: unknown[]) => Promise<unknown> }).subscribe = (...args: unknown[]) => {
+    for (const arg of args.flat()) if (typeof arg === 'string') wanted.add(arg);
+    return attempt();
+  };
 }
 
 export interface RelayOptions {

@@ -70,12 +70,26 @@ export class NodeProcess {
   }
 
   static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
+    const node = await NodeProcess.launch(redisUrl, nodeId, extra);
+    await node.waitReady();
+    return node;
+  }
+
+  /** Starts the process without waiting for it to be ready. */
+  static async launch(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
     const port = await freePort();
     const env = { PATH: process.env.PATH ?? '', ...clusterEnv(redisUrl, nodeId, { LOG_LEVEL: 'warn', ...extra }), LISTEN_PORT: String(port) };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const node = new NodeProcess(nodeId, port, child);
-    await node.waitReady();
-    return node;
+    return new NodeProcess(nodeId, port, child);
+  }
+
+  /** GET /ready: the status, or 0 while nothing listens. */
+  async readyStatus(): Promise<number> {
+    try {
+      return (await fetch(`${this.url}/ready`)).status;
+    } catch {
+      return 0;
+    }
   }
 
   /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out. */

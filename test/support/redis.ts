@@ -111,11 +111,23 @@ export class RedisServer {
     if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
+      child.kill('SIGCONT');
       child.kill('SIGKILL');
     });
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered, as in a long stall. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a frozen server go on (SIGCONT): it answers everything it was sent meanwhile. */
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    this.thaw();
     await this.pause();
     rmSync(this.dir, { recursive: true, force: true });
   }
