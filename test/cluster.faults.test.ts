@@ -1,0 +1,146 @@
+/**
+ * The cluster under faults, with hub processes and a real redis-server: Redis frozen (SIGSTOP, not
+ * killed) while tabs move between nodes, a hub started while Redis is unreachable, a node killed
+ * while its tabs reconnect elsewhere with the tracker's retry policy, and how soon a stall shows
+ * in REST answers. The invariant checked after every fault: every node lists the same sessions,
+ * exactly those whose tabs are really connected.
+ */
+import { NodeProcess, RetryingTab, idsAt, listAt, trackerAt, within } from './support/cluster';
+import { closeAllPeers, newSessionId, projectKey } from './support/live';
+import { RedisServer } from './support/redis';
+
+const PK = projectKey('faults');
+
+let redis: RedisServer;
+const nodes: NodeProcess[] = [];
+const tabs: RetryingTab[] = [];
+
+async function spawn(nodeId: string, env: Record<string, string> = {}): Promise<NodeProcess> {
+  const node = await NodeProcess.spawn(redis.url, nodeId, env);
+  nodes.push(node);
+  return node;
+}
+
+beforeEach(async () => {
+  redis = await RedisServer.start();
+}, 30_000);
+
+afterEach(async () => {
+  await Promise.all(tabs.splice(0).map((t) => t.stop()));
+  await closeAllPeers();
+  await Promise.all(nodes.splice(0).map((n) => n.kill9()));
+  await redis.stop();
+}, 30_000);
+
+/** Every node lists exactly `truth`; checked twice, a moment apart, so a view that only passes by is not taken for converged. */
+async function convergedOn(group: NodeProcess[], truth: () => string[], ms: number): Promise<number> {
+  const describe = async () => (await Promise.all(group.map(async (n) => `${n.nodeId}: ${(await idsAt(n.url, PK)).length} [${(await idsAt(n.url, PK)).join(',')}]`))).join('\n') + `\ntruth: ${truth().length}`;
+  const check = async () => {
+    const want = truth().join();
+    for (const n of group) if ((await idsAt(n.url, PK)).join() !== want) return false;
+    return true;
+  };
+  const took = await within(ms, check, describe);
+  await new Promise((r) => setTimeout(r, 1_500));
+  if (!(await check())) throw new Error(`converged, then diverged again:\n${await describe()}`);
+  return took;
+}
+
+test('a hub started while Redis is unreachable does not crash: /ready 503, trackers refused, joins when Redis is back', async () => {
+  await redis.pause();
+  const x = await NodeProcess.launch(redis.url, 'node-x', { CLUSTER_JOIN_TIMEOUT_MS: '300' });
+  nodes.push(x);
+  await within(15_000, async () => (await x.readyStatus()) === 503, () => `ready: not 503\n${x.logs()}`);
+  // Past the ~2.4 s at which the adapter's SUBSCRIBE used to time out and end the process.
+  await new Promise((r) => setTimeout(r, 3_000));
+  expect(x.alive).toBe(true);
+  expect(await x.readyStatus()).toBe(503);
+  // A node that has not joined cannot tell a duplicate tab from a new one: it refuses trackers.
+  const early = trackerAt(x.url, { projectKey: PK, sessionId: newSessionId() });
+  expect(await early.refused()).toMatch(/joining the cluster/);
+
+  await redis.resume();
+  await x.waitReady(15_000);
+  const sid = newSessionId();
+  await trackerAt(x.url, { projectKey: PK, sessionId: sid }).connected();
+  const y = await spawn('node-y');
+  expect(await idsAt(y.url, PK)).toEqual([sid]);
+  expect(x.alive).toBe(true);
+}, 60_000);
+
+test('a frozen Redis is marked partial within about a second, and counted', async () => {
+  const a = await spawn('node-a');
+  await trackerAt(a.url, { projectKey: PK, sessionId: newSessionId() }).connected();
+  expect((await listAt(a.url, PK)).partial).toBe(false);
+  redis.freeze();
+  const frozenAt = Date.now();
+  let delay = 0;
+  try {
+    delay = await within(5_000, async () => (await listAt(a.url, PK)).partial, () => 'never partial');
+  } finally {
+    redis.thaw();
+  }
+  // CLUSTER_STALL_MS is 500 ms: a ping unanswered that long, pings every 250 ms (+ slack for a shared machine).
+  expect(delay).toBeLessThan(1_500);
+  expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(delay);
+  await within(5_000, async () => !(await listAt(a.url, PK)).partial, () => 'still partial after the thaw');
+  const metrics = await (await fetch(`${a.url}/metrics`)).text();
+  expect(metrics).toMatch(/^hub_cluster_stalls_total 1$/m);
+  expect(metrics).toMatch(/^hub_cluster_resyncs_total\{reason="stall"\} 1$/m);
+}, 30_000);
+
+describe.each([
+  ['1 s', 1_000],
+  ['10 s', 10_000],
+])('Redis frozen for %s while tabs move from node C to node B', (_label, freezeMs) => {
+  test('every node converges on the tabs really connected: no ghost, none missing', async () => {
+    const [a, b, c] = await Promise.all([spawn('node-a'), spawn('node-b'), spawn('node-c')]);
+    const movers = Array.from({ length: 20 }, () => newSessionId());
+    const enders = Array.from({ length: 10 }, () => newSessionId());
+    const stayers = Array.from({ length: 5 }, () => newSessionId());
+    // Connected through C at first; every later attempt goes to B (a navigation behind a balancer).
+    for (const sid of movers) tabs.push(new RetryingTab((n) => (n === 0 ? c.url : b.url), { projectKey: PK, sessionId: sid }).start());
+    const ending = await Promise.all(enders.map((sid) => trackerAt(c.url, { projectKey: PK, sessionId: sid }).connected()));
+    await Promise.all(stayers.map((sid) => trackerAt(a.url, { projectKey: PK, sessionId: sid }).connected()));
+    await within(5_000, () => tabs.every((t) => t.connected), () => 'movers not connected');
+    const all = [...movers, ...enders, ...stayers].sort();
+    await convergedOn([a, b, c], () => all, 5_000);
+
+    redis.freeze();
+    try {
+      // The movers' pages navigate: their sockets close on C and come back to B with the same peerId.
+      await Promise.all(tabs.map((t) => t.peer?.socket.io.engine.close()));
+      await Promise.all(ending.map((p) => p.close()));
+      await new Promise((r) => setTimeout(r, freezeMs));
+    } finally {
+      redis.thaw();
+    }
+    // Attempts refused while C's leaves were stuck are retried (1, 2, 4, 8, 10 s): all of them get back in.
+    await within(40_000, () => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`);
+    const truth = [...movers, ...stayers].sort();
+    await convergedOn([a, b, c], () => truth, 15_000);
+    // Each tab is connected once: the sessions listed are the ones whose socket is open.
+    expect(tabs.filter((t) => t.connected)).toHaveLength(movers.length);
+  }, 120_000);
+});
+
+test('a node killed with kill -9: its tabs reconnecting elsewhere are accepted at the first retry, long before the eviction', async () => {
+  // A 5 s TTL: without the takeover of a tab whose node is late, reconnects would be refused for 5 s.
+  const env = { CLUSTER_NODE_TTL_MS: '5000' };
+  const [a, b, c] = await Promise.all([spawn('node-a', env), spawn('node-b', env), spawn('node-c', env)]);
+  const sids = Array.from({ length: 15 }, () => newSessionId());
+  for (const sid of sids) tabs.push(new RetryingTab((n) => (n === 0 ? c.url : n % 2 === 1 ? b.url : a.url), { projectKey: PK, sessionId: sid }).start());
+  await within(5_000, () => tabs.every((t) => t.connected), () => 'tabs not connected');
+  await convergedOn([a, b, c], () => [...sids].sort(), 5_000);
+
+  const killedAt = Date.now();
+  await c.kill9();
+  await within(10_000, () => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`);
+  const reconnectedIn = Date.now() - killedAt;
+  // One retry, 1 s after the drop: accepted at once (a node silent for three heartbeats is taken over).
+  expect(reconnectedIn).toBeLessThan(4_000);
+  for (const t of tabs) expect(t.attempts.map((x) => x.outcome)).toEqual(['connected', 'connected']);
+  // After C's eviction (its TTL) the taken-over tabs stay, on every node.
+  await new Promise((r) => setTimeout(r, 5_500 - (Date.now() - killedAt)));
+  await convergedOn([a, b], () => [...sids].sort(), 5_000);
+}, 60_000);
