@@ -6,7 +6,7 @@
  * exactly those whose tabs are really connected.
  */
 import { NodeProcess, RetryingTab, idsAt, listAt, trackerAt, within } from './support/cluster';
-import { closeAllPeers, newSessionId, projectKey } from './support/live';
+import { type Peer, closeAllPeers, newSessionId, projectKey } from './support/live';
 import { RedisServer } from './support/redis';
 
 const PK = projectKey('faults');
@@ -89,15 +89,19 @@ test('a frozen Redis is marked partial within about a second, and counted', asyn
   expect(metrics).toMatch(/^hub_cluster_resyncs_total\{reason="stall"\} 1$/m);
 }, 30_000);
 
+type Fault = 'frozen' | 'stopped';
+
 describe.each([
-  ['1 s', 1_000],
-  ['10 s', 10_000],
-])('Redis frozen for %s while tabs move from node C to node B', (_label, freezeMs) => {
-  test('every node converges on the tabs really connected: no ghost, none missing', async () => {
+  ['frozen (SIGSTOP) for 1 s', 'frozen', 1_000],
+  ['frozen (SIGSTOP) for 10 s', 'frozen', 10_000],
+  ['stopped (SIGKILL, restarted empty) for 3 s', 'stopped', 3_000],
+] as [string, Fault, number][])('Redis %s while tabs move from node C to node B', (_label, fault, faultMs) => {
+  test('every node converges on the tabs really connected: no ghost, none missing, one socket per tab', async () => {
     const [a, b, c] = await Promise.all([spawn('node-a'), spawn('node-b'), spawn('node-c')]);
     const movers = Array.from({ length: 20 }, () => newSessionId());
     const enders = Array.from({ length: 10 }, () => newSessionId());
     const stayers = Array.from({ length: 5 }, () => newSessionId());
+    const doubled = Array.from({ length: 5 }, () => newSessionId());
     // Connected through C at first; every later attempt goes to B (a navigation behind a balancer).
     for (const sid of movers) tabs.push(new RetryingTab((n) => (n === 0 ? c.url : b.url), { projectKey: PK, sessionId: sid }).start());
     const ending = await Promise.all(enders.map((sid) => trackerAt(c.url, { projectKey: PK, sessionId: sid }).connected()));
@@ -106,21 +110,30 @@ describe.each([
     const all = [...movers, ...enders, ...stayers].sort();
     await convergedOn([a, b, c], () => all, 5_000);
 
-    redis.freeze();
+    if (fault === 'frozen') redis.freeze();
+    else await redis.pause();
+    let twins: Peer[][] = [];
     try {
       // The movers' pages navigate: their sockets close on C and come back to B with the same peerId.
       await Promise.all(tabs.map((t) => t.peer?.socket.io.engine.close()));
       await Promise.all(ending.map((p) => p.close()));
-      await new Promise((r) => setTimeout(r, freezeMs));
+      // The same tab opened on B and on C while neither can see the other: both accept it.
+      twins = await Promise.all(doubled.map((sid) => Promise.all([b, c].map((n) => trackerAt(n.url, { projectKey: PK, sessionId: sid }).connected()))));
+      await new Promise((r) => setTimeout(r, faultMs));
     } finally {
-      redis.thaw();
+      if (fault === 'frozen') redis.thaw();
+      else await redis.resume();
     }
     // Attempts refused while C's leaves were stuck are retried (1, 2, 4, 8, 10 s): all of them get back in.
     await within(40_000, () => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`);
-    const truth = [...movers, ...stayers].sort();
+    // Of each pair of twins exactly one socket stays: the other is refused (SESSION_ALREADY_CONNECTED).
+    await within(10_000, () => twins.every((pair) => pair.filter((p) => p.socket.connected).length === 1), () => `twins: ${twins.map((pair) => pair.filter((p) => p.socket.connected).length).join(',')}`);
+    const truth = [...movers, ...stayers, ...doubled].sort();
     await convergedOn([a, b, c], () => truth, 15_000);
-    // Each tab is connected once: the sessions listed are the ones whose socket is open.
     expect(tabs.filter((t) => t.connected)).toHaveLength(movers.length);
+    // The surviving twins leave: no node keeps a ghost of either socket.
+    await Promise.all(twins.flat().map((p) => p.close()));
+    await convergedOn([a, b, c], () => [...movers, ...stayers].sort(), 5_000);
   }, 120_000);
 });
 
