@@ -15,11 +15,13 @@
  *   sessions at the same point of the stream.
  */
 import { randomBytes } from 'node:crypto';
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from '../ops/logger';
 import type { SessionData } from '../sessions/model';
 import type { IndexOp } from '../sessions/ops';
 import { type SessionIndex, findTab } from '../sessions/sessionIndex';
+import { redisClient } from './connection';
 import type { ClusterMetrics } from './metrics';
 import {
   type NodeShares,
@@ -43,7 +45,10 @@ import type { ClusterStore, StoreStatus } from './store';
 export interface RedisStoreOptions {
   nodeId: string;
   index: SessionIndex;
-  redisUrl: string;
+  /** `redis://` URL; with Sentinel there is none and `redisOptions` says where. */
+  redisUrl?: string;
+  /** Connection options from the configuration (cluster/connection.ts): sentinels, credentials, TLS. */
+  redisOptions?: RedisOptions;
   keys: ClusterKeys;
   heartbeatMs: number;
   nodeTtlMs: number;
@@ -194,8 +199,9 @@ export class RedisStore implements ClusterStore {
     // The reader notices a recovery request or a close at the latest after one block.
     this.readBlockMs = Math.min(options.heartbeatMs, 1_000);
     this.stallMs = options.stallMs ?? 500;
-    this.cmd = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:store`, 10_000));
-    this.reader = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:reader`, this.readBlockMs + 5_000));
+    const target = { url: options.redisUrl, options: options.redisOptions ?? {}, describe: '' };
+    this.cmd = redisClient(target, storeClientOptions(`hub:${this.nodeId}:store`, 10_000));
+    this.reader = redisClient(target, storeClientOptions(`hub:${this.nodeId}:reader`, this.readBlockMs + 5_000));
     for (const [client, name] of [
       [this.cmd, 'store'],
       [this.reader, 'reader'],

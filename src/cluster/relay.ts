@@ -14,6 +14,7 @@ import { createAdapter } from '@socket.io/redis-streams-adapter';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Namespace, Server } from 'socket.io';
 import type { Logger } from '../ops/logger';
+import type { RedisTarget } from './connection';
 import type { ClusterMetrics } from './metrics';
 
 /**
@@ -70,7 +71,7 @@ function keepSubscribing(client: Redis): void {
 }
 
 export interface RelayOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   nodeId: string;
   /** Stream name and channel prefix. */
   streamName: string;
@@ -81,7 +82,8 @@ export interface RelayOptions {
 
 /** Sets the Redis adapter on every namespace of `io`; its Redis connections close with `io.close()`. */
 export function attachRelay(io: Server, o: RelayOptions): void {
-  const client = new RelayClient(o.redisUrl, {
+  const settings: RedisOptions = {
+    ...o.redis.options,
     connectionName: `hub:${o.nodeId}:relay`,
     enableOfflineQueue: false,
     // An XADD in flight when the connection breaks must settle (the adapter delivers locally only
@@ -92,7 +94,8 @@ export function attachRelay(io: Server, o: RelayOptions): void {
     commandTimeout: 2_000,
     retryStrategy: (times: number) => Math.min(times * 50, 500),
     connectTimeout: 2_000,
-  });
+  };
+  const client = o.redis.url !== undefined ? new RelayClient(o.redis.url, settings) : new RelayClient(settings);
   let failing = false;
   client.on('error', (err: Error) => {
     o.metrics.redisErrors.inc({ client: 'relay' });
