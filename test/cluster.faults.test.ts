@@ -5,7 +5,7 @@
  * in REST answers. The invariant checked after every fault: every node lists the same sessions,
  * exactly those whose tabs are really connected.
  */
-import { NodeProcess, RetryingTab, idsAt, listAt, trackerAt, within } from './support/cluster';
+import { NodeProcess, RetryingTab, agentAt, idsAt, listAt, trackerAt, within } from './support/cluster';
 import { type Peer, closeAllPeers, newSessionId, projectKey } from './support/live';
 import { RedisServer } from './support/redis';
 
@@ -87,6 +87,23 @@ test('a frozen Redis is marked partial within about a second, and counted', asyn
   const metrics = await (await fetch(`${a.url}/metrics`)).text();
   expect(metrics).toMatch(/^hub_cluster_stalls_total 1$/m);
   expect(metrics).toMatch(/^hub_cluster_resyncs_total\{reason="stall"\} 1$/m);
+}, 30_000);
+
+test('a frozen Redis does not hold up room traffic between two sockets of one node', async () => {
+  const a = await spawn('node-a');
+  const sid = newSessionId();
+  const tab = await trackerAt(a.url, { projectKey: PK, sessionId: sid }).connected();
+  const agent = await agentAt(a.url, { projectKey: PK, sessionId: sid }).connected();
+  redis.freeze();
+  try {
+    // The relay's publishing command times out after 2 s: delivery waiting for it would miss these windows.
+    agent.emit('mouse_move', { meta: { tabId: 'tab1' }, data: [1, 2] });
+    expect(await tab.next('mouse_move', 1_000)).toEqual([agent.id, { meta: { tabId: 'tab1' }, data: [1, 2] }]);
+    tab.emit('messages', { n: 1 });
+    expect(await agent.next('messages', 1_000)).toEqual([{ meta: { tabId: 'tab1', version: 1 }, data: { n: 1 } }]);
+  } finally {
+    redis.thaw();
+  }
 }, 30_000);
 
 type Fault = 'frozen' | 'stopped';

@@ -12,6 +12,7 @@
  */
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import Redis, { type RedisOptions } from 'ioredis';
+import { Adapter, type BroadcastOptions, MessageType } from 'socket.io-adapter';
 import type { Namespace, Server } from 'socket.io';
 import type { Logger } from '../ops/logger';
 import type { RedisTarget } from './connection';
@@ -80,6 +81,23 @@ export interface RelayOptions {
   metrics: ClusterMetrics;
 }
 
+/**
+ * The cluster adapter delivers a broadcast to this node's own sockets only once its XADD has
+ * settled: while Redis is frozen, an agent and a tab on the same node would wait for it (up to the
+ * command timeout). Here this node's sockets get the packet at once, as with the in-memory adapter,
+ * and the publication for the other nodes goes out after, in the same order. What is lost is only
+ * the stream offset that Socket.IO's connection state recovery would attach to each packet, which
+ * the hub does not enable.
+ */
+function deliverLocallyFirst(adapter: Adapter): void {
+  const cluster = adapter as unknown as { publish(message: { type: number; data: unknown }): void };
+  adapter.broadcast = (packet: unknown, opts: BroadcastOptions): void => {
+    Adapter.prototype.broadcast.call(adapter, packet, opts);
+    if (opts.flags?.local) return;
+    cluster.publish({ type: MessageType.BROADCAST, data: { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags } } });
+  };
+}
+
 /** Sets the Redis adapter on every namespace of `io`; its Redis connections close with `io.close()`. */
 export function attachRelay(io: Server, o: RelayOptions): void {
   const settings: RedisOptions = {
@@ -116,6 +134,7 @@ export function attachRelay(io: Server, o: RelayOptions): void {
   // A function expression, not an arrow: Socket.IO calls the adapter factory with `new`.
   io.adapter(function relayAdapter(nsp: Namespace) {
     const adapter = factory(nsp);
+    deliverLocallyFirst(adapter);
     open++;
     const close = adapter.close.bind(adapter);
     adapter.close = () => {
