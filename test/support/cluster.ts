@@ -71,7 +71,13 @@ export class NodeProcess {
 
   static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
     const node = await NodeProcess.launch(redisUrl, nodeId, extra);
-    await node.waitReady();
+    try {
+      await node.waitReady();
+    } catch (err) {
+      // Not left running behind the failed test.
+      await node.kill9();
+      throw err;
+    }
     return node;
   }
 
@@ -95,15 +101,17 @@ export class NodeProcess {
   /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out. */
   async waitReady(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    let last = 'not listening';
     for (;;) {
       if (!this.alive) throw new Error(`node ${this.nodeId} exited before it was ready:\n${this.output}`);
       try {
         const res = await fetch(`${this.url}/ready`);
         if (res.status === 200) return;
+        last = `${res.status} ${await res.text()}`;
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms (last /ready: ${last}):\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
