@@ -98,8 +98,8 @@ export class NodeProcess {
     }
   }
 
-  /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out. */
-  async waitReady(timeoutMs = 20_000): Promise<void> {
+  /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out (generous: tsx compiles at start, slow on a loaded machine). */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = 'not listening';
     for (;;) {
