@@ -346,8 +346,8 @@ async function measureStall(redis: RedisProcess, nodes: HubNode[], apiKey: strin
     redis.thaw();
   }
   const thawedAt = performance.now();
-  // The tracker retries a refused connection; here every 200 ms until accepted.
-  for (const socket of movers) {
+  // The tracker retries a refused connection; here every 200 ms until accepted, all movers at once.
+  await Promise.all(movers.map(async (socket) => {
     const sessionId = String((socket as Socket & { sessionId?: string }).sessionId);
     for (;;) {
       try {
@@ -364,7 +364,7 @@ async function measureStall(redis: RedisProcess, nodes: HubNode[], apiKey: strin
       if (performance.now() - thawedAt > 30_000) throw new Error(`stall ${round}: session ${sessionId} not accepted on ${b.name}`);
       await sleep(200);
     }
-  }
+  }));
   let convergeMs: number | null = null;
   const deadline = thawedAt + 30_000;
   while (performance.now() < deadline) {
