@@ -181,8 +181,9 @@ export function encodeStatePayload(pairs: readonly (readonly [string, string])[]
  * The ops that make the index hold exactly `states` for every node `replaced` selects: first the
  * removals (tabs and agents of those nodes that their state no longer lists), then every tab and
  * agent of the states. Re-adding what the index already holds is a no-op there (whole-state ops),
- * so a resync that finds nothing new changes nothing and tells no listener. Tab claims are ordered
- * by connection time so that, when two nodes claim one tab, the earlier connection is offered first.
+ * so a resync that finds nothing new changes nothing and tells no listener. Which of several claims
+ * on one tab the index holds is not decided here but by the store's claims (pickClaim); the
+ * tab:ups are ordered by connection time only so that the earlier claim is offered first.
  */
 export function reconcileOps(index: SessionIndex, states: ReadonlyMap<string, NodeShares>, replaced: (nodeId: string) => boolean): IndexOp[] {
   const removals: IndexOp[] = [];

@@ -12,7 +12,11 @@
  *   reconcile the index with it, and go on reading from the stream position taken before loading.
  * - Liveness: a heartbeat key with a TTL per node; every node sweeps for expired ones and removes
  *   them with one atomic script that appends a `down` entry, so all nodes drop a dead node's
- *   sessions at the same point of the stream.
+ *   sessions at the same point of the stream. A tab of a node already late is taken over (mayReplace).
+ * - Same-tab races: every live claim on a tab is kept, the index holds the one pickClaim chooses,
+ *   and local sockets whose claims lost are refused (their leave removes their claims everywhere).
+ * - Stalls: a health PING with its own short deadline (stallMs) marks the view partial when Redis
+ *   stops answering without closing connections; the first answer after it resynchronises.
  */
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
