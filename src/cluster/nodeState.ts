@@ -239,11 +239,11 @@ export interface TabClaim {
  * - a claim replaced by another live claim is out;
  * - of the rest, the earliest connection wins (ties: node id, then socket id).
  */
-export function pickClaim(claims: Iterable<TabClaim>): TabClaim | undefined {
+export function pickClaim<C extends TabClaim>(claims: Iterable<C>): C | undefined {
   const all = [...claims];
   const replaced = new Set<string>();
   for (const c of all) if (c.replaces !== undefined && c.replaces !== c.tab.socketId) replaced.add(c.replaces);
-  let best: TabClaim | undefined;
+  let best: C | undefined;
   for (const c of all) {
     if (replaced.has(c.tab.socketId)) continue;
     if (!best || compareClaims(c, best) < 0) best = c;

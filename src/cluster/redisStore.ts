@@ -76,6 +76,8 @@ type RecoveryReason = 'join' | 'reconnect' | 'gap' | 'evicted' | 'expired' | 'ba
 /** A claim and the room it is in (the claims map is keyed by tab). */
 interface HeldClaim extends TabClaim {
   ref: RoomRef;
+  /** The newest session data that came with this claim: a claim that wins after its room emptied brings it back. */
+  data?: SessionData;
 }
 
 /** A tab:up as it travels in the stream: with the socket it took over, if any. */
@@ -174,6 +176,8 @@ export class RedisStore implements ClusterStore {
   private flushing = false;
   /** Every live claim on every tab, this node's and the others' (tab key -> socket id -> claim); the index holds each tab's winner. */
   private readonly claims = new Map<string, Map<string, HeldClaim>>();
+  /** Local sockets already handed to onTabLost (once each, until their claim goes). */
+  private readonly refusing = new Set<string>();
   /** Health ping: when the unanswered one was sent, and since when Redis is considered stalled. */
   private pingSentAt: number | undefined;
   private stalledSince: number | undefined;
@@ -232,7 +236,7 @@ export class RedisStore implements ClusterStore {
       // The live layer lets a tab held by another node's socket in only when that node is stale (mayReplace).
       const replaces = held && held.socketId !== op.tab.socketId && held.nodeId !== this.nodeId ? held.socketId : undefined;
       const previous = this.claims.get(tabKey(op.projectKey, op.sessionId, op.tab.tabId))?.get(op.tab.socketId);
-      const claim: HeldClaim = { ref, tab: op.tab, replaces: replaces ?? previous?.replaces };
+      const claim: HeldClaim = { ref, tab: op.tab, replaces: replaces ?? previous?.replaces, data: op.data ?? previous?.data };
       this.addClaim(claim);
       if (claim.replaces !== undefined) wire = { ...op, replaces: claim.replaces };
       this.settle(ref, op.tab.tabId, op.data);
@@ -630,7 +634,7 @@ export class RedisStore implements ClusterStore {
       const key = tabKey(op.projectKey, op.sessionId, op.tab.tabId);
       const previous = this.claims.get(key)?.get(op.tab.socketId);
       const replaces = typeof op.replaces === 'string' ? op.replaces : previous?.replaces;
-      this.addClaim({ ref, tab: op.tab, replaces });
+      this.addClaim({ ref, tab: op.tab, replaces, data: op.data ?? previous?.data });
       this.settle(ref, op.tab.tabId, op.data);
       return;
     }
@@ -657,6 +661,7 @@ export class RedisStore implements ClusterStore {
   private dropClaim(projectKey: string, sessionId: string, tabId: string, socketId: string): void {
     const key = tabKey(projectKey, sessionId, tabId);
     const set = this.claims.get(key);
+    this.refusing.delete(socketId);
     if (!set) return;
     set.delete(socketId);
     if (set.size === 0) this.claims.delete(key);
@@ -682,13 +687,17 @@ export class RedisStore implements ClusterStore {
    * some, and refuses this node's sockets whose claims lost: their leave removes their claims
    * from every node.
    */
-  private settle(ref: RoomRef, tabId: string, data?: SessionData): void {
+  private settle(where: RoomRef, tabId: string, data?: SessionData): void {
+    // Only the ids: `where` may be a whole op, whose other fields must not leak into the ops built here.
+    const ref: RoomRef = { projectKey: where.projectKey, sessionId: where.sessionId };
     const set = this.claims.get(tabKey(ref.projectKey, ref.sessionId, tabId));
     const winner = set ? pickClaim(set.values()) : undefined;
     const holder = findTab(this.index.room(ref.projectKey, ref.sessionId), tabId);
     const mine = (nodeId: string | undefined) => nodeId === this.nodeId;
     if (winner) {
-      this.applyTracked({ type: 'tab:up', ...ref, tab: winner.tab, data });
+      // The index keeps the newer of the room's data and this (a room left empty meanwhile has none).
+      const withData = data ?? winner.data;
+      this.applyTracked(withData ? { type: 'tab:up', ...ref, tab: winner.tab, data: withData } : { type: 'tab:up', ...ref, tab: winner.tab });
     } else {
       if (holder) this.applyTracked({ type: 'tab:down', ...ref, tabId, socketId: holder.socketId });
       if (data) this.applyTracked({ type: 'data', ...ref, data });
@@ -697,8 +706,9 @@ export class RedisStore implements ClusterStore {
     if (!set || !this.options.onTabLost) return;
     const onTabLost = this.options.onTabLost;
     for (const claim of set.values()) {
-      if (claim === winner || !mine(claim.tab.nodeId)) continue;
+      if (claim === winner || !mine(claim.tab.nodeId) || this.refusing.has(claim.tab.socketId)) continue;
       const socketId = claim.tab.socketId;
+      this.refusing.add(socketId);
       this.logger.warn({ tabId, winner: winner?.tab.nodeId }, 'the same tab is connected here and on another node: the other claim keeps it');
       // Not from inside the handler that published the claim: the socket is refused on the next tick.
       queueMicrotask(() => onTabLost(socketId));
