@@ -10,7 +10,10 @@
  *   `sessions:diff` on hub-b (including the hub's diff coalescing window, DASHBOARD_DIFF_WINDOW_MS);
  * - creation freshness: a new tab connecting to hub-a -> its session in hub-b's REST;
  * - REST latency on each node (closed loop, POST search with a filter, and GET list);
- * - hub-b's own replication lag histogram (hub_cluster_replication_lag_seconds).
+ * - hub-b's own replication lag histogram (hub_cluster_replication_lag_seconds);
+ * - Redis stalls: Redis frozen (SIGSTOP) for --stall-ms while tabs move from hub-a to hub-b; the
+ *   time until each node's REST answers carry X-Hub-Partial (stall detected), and from the thaw
+ *   until both nodes list exactly the sessions really connected, unmarked (converged).
  * Only ever talks to 127.0.0.1. Results: printed, and JSON in load/results/cluster-<time>.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -37,6 +40,9 @@ interface Options {
   restConcurrency: number;
   updateRate: number;
   heartbeatMs: number;
+  stalls: number;
+  stallMs: number;
+  stallMoves: number;
   build: boolean;
 }
 
@@ -48,11 +54,14 @@ const USAGE = `Usage: npx tsx load/cluster.ts [options]
   --rest-concurrency N   REST callers in parallel (default 8)
   --update-rate N        background UPDATE_SESSION per second, both nodes, during the measurements (default 500)
   --heartbeat-ms N       CLUSTER_HEARTBEAT_MS of the nodes (default 1000)
+  --stalls N             Redis stalls to measure (default 3; 0 = none)
+  --stall-ms N           how long each stall lasts (default 2000)
+  --stall-moves N        tabs closed on hub-a and opened on hub-b during each stall (default 20)
   --no-build             run dist/ as is (or src/ through tsx when there is no dist/)
   --quick                a smoke run: 40 samples, 200 tabs, 1 s of REST`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { samples: 300, createSamples: 100, background: 2000, restSeconds: 5, restConcurrency: 8, updateRate: 500, heartbeatMs: 1000, build: true };
+  const o: Options = { samples: 300, createSamples: 100, background: 2000, restSeconds: 5, restConcurrency: 8, updateRate: 500, heartbeatMs: 1000, stalls: 3, stallMs: 2000, stallMoves: 20, build: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const num = (): number => {
@@ -67,8 +76,11 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--rest-concurrency') o.restConcurrency = Math.max(1, num());
     else if (arg === '--update-rate') o.updateRate = num();
     else if (arg === '--heartbeat-ms') o.heartbeatMs = Math.max(20, num());
+    else if (arg === '--stalls') o.stalls = num();
+    else if (arg === '--stall-ms') o.stallMs = Math.max(100, num());
+    else if (arg === '--stall-moves') o.stallMoves = num();
     else if (arg === '--no-build') o.build = false;
-    else if (arg === '--quick') Object.assign(o, { samples: 40, createSamples: 20, background: 200, restSeconds: 1, updateRate: 100 });
+    else if (arg === '--quick') Object.assign(o, { samples: 40, createSamples: 20, background: 200, restSeconds: 1, updateRate: 100, stalls: 1 });
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -108,7 +120,17 @@ class RedisProcess {
     return redis;
   }
 
+  /** A stall: the process stops answering, its connections stay open. */
+  freeze(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.child.kill('SIGCONT');
+  }
+
   stop(): void {
+    this.child.kill('SIGCONT');
     this.child.kill('SIGKILL');
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
@@ -278,6 +300,84 @@ async function replicationLag(node: HubNode): Promise<{ count: number; meanMs: n
   return { count, meanMs: count > 0 ? (sum / count) * 1000 : null, p99UpperBoundMs: p99 && count > 0 ? p99.le * 1000 : null };
 }
 
+/** One node's list: its total and whether the answer is marked partial. */
+async function listState(node: HubNode, apiKey: string): Promise<{ total: number; partial: boolean; ids: string[] }> {
+  const res = await fetch(`${node.url}/api/v1/${PROJECT}/assist/sessions?limit=200&sortBy=timestamp&sortOrder=desc`, { headers: { authorization: apiKey }, signal: AbortSignal.timeout(5_000) });
+  const body: unknown = await res.json();
+  const data = isRecord(body) && isRecord(body.data) ? body.data : {};
+  const sessions = Array.isArray(data.sessions) ? data.sessions : [];
+  return { total: typeof data.total === 'number' ? data.total : -1, partial: res.headers.get('x-hub-partial') === 'true', ids: sessions.map((x) => (isRecord(x) ? String(x.sessionID) : '')).sort() };
+}
+
+interface StallSample {
+  detectMs: Record<string, number | null>;
+  convergeMs: number | null;
+}
+
+/**
+ * Freezes Redis for `stallMs` while `moves` tabs close on hub-a and their sessions open on hub-b
+ * (new sockets, same ids: a navigation behind a balancer). Detect: from the freeze to each node's
+ * first REST answer marked partial. Converge: from the thaw until both nodes answer unmarked with
+ * the true total and the same newest page.
+ */
+async function measureStall(redis: RedisProcess, nodes: HubNode[], apiKey: string, movers: Socket[], truthTotal: () => number, stallMs: number, round: number): Promise<{ sample: StallSample; moved: Socket[] }> {
+  const [a, b] = nodes as [HubNode, HubNode];
+  const detectMs: Record<string, number | null> = {};
+  const frozenAt = performance.now();
+  redis.freeze();
+  const moved: Socket[] = [];
+  try {
+    const detect = nodes.map(async (node) => {
+      while (performance.now() - frozenAt < stallMs) {
+        if ((await listState(node, apiKey)).partial) {
+          detectMs[node.name] = performance.now() - frozenAt;
+          return;
+        }
+        await sleep(10);
+      }
+      detectMs[node.name] = null;
+    });
+    // The moves: close on hub-a, reconnect to hub-b with the same session (refused while hub-b still sees hub-a's tab: retried after the thaw).
+    for (const socket of movers) socket.close();
+    await Promise.all(detect);
+    const left = stallMs - (performance.now() - frozenAt);
+    if (left > 0) await sleep(left);
+  } finally {
+    redis.thaw();
+  }
+  const thawedAt = performance.now();
+  // The tracker retries a refused connection; here every 200 ms until accepted, all movers at once.
+  await Promise.all(movers.map(async (socket) => {
+    const sessionId = String((socket as Socket & { sessionId?: string }).sessionId);
+    for (;;) {
+      try {
+        const s = await tracker(b.url, sessionId, `tab1`);
+        await sleep(50);
+        if (s.connected) {
+          (s as Socket & { sessionId?: string }).sessionId = sessionId;
+          moved.push(s);
+          break;
+        }
+      } catch {
+        // refused: retry
+      }
+      if (performance.now() - thawedAt > 30_000) throw new Error(`stall ${round}: session ${sessionId} not accepted on ${b.name}`);
+      await sleep(200);
+    }
+  }));
+  let convergeMs: number | null = null;
+  const deadline = thawedAt + 30_000;
+  while (performance.now() < deadline) {
+    const [sa, sb] = await Promise.all([listState(a, apiKey), listState(b, apiKey)]);
+    if (!sa.partial && !sb.partial && sa.total === truthTotal() && sb.total === truthTotal() && sa.ids.join() === sb.ids.join()) {
+      convergeMs = performance.now() - thawedAt;
+      break;
+    }
+    await sleep(10);
+  }
+  return { sample: { detectMs, convergeMs }, moved };
+}
+
 // ---- main ----
 
 const fmt = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v.toFixed(2));
@@ -360,6 +460,18 @@ async function main(): Promise<void> {
       for (const op of ['search', 'list'] as const) rest[`${node.name} ${op}`] = await measureRest(node, apiKey, options.restSeconds, options.restConcurrency, op);
     }
     const lag = await replicationLag(b);
+
+    // Redis stalls while tabs move: the background tabs on hub-a with even indexes are the movers.
+    const stalls: StallSample[] = [];
+    for (const [i, s] of background.entries()) (s as Socket & { sessionId?: string }).sessionId = String(100_000 + i);
+    let onA = background.filter((_, i) => i % 2 === 0);
+    for (let round = 0; round < options.stalls; round++) {
+      const movers = onA.slice(0, options.stallMoves);
+      onA = onA.slice(options.stallMoves);
+      const { sample, moved } = await measureStall(redis, nodes, apiKey, movers, () => options.background, options.stallMs, round);
+      background.push(...moved);
+      stalls.push(sample);
+    }
     clearInterval(churn);
     for (const s of background) s.close();
 
@@ -369,12 +481,19 @@ async function main(): Promise<void> {
     log(typeof update.dashboard === 'string' ? `UPDATE_SESSION -> /dashboard diff on hub-b: ${update.dashboard}` : line('UPDATE_SESSION -> /dashboard diff on hub-b', update.dashboard));
     log(line('new tab connected -> REST GET on hub-b', create));
     log(`hub-b replication lag (its own metric): n=${lag.count} mean ${fmt(lag.meanMs)} ms, p99 <= ${fmt(lag.p99UpperBoundMs)} ms (bucket bound)`);
+    if (stalls.length > 0) {
+      log('');
+      log(`Redis frozen (SIGSTOP) ${options.stallMs} ms, ${options.stallMoves} tabs moving hub-a -> hub-b meanwhile, ${stalls.length} time(s):`);
+      for (const [i, st] of stalls.entries()) {
+        log(`  stall ${i + 1}: detected (X-Hub-Partial) on ${Object.entries(st.detectMs).map(([n, ms]) => `${n} ${fmt(ms)} ms`).join(', ')}; converged ${fmt(st.convergeMs)} ms after the thaw`);
+      }
+    }
     log('');
     log(`REST latency, ${options.restConcurrency} callers in a closed loop, ${options.restSeconds} s each:`);
     for (const [name, r] of Object.entries(rest)) log(`${line(name, r)}  (${(r.requests / options.restSeconds).toFixed(0)} req/s, ${r.failed} failed)`);
 
     const file = path.join(resultsDir, `cluster-${stamp}.json`);
-    fs.writeFileSync(file, `${JSON.stringify({ options, freshness: { update, create, replicationLag: lag }, rest, hubCommand: choice.command }, null, 2)}\n`);
+    fs.writeFileSync(file, `${JSON.stringify({ options, freshness: { update, create, replicationLag: lag }, stalls, rest, hubCommand: choice.command }, null, 2)}\n`);
     log(`\nresults: ${path.relative(REPO_ROOT, file)}`);
   } finally {
     await Promise.all(nodes.map((n) => n.hub.stop(5_000)));

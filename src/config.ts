@@ -65,12 +65,24 @@ const settings = {
   nodeId: { env: ['NODE_ID'], schema: z.string().regex(/^[\w.-]{1,64}$/, 'letters, digits, _ . - only').optional(), default: undefined },
   // ---- Cluster mode (src/cluster/, docs/cluster.md): unset REDIS_URL = single node ----
   redisUrl: { env: ['REDIS_URL'], schema: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(), default: undefined },
+  redisSentinels: { env: ['REDIS_SENTINELS'], schema: z.string().trim().regex(/^[^\s,]+:\d{1,5}(\s*,\s*[^\s,]+:\d{1,5})*$/, 'must be host:port[,host:port...]').optional(), default: undefined },
+  redisSentinelName: { env: ['REDIS_SENTINEL_NAME'], schema: z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, _ . - only'), default: 'mymaster' },
+  redisSentinelPassword: { env: ['REDIS_SENTINEL_PASSWORD'], schema: z.string().min(1).optional(), default: undefined },
+  redisUsername: { env: ['REDIS_USERNAME'], schema: z.string().min(1).optional(), default: undefined },
+  redisPassword: { env: ['REDIS_PASSWORD'], schema: z.string().min(1).optional(), default: undefined },
+  redisPasswordFile: { env: ['REDIS_PASSWORD_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  redisTls: { env: ['REDIS_TLS'], schema: bool, default: false },
+  redisTlsCaFile: { env: ['REDIS_TLS_CA_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  redisTlsCertFile: { env: ['REDIS_TLS_CERT_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  redisTlsKeyFile: { env: ['REDIS_TLS_KEY_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  redisTlsServerName: { env: ['REDIS_TLS_SERVERNAME'], schema: z.string().min(1).optional(), default: undefined },
   redisPrefix: { env: ['REDIS_PREFIX'], schema: z.string().regex(/^[\w:{}.-]{1,64}$/, 'letters, digits and _ : { } . - only'), default: 'hub:' },
   clusterHeartbeatMs: { env: ['CLUSTER_HEARTBEAT_MS'], schema: int(20, 60_000), default: 1_000 },
   clusterNodeTtlMs: { env: ['CLUSTER_NODE_TTL_MS'], schema: int(100, 600_000), default: 5_000 },
   clusterStreamMaxLen: { env: ['CLUSTER_STREAM_MAXLEN'], schema: int(1_000, 100_000_000), default: 100_000 },
   clusterRelayMaxLen: { env: ['CLUSTER_RELAY_MAXLEN'], schema: int(100, 100_000_000), default: 10_000 },
   clusterJoinTimeoutMs: { env: ['CLUSTER_JOIN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
+  clusterStallMs: { env: ['CLUSTER_STALL_MS'], schema: int(20, 60_000), default: 500 },
   // ---- end of cluster mode ----
 } as const;
 

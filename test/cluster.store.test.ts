@@ -192,6 +192,47 @@ describe('RedisStore replication', () => {
     expect(findTab(c.index.room(PROJECT, 's1'), 't1')?.socketId).toBe(holder?.socketId);
   });
 
+  test('the same tab accepted on two nodes while Redis was away: one holder everywhere once it is back; the claim that lost is reconsidered when the winner leaves', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    const c = await startNode('c');
+    await redis.pause();
+    try {
+      await within(3_000, () => [a, b, c].every((n) => n.store.status().partial), () => 'not partial');
+      // b's socket connected later than a's: whatever order the claims travel in, a's wins.
+      b.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'b', socketId: 'sock-b', connectedAt: 2_000 }), makeData({ userID: 'from-b' }, 1, 'b')));
+      a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'sock-a', connectedAt: 1_000 }), makeData({ userID: 'from-a' }, 1, 'a')));
+    } finally {
+      await redis.resume();
+    }
+    await within(8_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-a'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    await within(1_000, () => b.lost.length === 1, () => `lost: ${b.lost.join(',')}`);
+    expect(b.lost).toEqual(['sock-b']);
+    expect(a.lost).toEqual([]);
+    // The winner leaves while the loser's socket is still there (its refusal not through yet): it holds the tab, everywhere.
+    a.store.publish(tabDown('s1', 't1', 'sock-a'));
+    await within(2_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    // And when it leaves too, no node keeps a ghost.
+    b.store.publish(tabDown('s1', 't1', 'sock-b'));
+    await within(2_000, () => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+  });
+
+  test('a frozen Redis marks the view partial within about a second; the first answer after it resynchronises', async () => {
+    const a = await startNode('a');
+    redis.freeze();
+    const frozenAt = Date.now();
+    try {
+      await within(3_000, () => a.store.status().partial, () => JSON.stringify(a.store.status()));
+      expect(Date.now() - frozenAt).toBeLessThan(3_000);
+      expect(a.store.status().reason).toMatch(/not answering/);
+    } finally {
+      redis.thaw();
+    }
+    await within(5_000, () => !a.store.status().partial, () => JSON.stringify(a.store.status()));
+    expect(await counter(a, 'hub_cluster_stalls_total')).toBe(1);
+    expect(await counter(a, 'hub_cluster_resyncs_total', { reason: 'stall' })).toBe(1);
+  });
+
   test('a gap in the stream makes a node reload the view (and it still converges)', async () => {
     const a = await startNode('a');
     const b = await startNode('b');

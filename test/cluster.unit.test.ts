@@ -9,8 +9,8 @@ import {
   decodeStatePayload,
   encodeStatePayload,
   isIndexOp,
-  judgeTabClaim,
   parseRoomField,
+  pickClaim,
   reconcileOps,
   roomField,
   sharesOf,
@@ -123,16 +123,31 @@ describe('reconcileOps', () => {
   });
 });
 
-describe('judgeTabClaim: the first claim in the stream keeps the tab', () => {
-  const held = makeTab('t1', { nodeId: 'a', socketId: 'sa' });
-  test.each([
-    ['a free tab', undefined, makeTab('t1', { nodeId: 'b', socketId: 'sb' }), 'self', false, 'apply'],
-    ['the same socket again', held, { ...held, pageTitle: 'changed' }, 'self', false, 'apply'],
-    ['its holder node replacing its own socket', held, makeTab('t1', { nodeId: 'a', socketId: 'sa2' }), 'self', false, 'apply'],
-    ['another node\u2019s socket while a holds it', held, makeTab('t1', { nodeId: 'b', socketId: 'sb' }), 'self', false, 'reject'],
-    ['a claim against our confirmed tab', held, makeTab('t1', { nodeId: 'b', socketId: 'sb' }), 'a', false, 'reject'],
-    ['a claim that reached the stream before ours', held, makeTab('t1', { nodeId: 'b', socketId: 'sb' }), 'a', true, 'takeover'],
-  ] as const)('%s', (_what, current, incoming, self, pending, verdict) => {
-    expect(judgeTabClaim(current, incoming, self, pending)).toBe(verdict);
+describe('pickClaim: one holder per tab, whatever order the claims arrived in', () => {
+  const early = makeTab('t1', { nodeId: 'b', socketId: 'sb', connectedAt: 100 });
+  const late = makeTab('t1', { nodeId: 'a', socketId: 'sa', connectedAt: 200 });
+  const sameTimeA = makeTab('t1', { nodeId: 'a', socketId: 's1', connectedAt: 100 });
+
+  test('no claim, no holder', () => {
+    expect(pickClaim([])).toBeUndefined();
+  });
+
+  test('the earliest connection wins, in any order', () => {
+    expect(pickClaim([{ tab: late }, { tab: early }])?.tab.socketId).toBe('sb');
+    expect(pickClaim([{ tab: early }, { tab: late }])?.tab.socketId).toBe('sb');
+  });
+
+  test('a tie goes to the lower node id', () => {
+    expect(pickClaim([{ tab: early }, { tab: sameTimeA }])?.tab.socketId).toBe('s1');
+    expect(pickClaim([{ tab: sameTimeA }, { tab: early }])?.tab.socketId).toBe('s1');
+  });
+
+  test('a claim that replaced a stale holder wins over it, however early the holder connected', () => {
+    expect(pickClaim([{ tab: early }, { tab: late, replaces: 'sb' }])?.tab.socketId).toBe('sa');
+  });
+
+  test('when the winner leaves, the claim it beat holds the tab (a refused claim is reconsidered)', () => {
+    const claims = [{ tab: early }, { tab: late }];
+    expect(pickClaim(claims.filter((c) => c.tab.socketId !== 'sb'))?.tab.socketId).toBe('sa');
   });
 });

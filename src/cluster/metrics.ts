@@ -23,6 +23,13 @@ export function createClusterMetrics(registry: Registry) {
     opsDropped: new Counter({ name: 'hub_cluster_ops_dropped_total', help: 'Index ops not written (Redis unreachable or backlog full); the node re-states its share instead', registers }),
     entriesApplied: new Counter({ name: 'hub_cluster_entries_applied_total', help: 'Stream entries from other nodes applied here, by kind (ops, state, down)', labelNames: ['kind'] as const, registers }),
     evictions: new Counter({ name: 'hub_cluster_evictions_total', help: 'Nodes this node removed from the cluster after their heartbeat expired', registers }),
+    stalls: new Counter({ name: 'hub_cluster_stalls_total', help: 'Times Redis stopped answering the health ping within CLUSTER_STALL_MS while connected (a frozen or stalled server)', registers }),
+    stallSeconds: new Histogram({
+      name: 'hub_cluster_stall_seconds',
+      help: 'How long each Redis stall lasted, from the unanswered ping to the first answer',
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers,
+    }),
     tabConflicts: new Counter({ name: 'hub_cluster_tab_conflicts_total', help: 'Claims on a tab already held by another node\u2019s socket (same tabId accepted on two nodes at once)', registers }),
   };
   // The known label values, at 0 from the start (see ops/metrics.ts).

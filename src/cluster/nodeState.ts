@@ -181,8 +181,9 @@ export function encodeStatePayload(pairs: readonly (readonly [string, string])[]
  * The ops that make the index hold exactly `states` for every node `replaced` selects: first the
  * removals (tabs and agents of those nodes that their state no longer lists), then every tab and
  * agent of the states. Re-adding what the index already holds is a no-op there (whole-state ops),
- * so a resync that finds nothing new changes nothing and tells no listener. Tab claims are ordered
- * by connection time so that, when two nodes claim one tab, the earlier connection is offered first.
+ * so a resync that finds nothing new changes nothing and tells no listener. Which of several claims
+ * on one tab the index holds is not decided here but by the store's claims (pickClaim); the
+ * tab:ups are ordered by connection time only so that the earlier claim is offered first.
  */
 export function reconcileOps(index: SessionIndex, states: ReadonlyMap<string, NodeShares>, replaced: (nodeId: string) => boolean): IndexOp[] {
   const removals: IndexOp[] = [];
@@ -220,18 +221,39 @@ export function reconcileOps(index: SessionIndex, states: ReadonlyMap<string, No
 }
 
 /**
- * What a remote node's claim on a tab does here. Every node applies the replicated stream in the
- * same order, so the rule "the first claim in the stream keeps the tab" gives every node the same
- * holder when two nodes accept the same tabId at the same moment:
- * - 'apply': the tab is free, or the claim comes from the node that holds it (its own reconnects);
- * - 'reject': another node holds the tab and its claim came first; the claim's data still counts;
- * - 'takeover': the holder is this node, but its claim has not reached the stream yet, so the
- *   remote claim came first: it wins here too, as it does everywhere else.
+ * A node's claim on a tab: one of its sockets connected with that tabId. `replaces` names the socket
+ * of a holder this claim took the tab over from (its node had stopped heartbeating).
  */
-export type ClaimVerdict = 'apply' | 'reject' | 'takeover';
-
-export function judgeTabClaim(current: TabState | undefined, incoming: TabState, selfId: string, ownClaimPending: boolean): ClaimVerdict {
-  if (!current || current.socketId === incoming.socketId || current.nodeId === incoming.nodeId) return 'apply';
-  if (current.nodeId === selfId && ownClaimPending) return 'takeover';
-  return 'reject';
+export interface TabClaim {
+  tab: TabState;
+  replaces?: string;
 }
+
+/**
+ * Which of the live claims on one tab holds it. A rule on the set of claims, not on the order they
+ * arrived in: every node holds the same claims once replication has caught up (each node's claims
+ * travel in its ops, its state entries and its saved share), so every node picks the same holder,
+ * after any fault, whatever order it learned them in, and a claim that lost is picked again when
+ * the winner leaves. The node of a losing socket disconnects it, and its leave removes its claim
+ * everywhere: the claims converge on the sockets really connected.
+ * - a claim replaced by another live claim is out;
+ * - of the rest, the earliest connection wins (ties: node id, then socket id).
+ */
+export function pickClaim<C extends TabClaim>(claims: Iterable<C>): C | undefined {
+  const all = [...claims];
+  const replaced = new Set<string>();
+  for (const c of all) if (c.replaces !== undefined && c.replaces !== c.tab.socketId) replaced.add(c.replaces);
+  let best: C | undefined;
+  for (const c of all) {
+    if (replaced.has(c.tab.socketId)) continue;
+    if (!best || compareClaims(c, best) < 0) best = c;
+  }
+  // Replacements in a cycle cannot happen (a claim replaces an earlier holder); should they, no tab is lost.
+  return best ?? all.sort(compareClaims)[0];
+}
+
+function compareClaims(a: TabClaim, b: TabClaim): number {
+  return a.tab.connectedAt - b.tab.connectedAt || cmp(a.tab.nodeId, b.tab.nodeId) || cmp(a.tab.socketId, b.tab.socketId);
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -12,13 +12,20 @@
  *   reconcile the index with it, and go on reading from the stream position taken before loading.
  * - Liveness: a heartbeat key with a TTL per node; every node sweeps for expired ones and removes
  *   them with one atomic script that appends a `down` entry, so all nodes drop a dead node's
- *   sessions at the same point of the stream.
+ *   sessions at the same point of the stream. A tab of a node already late is taken over (mayReplace).
+ * - Same-tab races: every live claim on a tab is kept, the index holds the one pickClaim chooses,
+ *   and local sockets whose claims lost are refused (their leave removes their claims everywhere).
+ * - Stalls: a health PING with its own short deadline (stallMs) marks the view partial when Redis
+ *   stops answering without closing connections; the first answer after it resynchronises.
  */
 import { randomBytes } from 'node:crypto';
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from '../ops/logger';
+import type { SessionData } from '../sessions/model';
 import type { IndexOp } from '../sessions/ops';
 import { type SessionIndex, findTab } from '../sessions/sessionIndex';
+import { redisClient } from './connection';
 import type { ClusterMetrics } from './metrics';
 import {
   type NodeShares,
@@ -26,9 +33,10 @@ import {
   decodeShares,
   decodeStatePayload,
   encodeStatePayload,
+  type TabClaim,
   hasTabOf,
   isIndexOp,
-  judgeTabClaim,
+  pickClaim,
   reconcileOps,
   roomField,
   shareOf,
@@ -41,7 +49,10 @@ import type { ClusterStore, StoreStatus } from './store';
 export interface RedisStoreOptions {
   nodeId: string;
   index: SessionIndex;
-  redisUrl: string;
+  /** `redis://` URL; with Sentinel there is none and `redisOptions` says where. */
+  redisUrl?: string;
+  /** Connection options from the configuration (cluster/connection.ts): sentinels, credentials, TLS. */
+  redisOptions?: RedisOptions;
   keys: ClusterKeys;
   heartbeatMs: number;
   nodeTtlMs: number;
@@ -51,14 +62,26 @@ export interface RedisStoreOptions {
   joinTimeoutMs: number;
   logger: Logger;
   metrics: ClusterMetrics;
-  /** A local tab lost a same-tabId race to another node's earlier claim: refuse its socket. */
+  /** A local tab lost a same-tabId race to another node's claim: refuse its socket (its leave publishes tab:down). */
   onTabLost?: (socketId: string) => void;
+  /** A health PING unanswered this long marks Redis stalled (the view partial); pings go every half of it. */
+  stallMs?: number;
   /** Ops gathered while a write is in flight; past it they are dropped and the node re-states (bounded memory). */
   maxPendingOps?: number;
 }
 
 /** Why the view is reloaded: the `reason` label of hub_cluster_resyncs_total. */
-type RecoveryReason = 'join' | 'reconnect' | 'gap' | 'evicted' | 'expired' | 'backlog';
+type RecoveryReason = 'join' | 'reconnect' | 'gap' | 'evicted' | 'expired' | 'backlog' | 'stall';
+
+/** A claim and the room it is in (the claims map is keyed by tab). */
+interface HeldClaim extends TabClaim {
+  ref: RoomRef;
+  /** The newest session data that came with this claim: a claim that wins after its room emptied brings it back. */
+  data?: SessionData;
+}
+
+/** A tab:up as it travels in the stream: with the socket it took over, if any. */
+type WireOp = IndexOp & { replaces?: string };
 
 interface LoadedView {
   lastId: string;
@@ -151,8 +174,18 @@ export class RedisStore implements ClusterStore {
   private readonly dirty = new Map<string, RoomRef>();
   private flushScheduled = false;
   private flushing = false;
-  /** Tabs this node accepted whose claim has not come back through the stream yet: tab key -> socket id. */
-  private readonly pendingClaims = new Map<string, string>();
+  /** Every live claim on every tab, this node's and the others' (tab key -> socket id -> claim); the index holds each tab's winner. */
+  private readonly claims = new Map<string, Map<string, HeldClaim>>();
+  /** Local sockets already handed to onTabLost (once each, until their claim goes). */
+  private readonly refusing = new Set<string>();
+  /** Health ping: when the unanswered one was sent, and since when Redis is considered stalled. */
+  private pingSentAt: number | undefined;
+  private stalledSince: number | undefined;
+  private pinger: NodeJS.Timeout | undefined;
+  private readonly stallMs: number;
+  /** Last heartbeat of each other node as seen by the last sweep (estimated from its key's remaining TTL). */
+  private readonly lastBeat = new Map<string, number>();
+  private lastSweepAt = 0;
   /** Other nodes this node has applied entries of (their sessions may be in the index). */
   private knownNodes = new Set<string>();
   /**
@@ -173,8 +206,10 @@ export class RedisStore implements ClusterStore {
     this.maxPendingOps = options.maxPendingOps ?? 10_000;
     // The reader notices a recovery request or a close at the latest after one block.
     this.readBlockMs = Math.min(options.heartbeatMs, 1_000);
-    this.cmd = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:store`, 10_000));
-    this.reader = new Redis(options.redisUrl, storeClientOptions(`hub:${this.nodeId}:reader`, this.readBlockMs + 5_000));
+    this.stallMs = options.stallMs ?? 500;
+    const target = { url: options.redisUrl, options: options.redisOptions ?? {}, describe: '' };
+    this.cmd = redisClient(target, storeClientOptions(`hub:${this.nodeId}:store`, 10_000));
+    this.reader = redisClient(target, storeClientOptions(`hub:${this.nodeId}:reader`, this.readBlockMs + 5_000));
     for (const [client, name] of [
       [this.cmd, 'store'],
       [this.reader, 'reader'],
@@ -194,18 +229,27 @@ export class RedisStore implements ClusterStore {
   // ---- ClusterStore ----
 
   publish(op: IndexOp): void {
-    const claimed = op.type === 'tab:up' ? findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId) : undefined;
-    this.index.apply(op);
+    let wire: WireOp = op;
+    if (op.type === 'tab:up') {
+      const ref = { projectKey: op.projectKey, sessionId: op.sessionId };
+      const held = findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId);
+      // The live layer lets a tab held by another node's socket in only when that node is stale (mayReplace).
+      const replaces = held && held.socketId !== op.tab.socketId && held.nodeId !== this.nodeId ? held.socketId : undefined;
+      const previous = this.claims.get(tabKey(op.projectKey, op.sessionId, op.tab.tabId))?.get(op.tab.socketId);
+      const claim: HeldClaim = { ref, tab: op.tab, replaces: replaces ?? previous?.replaces, data: op.data ?? previous?.data };
+      this.addClaim(claim);
+      if (claim.replaces !== undefined) wire = { ...op, replaces: claim.replaces };
+      this.settle(ref, op.tab.tabId, op.data);
+    } else if (op.type === 'tab:down') {
+      this.dropClaim(op.projectKey, op.sessionId, op.tabId, op.socketId);
+      this.settle(op, op.tabId);
+    } else {
+      this.index.apply(op);
+    }
     if (this.closing) return;
     if (op.type === 'node:down') {
       // Handlers never publish this; a node's own removal goes through close(true).
       return;
-    }
-    if (op.type === 'tab:up' && claimed?.socketId !== op.tab.socketId) {
-      this.pendingClaims.set(tabKey(op.projectKey, op.sessionId, op.tab.tabId), op.tab.socketId);
-    } else if (op.type === 'tab:down') {
-      const key = tabKey(op.projectKey, op.sessionId, op.tabId);
-      if (this.pendingClaims.get(key) === op.socketId) this.pendingClaims.delete(key);
     }
     this.markDirty(op.projectKey, op.sessionId);
     if (this.pendingOps.length >= this.maxPendingOps) {
@@ -215,8 +259,26 @@ export class RedisStore implements ClusterStore {
       this.requestRecovery('backlog');
       return;
     }
-    this.pendingOps.push(op);
+    this.pendingOps.push(wire);
     this.scheduleFlush();
+  }
+
+  /**
+   * Whether a new socket may take `tab` over from the socket holding it: only from another node
+   * whose heartbeat is already late (it was killed: its tab reconnecting here need not wait for
+   * the eviction), and only while this node's own view of heartbeats is fresh.
+   */
+  mayReplace(tab: { nodeId: string }): boolean {
+    if (tab.nodeId === this.nodeId || !this.joined || this.stalledSince !== undefined || !this.connected()) return false;
+    const now = Date.now();
+    if (now - this.lastSweepAt > 2 * this.options.heartbeatMs) return false;
+    const beat = this.lastBeat.get(tab.nodeId);
+    return beat !== undefined && now - beat > this.staleAfterMs();
+  }
+
+  /** A node silent this long is treated as dead for tab takeovers (three heartbeats, under the TTL). */
+  private staleAfterMs(): number {
+    return Math.min(3 * this.options.heartbeatMs, this.options.nodeTtlMs - this.options.heartbeatMs);
   }
 
   status(): StoreStatus {
@@ -226,6 +288,7 @@ export class RedisStore implements ClusterStore {
       return { ready: false, partial: true, reason: connected ? 'joining the cluster: loading the view' : 'joining the cluster: Redis is unreachable' };
     }
     if (!connected) return { ready: true, partial: true, reason: 'Redis is unreachable: serving the last known view of other nodes' };
+    if (this.stalledSince !== undefined) return { ready: true, partial: true, reason: `Redis is not answering (for ${Date.now() - this.stalledSince} ms): serving the last known view of other nodes` };
     if (this.recovery !== undefined || this.recovering) return { ready: true, partial: true, reason: 'resynchronising the cluster view' };
     return { ready: true, partial: false };
   }
@@ -236,6 +299,8 @@ export class RedisStore implements ClusterStore {
     this.reader.connect().catch(() => undefined);
     this.heartbeat = setInterval(() => void this.tick(), this.options.heartbeatMs);
     this.heartbeat.unref();
+    this.pinger = setInterval(() => this.checkHealth(), Math.max(10, Math.floor(this.stallMs / 2)));
+    this.pinger.unref();
     this.loop = this.run();
     if (this.options.joinTimeoutMs > 0) await Promise.race([this.joinedPromise, sleep(this.options.joinTimeoutMs)]);
     if (!this.joined) this.logger.warn({ nodeId: this.nodeId, reason: this.status().reason }, 'cluster view not loaded yet: /ready answers 503 until it is');
@@ -252,6 +317,7 @@ export class RedisStore implements ClusterStore {
     this.closing = true;
     this.closeSignal();
     clearInterval(this.heartbeat);
+    clearInterval(this.pinger);
     this.wakeUp();
     if (handOff && this.cmd.status === 'ready') {
       try {
@@ -279,6 +345,44 @@ export class RedisStore implements ClusterStore {
 
   private connected(): boolean {
     return this.cmd.status === 'ready' && this.reader.status === 'ready';
+  }
+
+  /**
+   * The health ping: Redis can stop answering without closing a connection (a frozen process, a
+   * stalled host), and command timeouts notice that only after seconds. A PING unanswered for
+   * `stallMs` marks the view partial at once; the first answer after a stall resynchronises.
+   */
+  private checkHealth(): void {
+    if (this.closing) return;
+    const now = Date.now();
+    if (this.pingSentAt !== undefined) {
+      if (this.stalledSince === undefined && now - this.pingSentAt >= this.stallMs) {
+        this.stalledSince = this.pingSentAt;
+        this.metrics.stalls.inc();
+        this.metrics.partial.set(1);
+        this.logger.warn({ stallMs: this.stallMs }, 'Redis is not answering: the cluster view is partial until it does');
+      }
+      return;
+    }
+    if (this.cmd.status !== 'ready') return;
+    const sent = now;
+    this.pingSentAt = sent;
+    this.cmd.ping().then(
+      () => {
+        if (this.pingSentAt === sent) this.pingSentAt = undefined;
+        const since = this.stalledSince;
+        if (since === undefined) return;
+        this.stalledSince = undefined;
+        const stalledMs = Date.now() - since;
+        this.metrics.stallSeconds.observe(stalledMs / 1000);
+        this.logger.info({ stalledMs }, 'Redis answers again: resynchronising');
+        // Whatever was in flight meanwhile may have timed out on one side only: reload to be sure.
+        this.requestRecovery('stall');
+      },
+      () => {
+        if (this.pingSentAt === sent) this.pingSentAt = undefined;
+      },
+    );
   }
 
   private connectionLost(client: string): void {
@@ -376,7 +480,6 @@ export class RedisStore implements ClusterStore {
     // stream ahead of anything published later.
     this.pendingOps = [];
     this.dirty.clear();
-    this.pendingClaims.clear();
     const args: (string | number)[] = [this.options.streamMaxLen, this.nodeId, this.options.nodeTtlMs, this.token, encodeStatePayload(pairs)];
     for (const [field, share] of pairs) args.push(field, share);
     const { keys } = this;
@@ -417,7 +520,7 @@ export class RedisStore implements ClusterStore {
     for (const id of view.states.keys()) this.absentSince.delete(id);
     for (const id of this.knownNodes) if (!view.states.has(id) && !this.absentSince.has(id)) this.absentSince.set(id, now);
     const replaced = (id: string) => id !== this.nodeId && !this.absentSince.has(id);
-    for (const op of reconcileOps(this.index, view.states, replaced)) this.applyRemote(op);
+    this.replaceStates(view.states, replaced);
     this.knownNodes = new Set([...view.states.keys(), ...this.absentSince.keys()]);
   }
 
@@ -465,15 +568,14 @@ export class RedisStore implements ClusterStore {
         if (!this.closing) this.requestRecovery('evicted');
         return;
       }
-      this.index.apply({ type: 'node:down', nodeId: payload });
+      this.dropNode(payload);
       this.knownNodes.delete(payload);
       this.absentSince.delete(payload);
       this.metrics.entriesApplied.inc({ kind: 'down' });
       return;
     }
     if (node === this.nodeId) {
-      // Our own writes were applied when made; seeing them here orders our tab claims.
-      if (kind === EntryKind.ops) this.confirmClaims(payload);
+      // Our own writes were applied when made.
       return;
     }
     this.metrics.replicationLag.observe(Math.max(0, Date.now() - Number(id.slice(0, id.indexOf('-')))) / 1000);
@@ -491,7 +593,7 @@ export class RedisStore implements ClusterStore {
         this.requestRecovery('gap');
         return;
       }
-      for (const op of reconcileOps(this.index, new Map([[node, shares]]), (id) => id === node)) this.applyRemote(op);
+      this.replaceStates(new Map([[node, shares]]), (id) => id === node);
       this.metrics.entriesApplied.inc({ kind: 'state' });
     }
   }
@@ -509,45 +611,108 @@ export class RedisStore implements ClusterStore {
     return undefined;
   }
 
-  private confirmClaims(payload: string): void {
-    if (this.pendingClaims.size === 0) return;
-    let ops: unknown;
-    try {
-      ops = JSON.parse(payload);
-    } catch {
-      return;
+  /** Makes the claims and the index hold exactly `states` for the nodes `replaced` selects. */
+  private replaceStates(states: ReadonlyMap<string, NodeShares>, replaced: (nodeId: string) => boolean): void {
+    // Claims that lost here are not in the index, so reconcileOps does not see them: drop those the states no longer list.
+    const stale: IndexOp[] = [];
+    for (const set of this.claims.values()) {
+      for (const claim of set.values()) {
+        const { tab, ref } = claim;
+        if (!replaced(tab.nodeId)) continue;
+        const listed = states.get(tab.nodeId)?.get(roomField(ref.projectKey, ref.sessionId))?.tabs.some((t) => t.tabId === tab.tabId && t.socketId === tab.socketId);
+        if (!listed) stale.push({ type: 'tab:down', ...ref, tabId: tab.tabId, socketId: tab.socketId });
+      }
     }
-    if (!Array.isArray(ops)) return;
-    for (const op of ops) {
-      if (!isIndexOp(op) || op.type !== 'tab:up') continue;
-      const key = tabKey(op.projectKey, op.sessionId, op.tab.tabId);
-      if (this.pendingClaims.get(key) === op.tab.socketId) this.pendingClaims.delete(key);
-    }
+    for (const op of stale) this.applyRemote(op);
+    for (const op of reconcileOps(this.index, states, replaced)) this.applyRemote(op);
   }
 
-  /** Applies another node's op, settling same-tab races the way every node settles them. */
-  private applyRemote(op: IndexOp): void {
+  /** Applies another node's op; tab ops go through the claims, so every node settles same-tab races alike. */
+  private applyRemote(op: WireOp): void {
     if (op.type === 'tab:up') {
+      const ref = { projectKey: op.projectKey, sessionId: op.sessionId };
       const key = tabKey(op.projectKey, op.sessionId, op.tab.tabId);
-      const current = findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId);
-      const verdict = judgeTabClaim(current, op.tab, this.nodeId, current !== undefined && this.pendingClaims.get(key) === current.socketId);
-      if (verdict === 'reject') {
-        this.metrics.tabConflicts.inc();
-        // The losing claim's session data still counts: data converges by version everywhere.
-        if (op.data) this.applyTracked({ type: 'data', projectKey: op.projectKey, sessionId: op.sessionId, data: op.data });
-        return;
-      }
-      if (verdict === 'takeover' && current) {
-        this.metrics.tabConflicts.inc();
-        this.pendingClaims.delete(key);
-        this.logger.warn({ tabId: op.tab.tabId, winner: op.tab.nodeId }, 'tab accepted here and on another node at once: the earlier claim keeps it');
-        this.applyTracked(op);
-        this.markDirty(op.projectKey, op.sessionId);
-        this.options.onTabLost?.(current.socketId);
-        return;
-      }
+      const previous = this.claims.get(key)?.get(op.tab.socketId);
+      const replaces = typeof op.replaces === 'string' ? op.replaces : previous?.replaces;
+      this.addClaim({ ref, tab: op.tab, replaces, data: op.data ?? previous?.data });
+      this.settle(ref, op.tab.tabId, op.data);
+      return;
+    }
+    if (op.type === 'tab:down') {
+      this.dropClaim(op.projectKey, op.sessionId, op.tabId, op.socketId);
+      this.settle(op, op.tabId);
+      return;
+    }
+    if (op.type === 'node:down') {
+      this.dropNode(op.nodeId);
+      return;
     }
     this.applyTracked(op);
+  }
+
+  private addClaim(claim: HeldClaim): void {
+    const key = tabKey(claim.ref.projectKey, claim.ref.sessionId, claim.tab.tabId);
+    let set = this.claims.get(key);
+    if (!set) this.claims.set(key, (set = new Map()));
+    if (!set.has(claim.tab.socketId) && [...set.values()].some((c) => c.tab.nodeId !== claim.tab.nodeId)) this.metrics.tabConflicts.inc();
+    set.set(claim.tab.socketId, claim);
+  }
+
+  private dropClaim(projectKey: string, sessionId: string, tabId: string, socketId: string): void {
+    const key = tabKey(projectKey, sessionId, tabId);
+    const set = this.claims.get(key);
+    this.refusing.delete(socketId);
+    if (!set) return;
+    set.delete(socketId);
+    if (set.size === 0) this.claims.delete(key);
+  }
+
+  /** A node left or died: its claims go (others' claims on its tabs may win now), then its tabs and agents. */
+  private dropNode(nodeId: string): void {
+    const affected: { ref: RoomRef; tabId: string }[] = [];
+    for (const [key, set] of this.claims) {
+      for (const claim of [...set.values()]) {
+        if (claim.tab.nodeId !== nodeId) continue;
+        set.delete(claim.tab.socketId);
+        affected.push({ ref: claim.ref, tabId: claim.tab.tabId });
+      }
+      if (set.size === 0) this.claims.delete(key);
+    }
+    for (const { ref, tabId } of affected) this.settle(ref, tabId);
+    this.index.apply({ type: 'node:down', nodeId });
+  }
+
+  /**
+   * Makes the index hold the winning claim of one tab (pickClaim), with `data` if an op brought
+   * some, and refuses this node's sockets whose claims lost: their leave removes their claims
+   * from every node.
+   */
+  private settle(where: RoomRef, tabId: string, data?: SessionData): void {
+    // Only the ids: `where` may be a whole op, whose other fields must not leak into the ops built here.
+    const ref: RoomRef = { projectKey: where.projectKey, sessionId: where.sessionId };
+    const set = this.claims.get(tabKey(ref.projectKey, ref.sessionId, tabId));
+    const winner = set ? pickClaim(set.values()) : undefined;
+    const holder = findTab(this.index.room(ref.projectKey, ref.sessionId), tabId);
+    const mine = (nodeId: string | undefined) => nodeId === this.nodeId;
+    if (winner) {
+      // The index keeps the newer of the room's data and this (a room left empty meanwhile has none).
+      const withData = data ?? winner.data;
+      this.applyTracked(withData ? { type: 'tab:up', ...ref, tab: winner.tab, data: withData } : { type: 'tab:up', ...ref, tab: winner.tab });
+    } else {
+      if (holder) this.applyTracked({ type: 'tab:down', ...ref, tabId, socketId: holder.socketId });
+      if (data) this.applyTracked({ type: 'data', ...ref, data });
+    }
+    if (mine(holder?.nodeId) || mine(winner?.tab.nodeId)) this.markDirty(ref.projectKey, ref.sessionId);
+    if (!set || !this.options.onTabLost) return;
+    const onTabLost = this.options.onTabLost;
+    for (const claim of set.values()) {
+      if (claim === winner || !mine(claim.tab.nodeId) || this.refusing.has(claim.tab.socketId)) continue;
+      const socketId = claim.tab.socketId;
+      this.refusing.add(socketId);
+      this.logger.warn({ tabId, winner: winner?.tab.nodeId }, 'the same tab is connected here and on another node: the other claim keeps it');
+      // Not from inside the handler that published the claim: the socket is refused on the next tick.
+      queueMicrotask(() => onTabLost(socketId));
+    }
   }
 
   /**
@@ -557,7 +722,7 @@ export class RedisStore implements ClusterStore {
    */
   private applyTracked(op: IndexOp): void {
     if (op.type === 'node:down') {
-      this.index.apply(op);
+      this.dropNode(op.nodeId);
       return;
     }
     const before = this.index.room(op.projectKey, op.sessionId)?.data;
@@ -648,13 +813,23 @@ export class RedisStore implements ClusterStore {
       this.metrics.nodes.set(1);
       return;
     }
-    const alive = await this.cmd.mget(candidates.map((id) => this.keys.alive(id)));
+    const pipe = this.cmd.pipeline();
+    for (const id of candidates) pipe.pttl(this.keys.alive(id));
+    const replies = (await pipe.exec()) ?? [];
+    const now = Date.now();
+    this.lastSweepAt = now;
     let aliveNodes = 1;
     for (const [i, id] of candidates.entries()) {
-      if (alive[i] !== null) {
+      const [err, ttl] = replies[i] ?? [];
+      if (err) throw err;
+      // -2: no key (expired); -1: no TTL (not written by a heartbeat, still alive); else ms left.
+      if (typeof ttl === 'number' && ttl !== -2) {
         aliveNodes++;
+        // Its last heartbeat set the TTL to the full CLUSTER_NODE_TTL_MS: what is gone of it is how long ago that was.
+        this.lastBeat.set(id, ttl >= 0 ? now - (this.options.nodeTtlMs - ttl) : now);
         continue;
       }
+      this.lastBeat.delete(id);
       const result = await downScript.run(this.cmd, this.downKeys(id), [this.options.streamMaxLen, id, this.nodeId, '1']);
       if (result === 1) {
         this.metrics.evictions.inc();
@@ -664,7 +839,7 @@ export class RedisStore implements ClusterStore {
         // re-stated within a TTL): drop what we hold.
         const since = this.absentSince.get(id);
         if (since !== undefined && Date.now() - since < this.options.nodeTtlMs) continue;
-        this.index.apply({ type: 'node:down', nodeId: id });
+        this.dropNode(id);
         this.knownNodes.delete(id);
         this.absentSince.delete(id);
       }

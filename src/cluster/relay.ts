@@ -12,8 +12,10 @@
  */
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import Redis, { type RedisOptions } from 'ioredis';
+import { Adapter, type BroadcastOptions, MessageType } from 'socket.io-adapter';
 import type { Namespace, Server } from 'socket.io';
 import type { Logger } from '../ops/logger';
+import type { RedisTarget } from './connection';
 import type { ClusterMetrics } from './metrics';
 
 /**
@@ -33,12 +35,44 @@ class RelayClient extends Redis {
     // ioredis then keeps a timer (default 2 s) for a stream that already closed, delaying exit.
     const reader = new Redis({ ...this.options, enableOfflineQueue: true, maxRetriesPerRequest: null, disconnectTimeout: 100, ...override });
     this.readers.push(reader);
+    keepSubscribing(reader);
     return reader;
   }
 }
 
+/**
+ * The adapter SUBSCRIBEs on a duplicate and never handles the promise: with Redis unreachable the
+ * command times out and the rejection would end the process (a node started during an outage
+ * crash-looped). Here a failed SUBSCRIBE is caught and issued again each time the connection is
+ * ready, until it succeeds (ioredis itself re-subscribes after later reconnections). The channels
+ * carry only the adapter's ephemeral messages (fetchSockets, serverSideEmit), which the hub does
+ * not use; room traffic goes through the stream.
+ */
+function keepSubscribing(client: Redis): void {
+  const subscribe = client.subscribe.bind(client) as (...channels: string[]) => Promise<unknown>;
+  const wanted = new Set<string>();
+  let subscribed = false;
+  const attempt = (): Promise<unknown> => {
+    const pending = subscribe(...wanted).then(
+      (count) => {
+        subscribed = true;
+        return count;
+      },
+      () => 0,
+    );
+    return pending;
+  };
+  client.on('ready', () => {
+    if (!subscribed && wanted.size > 0) void attempt();
+  });
+  (client as unknown as { subscribe: (...args: unknown[]) => Promise<unknown> }).subscribe = (...args: unknown[]) => {
+    for (const arg of args.flat()) if (typeof arg === 'string') wanted.add(arg);
+    return attempt();
+  };
+}
+
 export interface RelayOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   nodeId: string;
   /** Stream name and channel prefix. */
   streamName: string;
@@ -47,9 +81,27 @@ export interface RelayOptions {
   metrics: ClusterMetrics;
 }
 
+/**
+ * The cluster adapter delivers a broadcast to this node's own sockets only once its XADD has
+ * settled: while Redis is frozen, an agent and a tab on the same node would wait for it (up to the
+ * command timeout). Here this node's sockets get the packet at once, as with the in-memory adapter,
+ * and the publication for the other nodes goes out after, in the same order. What is lost is only
+ * the stream offset that Socket.IO's connection state recovery would attach to each packet, which
+ * the hub does not enable.
+ */
+function deliverLocallyFirst(adapter: Adapter): void {
+  const cluster = adapter as unknown as { publish(message: { type: number; data: unknown }): void };
+  adapter.broadcast = (packet: unknown, opts: BroadcastOptions): void => {
+    Adapter.prototype.broadcast.call(adapter, packet, opts);
+    if (opts.flags?.local) return;
+    cluster.publish({ type: MessageType.BROADCAST, data: { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags } } });
+  };
+}
+
 /** Sets the Redis adapter on every namespace of `io`; its Redis connections close with `io.close()`. */
 export function attachRelay(io: Server, o: RelayOptions): void {
-  const client = new RelayClient(o.redisUrl, {
+  const settings: RedisOptions = {
+    ...o.redis.options,
     connectionName: `hub:${o.nodeId}:relay`,
     enableOfflineQueue: false,
     // An XADD in flight when the connection breaks must settle (the adapter delivers locally only
@@ -60,7 +112,8 @@ export function attachRelay(io: Server, o: RelayOptions): void {
     commandTimeout: 2_000,
     retryStrategy: (times: number) => Math.min(times * 50, 500),
     connectTimeout: 2_000,
-  });
+  };
+  const client = o.redis.url !== undefined ? new RelayClient(o.redis.url, settings) : new RelayClient(settings);
   let failing = false;
   client.on('error', (err: Error) => {
     o.metrics.redisErrors.inc({ client: 'relay' });
@@ -81,6 +134,7 @@ export function attachRelay(io: Server, o: RelayOptions): void {
   // A function expression, not an arrow: Socket.IO calls the adapter factory with `new`.
   io.adapter(function relayAdapter(nsp: Namespace) {
     const adapter = factory(nsp);
+    deliverLocallyFirst(adapter);
     open++;
     const close = adapter.close.bind(adapter);
     adapter.close = () => {

@@ -20,6 +20,11 @@ export interface ClusterStore {
   /** Applies an operation made by this node to the local index and shares it. */
   publish(op: IndexOp): void;
   status(): StoreStatus;
+  /**
+   * Whether a new socket may take over `tab`, held by another socket (the live layer refuses a
+   * duplicate tab otherwise): in a cluster, when the holder's node stopped heartbeating.
+   */
+  mayReplace?(tab: { nodeId: string }): boolean;
   start(): Promise<void>;
   /** Leaves the cluster; `handOff` removes this node's sessions everywhere at once. */
   close(handOff: boolean): Promise<void>;

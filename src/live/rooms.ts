@@ -159,6 +159,8 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
 
   sockets.use((socket, next) => {
     if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
+    // A node that has not joined the cluster cannot tell a duplicate tab from a new one: refused until it has.
+    if (!ctx.store.status().ready) return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (joining the cluster)'));
     const result = readHandshake(
       { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers },
       { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
@@ -222,7 +224,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   function onTrackerConnect(socket: LiveSocket, hs: TrackerHandshake): void {
     const { peer } = hs;
     const room = index.room(peer.projectKey, peer.sessionId);
-    if (findTab(room, peer.tabId)) {
+    const held = findTab(room, peer.tabId);
+    // In a cluster, a tab whose node stopped heartbeating is taken over (its tracker reconnected here).
+    if (held && !store.mayReplace?.(held)) {
       socket.data.refused = true;
       metrics.connectsRefused.inc({ reason: 'duplicate_tab' });
       ctx.refusals?.handshake('duplicate_tab');

@@ -71,26 +71,48 @@ export class NodeProcess {
   }
 
   static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
-    const port = await freePort();
-    const env = { PATH: process.env.PATH ?? '', ...clusterEnv(redisUrl, nodeId, { LOG_LEVEL: 'warn', ...extra }), LISTEN_PORT: String(port) };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const node = new NodeProcess(nodeId, port, child);
-    await node.waitReady();
+    const node = await NodeProcess.launch(redisUrl, nodeId, extra);
+    try {
+      await node.waitReady();
+    } catch (err) {
+      // Not left running behind the failed test.
+      await node.kill9();
+      throw err;
+    }
     return node;
   }
 
-  /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out. */
-  async waitReady(timeoutMs = 20_000): Promise<void> {
+  /** Starts the process without waiting for it to be ready. */
+  static async launch(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
+    const port = await freePort();
+    const env = { PATH: process.env.PATH ?? '', ...clusterEnv(redisUrl, nodeId, { LOG_LEVEL: 'warn', ...extra }), LISTEN_PORT: String(port) };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    return new NodeProcess(nodeId, port, child);
+  }
+
+  /** GET /ready: the status, or 0 while nothing listens. */
+  async readyStatus(): Promise<number> {
+    try {
+      return (await fetch(`${this.url}/ready`)).status;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out (generous: tsx compiles at start, slow on a loaded machine). */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    let last = 'not listening';
     for (;;) {
       if (!this.alive) throw new Error(`node ${this.nodeId} exited before it was ready:\n${this.output}`);
       try {
         const res = await fetch(`${this.url}/ready`);
         if (res.status === 200) return;
+        last = `${res.status} ${await res.text()}`;
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms (last /ready: ${last}):\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -242,5 +264,78 @@ export async function within(ms: number, check: () => Promise<boolean> | boolean
     if (await check()) return Date.now() - start;
     if (Date.now() - start > ms) throw new Error(`not reached within ${ms} ms: ${await describe()}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The OpenReplay tracker's reconnection delays after a refusal or a lost connection (then 10 s on). */
+export const TRACKER_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 10_000];
+
+/**
+ * A tracker tab that keeps coming back as the OpenReplay tracker does: same peerId, a new socket
+ * after each refusal (`connect_error`, `SESSION_ALREADY_CONNECTED`) or lost connection, waiting
+ * TRACKER_RETRY_MS between attempts. `route` picks the URL of each attempt (a balancer's choice).
+ */
+export class RetryingTab {
+  peer: Peer | undefined;
+  /** Every attempt: when it was made (ms since start) and how it ended. */
+  readonly attempts: { at: number; outcome: 'connected' | 'refused' | 'pending' }[] = [];
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly route: (attempt: number) => string,
+    private readonly o: TabAt,
+  ) {}
+
+  get connected(): boolean {
+    return this.peer?.socket.connected === true;
+  }
+
+  /** Refusals since the last successful connection. */
+  get failures(): number {
+    let n = 0;
+    for (let i = this.attempts.length - 1; i >= 0 && this.attempts[i]?.outcome !== 'connected'; i--) n++;
+    return n;
+  }
+
+  start(): this {
+    this.attempt();
+    return this;
+  }
+
+  private attempt(): void {
+    if (this.stopped) return;
+    const record: { at: number; outcome: 'connected' | 'refused' | 'pending' } = { at: Date.now() - this.startedAt, outcome: 'pending' };
+    this.attempts.push(record);
+    const peer = trackerAt(this.route(this.attempts.length - 1), this.o);
+    this.peer = peer;
+    const retry = () => {
+      if (this.stopped || this.peer !== peer || this.timer) return;
+      peer.socket.close();
+      const delay = TRACKER_RETRY_MS[Math.min(Math.max(0, this.failures - 1), TRACKER_RETRY_MS.length - 1)] ?? 10_000;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.attempt();
+      }, Math.max(0, delay));
+    };
+    peer.socket.on('connect', () => {
+      record.outcome = 'connected';
+    });
+    peer.socket.on('connect_error', () => {
+      record.outcome = 'refused';
+      retry();
+    });
+    peer.socket.on('SESSION_ALREADY_CONNECTED', () => {
+      record.outcome = 'refused';
+    });
+    peer.socket.on('disconnect', () => retry());
+  }
+
+  /** Stops retrying and closes the current socket. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.peer?.close();
   }
 }
