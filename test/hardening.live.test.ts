@@ -58,12 +58,13 @@ describe('live hardening', () => {
     await tab('t1', newSessionId());
   });
 
-  test('a tab leaving a room with no agent sends nothing to the other tabs', async () => {
+  test('a tab leaving a room with no agent still sends NO_AGENT to the others (the contract), once per leave', async () => {
     const tabs = [await tab('a1'), await tab('a2'), await tab('a3')];
     await tabs[2]?.close();
+    expect(await tabs[0]?.next('NO_AGENT')).toEqual([]);
     await tabs[1]?.close();
+    expect(await tabs[0]?.next('NO_AGENT')).toEqual([]);
     await eventually(() => hub.ctx.index.room(PK, sid)?.tabs.length === 1);
-    await tabs[0]?.quiet('NO_AGENT');
   });
 
   test('handshake refusals carry a code from the catalogue', async () => {

@@ -336,9 +336,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const room = index.room(peer.projectKey, peer.sessionId);
     if (!room) return;
     if (room.tabs.length === 0) to(peer.roomId).emit(RoomEvent.SESSION_DISCONNECTED);
-    // After an agent's leave only: after a tab's, the other tabs already know no agent is there, and
-    // telling each of them at every leave made closing N tabs cost N² (docs/protocol-notes.md).
-    if (role === 'agent' && room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
+    // After any leave, as the contract says: each one costs the room's size, so closing N tabs costs
+    // N² writes; MAX_TABS_PER_SESSION is what bounds N (docs/protocol-notes.md).
+    if (room.agents.size === 0) to(peer.roomId).emit(RoomEvent.NO_AGENT);
   }
 }
 
