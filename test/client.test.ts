@@ -103,4 +103,26 @@ describe('DashboardClient states', () => {
     expect(states).toEqual(['reconnecting', 'live']);
     expect(sub.view.list().map((s) => s.userID)).toEqual(['a']);
   });
+
+  test('a subscription taken over by another connection of the same credential: revoked, and no longer resumed', async () => {
+    const project = projectKey('revoked');
+    const holder = client();
+    const sub = await holder.subscribe({ projectKey: project });
+    const revoked = new Promise<Error>((resolve) => sub.on('revoked', resolve));
+    const heir = client();
+    await heir.connected();
+    const ack = (await heir.socket.timeout(5000).emitWithAck('subscribe', { projectKey: project, resume: { subscriptionId: sub.subscriptionId, seq: sub.view.seq } })) as { ok: boolean; subscriptionId?: string };
+    expect(ack).toMatchObject({ ok: true, subscriptionId: sub.subscriptionId });
+    expect(await revoked).toMatchObject({ code: 'SUBSCRIPTION_TAKEN_OVER' });
+    // A reconnect of the old holder must not take the subscription back.
+    let resumes = 0;
+    sub.on('resumed', () => resumes++);
+    sub.on('resync', () => resumes++);
+    holder.socket.io.engine.close();
+    await eventually(() => holder.state === 'live');
+    trackers.push(await connectTracker(hub, { projectKey: project, sessionId: 'r1', tabId: 't1' }));
+    await eventually(() => hub.ctx.index.room(project, 'r1') !== undefined);
+    expect(resumes).toBe(0);
+    expect(sub.stats.resumes).toBe(0);
+  });
 });

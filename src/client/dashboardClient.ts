@@ -56,6 +56,11 @@ export type SubscriptionEvents = {
   resync: [];
   /** After a reconnect the hub resumed the subscription: the missed diffs follow as `change`. */
   resumed: [];
+  /**
+   * The subscription ended for good: another connection of the same credential took it over
+   * (`SUBSCRIPTION_TAKEN_OVER`). No more diffs come; the view keeps its last state.
+   */
+  revoked: [error: SubscribeError];
   error: [error: Error];
 };
 
@@ -64,7 +69,7 @@ export type ClientEvents = {
   connect_error: [error: Error];
 };
 
-/** One live subscription. `view` holds the current result; events: 'change', 'resync', 'resumed', 'error'. */
+/** One live subscription. `view` holds the current result; events: 'change', 'resync', 'resumed', 'revoked', 'error'. */
 export class LiveSubscription extends Emitter<SubscriptionEvents> {
   readonly view: LiveView;
   /** Diffs applied, resyncs taken, and gaps detected: what a dashboard may want to show or log. */
@@ -126,6 +131,13 @@ export class DashboardClient extends Emitter<ClientEvents> {
     this.socket.on(DashboardEvent.resync, (msg: { subscriptionId: string }) => {
       const sub = this.subscriptions.get(msg.subscriptionId);
       if (sub) void this.resume(sub);
+    });
+    this.socket.on(DashboardEvent.revoked, (msg: { subscriptionId: string; code: string; message: string }) => {
+      const sub = this.subscriptions.get(msg.subscriptionId);
+      if (!sub) return;
+      // Dropped before telling, so a reconnect does not try to resume what is now another socket's.
+      this.subscriptions.delete(msg.subscriptionId);
+      sub.notify('revoked', new SubscribeError(msg.code, msg.message));
     });
   }
 
