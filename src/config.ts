@@ -43,6 +43,21 @@ const settings = {
   sessionJsonCacheSize: { env: ['SESSION_JSON_CACHE_SIZE'], schema: int(0, 1_000_000), default: 2_000 },
   shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  /** OpenReplay's `debug=1`: debug logs unless LOG_LEVEL says otherwise (applied in loadConfig). */
+  debug: { env: ['debug'], schema: bool, default: false },
+  // ---- OpenReplay's internal API and geo (src/http/openreplay.ts, src/live/geo.ts) ----
+  assistKey: {
+    env: ['ASSIST_KEY'],
+    schema: z.string().regex(/^[A-Za-z0-9._~-]{8,256}$/, 'must be 8 to 256 letters, digits or . _ ~ - (it is a URL path segment)').optional(),
+    default: undefined,
+  },
+  prefix: { env: ['PREFIX', 'prefix'], schema: z.string().regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path such as /assist'), default: '/assist' },
+  maxmindDbFile: { env: ['MAXMINDDB_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  clientIpHeader: {
+    env: ['CLIENT_IP_HEADER'],
+    schema: z.string().regex(/^(none|[A-Za-z0-9-]{1,64})$/, 'must be a header name, or none').transform((v) => (v.toLowerCase() === 'none' ? undefined : v.toLowerCase())),
+    default: 'x-forwarded-for',
+  },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
   // Live subscriptions (/dashboard namespace)
   diffWindowMs: { env: ['DASHBOARD_DIFF_WINDOW_MS'], schema: int(0, 10_000), default: 50 },
@@ -85,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${varName}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join(' | ')}`);
+  if (out.debug === true && !env.LOG_LEVEL) out.logLevel = 'debug';
   return out as Config;
 }
 

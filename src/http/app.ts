@@ -1,5 +1,6 @@
 /**
- * The hub's HTTP request handler: the public session routes (`sessions.ts`, plain Node), then an
+ * The hub's HTTP request handler: the public session routes (`sessions.ts`, plain Node), OpenReplay's
+ * internal API when ASSIST_KEY is set (`openreplay.ts`, plain Node), then an
  * Express app for the operational routes and JSON 404s. server.ts mounts it on the same HTTP
  * server as Socket.IO.
  */
@@ -8,6 +9,7 @@ import express from 'express';
 import type { HubContext } from '../context';
 import { errorHandler, notFound } from './errors';
 import { observeDuration } from './observe';
+import { openReplayRoutes } from './openreplay';
 import { opsRoutes } from './ops';
 import { matchSessionRoute, sessionRoutes } from './sessions';
 
@@ -30,9 +32,10 @@ function operationsApp(ctx: HubContext): express.Express {
 export function createHttpApp(ctx: HubContext): HttpHandler {
   const sessions = sessionRoutes(ctx);
   const operations = operationsApp(ctx);
+  const openReplay = openReplayRoutes(ctx);
   return (req, res) => {
     const match = matchSessionRoute(req.method, req.url);
     if (match) sessions(req, res, match);
-    else operations(req, res);
+    else if (!openReplay?.(req, res)) operations(req, res);
   };
 }

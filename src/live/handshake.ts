@@ -69,6 +69,25 @@ function parseJsonObjectParam(raw: unknown, name: string, maxBytes: number): { o
 }
 
 /**
+ * An agent's `config`: any JSON value (the real player sends its ICE servers as an array,
+ * `JSON.stringify(iceServers)`). Tabs receive it exactly as the agent sent it, the JSON text
+ * unparsed, as the OpenReplay server passes it on (the tracker parses it itself); absent (or
+ * empty) is null, which is what the reference's tabs get from an agent that sent none. Text that
+ * is not JSON is refused: no tracker could read it.
+ */
+function parseConfigParam(raw: unknown, maxBytes: number): { ok: true; value: JsonValue } | { ok: false; message: string } {
+  if (raw === undefined || raw === null || raw === '') return { ok: true, value: null };
+  if (typeof raw !== 'string') return { ok: false, message: 'config must be a JSON string' };
+  if (raw.length > maxBytes) return { ok: false, message: `config is longer than ${maxBytes} characters` };
+  try {
+    JSON.parse(raw);
+  } catch {
+    return { ok: false, message: 'config is not valid JSON' };
+  }
+  return { ok: true, value: detached(raw) as string };
+}
+
+/**
  * A copy of a query-string value that shares no memory with the request URL. V8 keeps substrings
  * as slices of their parent string: the peerId parts and an agent's config, kept for the socket's
  * whole life, would otherwise keep the URL (sessionInfo included) alive with them.
@@ -108,10 +127,7 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
   }
   const agentInfo = parseJsonObjectParam(input.query.agentInfo, 'agentInfo', deps.sessionLimits.maxBytes);
   if (!agentInfo.ok) return { ok: false, refusal: { reason: 'agentInfo', message: agentInfo.message } };
-  const config = parseJsonObjectParam(input.query.config, 'config', deps.sessionLimits.maxBytes);
+  const config = parseConfigParam(input.query.config, deps.sessionLimits.maxBytes);
   if (!config.ok) return { ok: false, refusal: { reason: 'agentInfo', message: config.message } };
-  // Tabs receive the config exactly as the agent sent it (a JSON string from the real player, which
-  // the tracker parses itself), as the OpenReplay server does.
-  const rawConfig = typeof input.query.config === 'string' ? (detached(input.query.config) as string) : config.value;
-  return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: rawConfig } };
+  return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: config.value } };
 }

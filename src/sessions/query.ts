@@ -46,6 +46,11 @@ const SORTABLE: ReadonlyMap<string, keyof Session> = new Map(
   ).map((name) => [name.toLowerCase(), name]),
 );
 
+/** The attribute a sort name stands for (case-insensitive), or undefined when it cannot be sorted by. */
+export function sortAttribute(name: string): keyof Session | undefined {
+  return SORTABLE.get(name.toLowerCase());
+}
+
 export type Operator = 'is' | 'contains';
 export type SortOrder = 'ASC' | 'DESC';
 
