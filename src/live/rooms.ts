@@ -11,7 +11,7 @@ import type { DefaultEventsMap } from 'socket.io/dist/typed-events';
 import type { HubContext } from '../context';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
-import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
+import { isPlainObject, mergeSessionData, splitTabFields, updatableFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
 import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
@@ -197,7 +197,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const tab = findTab(room, peer.tabId);
     if (!room || !tab || tab.socketId !== socket.id || !room.data) return;
     const data = isPlainObject(payload.data) ? payload.data : {};
-    const { tab: tabFields, session } = splitTabFields(data);
+    const split = splitTabFields(data);
+    const tabFields = split.tab;
+    const session = updatableFields(split.session);
     let nextData = undefined;
     if (Object.keys(session).length > 0) {
       const merged = mergeSessionData(room.data, session, ctx.sessionLimits, store.nodeId);
