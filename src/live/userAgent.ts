@@ -11,6 +11,7 @@
  * | userOs      | `Chromium OS`   | `Chrome OS`            | always |
  * | userBrowser | `Chrome`        | `Mobile Chrome`        | Chrome for iOS (`CriOS/`, `CrMo/`), or `Chrome/<version> Mobile` (Android phones) |
  * | userBrowser | `Firefox`       | `Mobile Firefox`       | Firefox for iOS (`FxiOS/`), or `Mobile;`/`Tablet;` before `Firefox/` (Android) |
+ * | userBrowser | `Android Browser` (version of `Version/`) | `Chrome WebView` (version of `Chrome/`) | Android WebViews (`; wv)` then `Chrome/`) |
  *
  * Everything else is the parser's, as the reference takes it: `userDevice` is the device model
  * alone (`iPhone`, `SM-S918B`, `Macintosh`), null when the parser finds none; `userDeviceType`
@@ -36,13 +37,18 @@ const NONE: UserAgentFields = Object.freeze({ userOs: null, userBrowser: null, u
 const OS_NAMES: Readonly<Record<string, string>> = { 'Mac OS': 'macOS', 'Chromium OS': 'Chrome OS' };
 const MOBILE_CHROME = /\b(?:crmo|crios)\/[\w.]+|chrome\/[\w.]+ mobile/i;
 const MOBILE_FIREFOX = /\bfxios\/[\w.-]+|(?:mobile|tablet);.*firefox\/[\w.-]+/i;
+const WEBVIEW = /; wv\).+chrome\/([\w.]+)/i;
 
-/** The name ua-parser-js 2.x gives a browser that 1.x calls `name`, for this User-Agent. */
-export function browserName(name: string | undefined, ua: string): string | null {
-  if (!name) return null;
-  if (name === 'Chrome' && MOBILE_CHROME.test(ua)) return 'Mobile Chrome';
-  if (name === 'Firefox' && MOBILE_FIREFOX.test(ua)) return 'Mobile Firefox';
-  return name;
+/** The name and version ua-parser-js 2.x gives a browser that 1.x calls `name` `version`, for this User-Agent. */
+export function browserOf(name: string | undefined, version: string | undefined, ua: string): { name: string | null; version: string | null } {
+  if (!name) return { name: null, version: version || null };
+  if (name === 'Chrome' && MOBILE_CHROME.test(ua)) return { name: 'Mobile Chrome', version: version || null };
+  if (name === 'Firefox' && MOBILE_FIREFOX.test(ua)) return { name: 'Mobile Firefox', version: version || null };
+  if (name === 'Android Browser') {
+    const webview = WEBVIEW.exec(ua);
+    if (webview) return { name: 'Chrome WebView', version: webview[1] };
+  }
+  return { name, version: version || null };
 }
 
 /** The name ua-parser-js 2.x gives an OS that 1.x calls `name`. */
@@ -53,10 +59,11 @@ export function osName(name: string | undefined): string | null {
 
 export function parseUserAgent(ua: string): UserAgentFields {
   const r = new UAParser(ua).getResult();
+  const browser = browserOf(r.browser.name, r.browser.version, ua);
   return Object.freeze({
     userOs: osName(r.os.name),
-    userBrowser: browserName(r.browser.name, ua),
-    userBrowserVersion: r.browser.version || null,
+    userBrowser: browser.name,
+    userBrowserVersion: browser.version,
     userDevice: r.device.model || null,
     // ua-parser-js leaves desktops without a type.
     userDeviceType: r.device.type || 'desktop',
