@@ -14,6 +14,7 @@ import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp } from './http/app';
 import { attachDashboards } from './live/dashboard';
+import { GeoLookup } from './live/geo';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
@@ -49,6 +50,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     jwtSecret = randomBytes(32).toString('hex');
     logger.warn('ASSIST_JWT_SECRET is not set: agents and dashboards cannot authenticate with a JWT until it is');
   }
+  const geo = config.maxmindDbFile ? GeoLookup.open(config.maxmindDbFile) : undefined;
+  if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
   if (apiKeys.size === 0) logger.warn('no API key is configured (HUB_API_KEYS or HUB_API_KEYS_FILE): every REST call will get 401');
 
   let lifecycle: Lifecycle = 'starting';
@@ -83,7 +86,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
 
   index.onChange(() => metrics.liveSessions.set(index.size));
   app = createHttpApp(ctx);
-  attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
+  attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(
     index,
     { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },

@@ -8,6 +8,7 @@ import { verifyToken } from '../auth';
 import type { JsonObject, JsonValue } from '../sessions/model';
 import { type SessionDataLimits, isPlainObject, parseSessionInfo } from '../sessions/sessionData';
 import { type PeerId, parsePeerId } from './peerId';
+import { type GeoLookup, addressOf } from './geo';
 import type { UserAgentCache } from './userAgent';
 
 export interface TrackerHandshake {
@@ -37,6 +38,8 @@ export interface HandshakeInput {
   query: Record<string, unknown>;
   auth: Record<string, unknown>;
   headers: IncomingHttpHeaders;
+  /** The socket's peer address (Socket.IO's `handshake.address`). */
+  address?: string;
 }
 
 export interface HandshakeDeps {
@@ -44,6 +47,8 @@ export interface HandshakeDeps {
   jwtSecret: string;
   sessionLimits: SessionDataLimits;
   userAgents: UserAgentCache;
+  /** The MaxMind database, when MAXMINDDB_FILE is set. */
+  geo?: GeoLookup;
 }
 
 /** A header's value; `maxLength` bounds geo headers (User-Agents are longer, and bounded by the UA cache). */
@@ -111,10 +116,12 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
     const ua = deps.userAgents.fields(header(input.headers, 'user-agent', Infinity) ?? undefined);
     // Not `{ ...parsed.value, ...ua, userCountry, ... }`: V8 gave each object built that way hidden
     // classes of its own, ~3.6 KB per connect allocated in old space (see docs/performance.md).
+    // Geo: the trusted geo headers first, then the MaxMind database on the client's address.
+    const fromDb = deps.geo?.lookup(addressOf(deps.config.clientIpHeader ? input.headers[deps.config.clientIpHeader] : undefined, input.address));
     const info: JsonObject = Object.assign({}, parsed.value, ua, {
-      userCountry: header(input.headers, deps.config.geoCountryHeader),
-      userState: header(input.headers, deps.config.geoStateHeader),
-      userCity: header(input.headers, deps.config.geoCityHeader),
+      userCountry: header(input.headers, deps.config.geoCountryHeader) ?? fromDb?.userCountry ?? null,
+      userState: header(input.headers, deps.config.geoStateHeader) ?? fromDb?.userState ?? null,
+      userCity: header(input.headers, deps.config.geoCityHeader) ?? fromDb?.userCity ?? null,
     });
     return { ok: true, value: { role: 'session', peer: peer.value, info } };
   }

@@ -13,6 +13,7 @@ import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields, updatableFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
+import type { GeoLookup } from './geo';
 import { type AgentHandshake, type Handshake, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
 import { compactSocket, releaseHandshake } from './socketMemory';
@@ -57,7 +58,7 @@ function lastAgentConfig(room: Room): unknown {
   return config;
 }
 
-export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache): void {
+export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache, geo?: GeoLookup): void {
   const { index, store, metrics, logger } = ctx;
   const live = io as unknown as LiveServer;
   const sockets = live.of('/');
@@ -124,8 +125,8 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   sockets.use((socket, next) => {
     if (ctx.lifecycle() !== 'ready') return next(new Error('the hub is not accepting connections (starting or shutting down)'));
     const result = readHandshake(
-      { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers },
-      { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
+      { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers, address: socket.handshake.address },
+      { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents, geo },
     );
     if (!result.ok) {
       metrics.connectsRefused.inc({ reason: result.refusal.reason });
