@@ -20,6 +20,14 @@ const int = (min: number, max: number) =>
 const settings = {
   host: { env: ['LISTEN_HOST', 'HOST'], schema: z.string().min(1), default: '0.0.0.0' },
   port: { env: ['LISTEN_PORT', 'PORT'], schema: int(0, 65535), default: 9001 },
+  wsPathAliases: {
+    env: ['WS_PATH_ALIASES'],
+    schema: z
+      .string()
+      .regex(/^(none|\/[\w\-/.]*(,\/[\w\-/.]*)*)$/, 'must be paths starting with /, comma-separated, or none')
+      .transform((v) => (v === 'none' ? [] : v.split(','))),
+    default: ['/socket'],
+  },
   wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
   corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
   jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },
@@ -27,7 +35,13 @@ const settings = {
   apiKeysFile: { env: ['HUB_API_KEYS_FILE'], schema: z.string().optional(), default: undefined },
   devKeyFile: { env: ['HUB_DEV_KEY_FILE'], schema: z.string().min(1), default: '.hub-dev-key' },
   projectKeyLength: { env: ['PROJECT_KEY_LENGTH'], schema: int(0, 256), default: 20 },
-  maxHttpBufferSize: { env: ['MAX_HTTP_BUFFER_SIZE', 'maxHttpBufferSize'], schema: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  maxHttpBufferSize: { env: ['MAX_HTTP_BUFFER_SIZE'], schema: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  /** OpenReplay's `maxHttpBufferSize` is in megabytes (it multiplies by 1e6): applied in loadConfig. */
+  maxHttpBufferSizeMb: {
+    env: ['maxHttpBufferSize'],
+    schema: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of megabytes').transform(Number).pipe(z.number().min(0.001).max(100)).optional(),
+    default: undefined,
+  },
   maxHeaderSize: { env: ['MAX_HEADER_SIZE'], schema: int(8 * 1024, 1024 * 1024), default: 64 * 1024 },
   compression: { env: ['COMPRESSION'], schema: bool, default: false },
   restBodyLimit: { env: ['REST_BODY_LIMIT'], schema: int(1024, 10 * 1024 * 1024), default: 64 * 1024 },
@@ -101,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join(' | ')}`);
   if (out.debug === true && !env.LOG_LEVEL) out.logLevel = 'debug';
+  if (typeof out.maxHttpBufferSizeMb === 'number' && !env.MAX_HTTP_BUFFER_SIZE) out.maxHttpBufferSize = Math.max(1024, Math.round(out.maxHttpBufferSizeMb * 1e6));
   return out as Config;
 }
 

@@ -81,6 +81,21 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     perMessageDeflate: config.compression,
     httpCompression: config.compression ? { threshold: 1024 } : false,
   });
+  // OpenReplay's ingress strips /ws-assist before its assist server, which serves Socket.IO at
+  // /socket: requests on an alias path are rewritten to WS_PATH before engine.io looks at them.
+  if (config.wsPathAliases.length > 0) {
+    const rewrite = (req: IncomingMessage): void => {
+      const url = req.url ?? '';
+      for (const alias of config.wsPathAliases) {
+        if (url.startsWith(alias) && (url.length === alias.length || url[alias.length] === '/' || url[alias.length] === '?')) {
+          req.url = config.wsPath + url.slice(alias.length);
+          return;
+        }
+      }
+    };
+    httpServer.prependListener('request', rewrite);
+    httpServer.prependListener('upgrade', rewrite);
+  }
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base);
   const ctx: HubContext = { ...base, store };
 

@@ -253,7 +253,7 @@ describe('autocomplete', () => {
   });
 
   it('returns every value for an empty q, deduplicated', async () => {
-    expect(values(await autocomplete('type=userOs'))).toEqual(['macOS', 'Windows', 'iOS']);
+    expect(values(await autocomplete('type=userOs'))).toEqual(['Windows', 'iOS', 'macOS']);
     expect(values(await autocomplete('type=USERBROWSER&q='))).toEqual(['Chrome', 'Firefox', 'Mobile Safari']);
   });
 

@@ -248,3 +248,40 @@ describe('geo from MAXMINDDB_FILE', () => {
   });
 });
 
+
+describe('Socket.IO at /socket, where OpenReplay\'s ingress sends /ws-assist/socket after stripping /ws-assist', () => {
+  let hub: Hub;
+  beforeAll(async () => {
+    hub = await startLiveHub();
+  });
+  afterEach(closeAllPeers);
+  afterAll(async () => {
+    await hub.shutdown();
+  });
+
+  test.each([[['websocket']], [['polling']]])('a tracker and the real player connect on /socket (%j)', async (transports) => {
+    const sid = numericSessionId();
+    const socket = io(hub.url, {
+      path: '/socket',
+      transports: transports as ('websocket' | 'polling')[],
+      forceNew: true,
+      reconnection: false,
+      query: { peerId: `${PK}-${sid}-tab1`, identity: 'session', tabId: 'tab1', sessionInfo: JSON.stringify({ sessionID: sid, timestamp: Date.now() }) },
+    });
+    const tab = await new Peer(socket).connected();
+    await waitSession(hub, PK, sid);
+    expect(tab.socket.connected).toBe(true);
+  });
+
+  test('WS_PATH_ALIASES=none turns it off', async () => {
+    const strict = await startLiveHub({ WS_PATH_ALIASES: 'none' });
+    try {
+      const socket = io(strict.url, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false, timeout: 1000, query: { identity: 'session' } });
+      const refused = await new Peer(socket).refused();
+      expect(refused).toBeTruthy();
+    } finally {
+      await closeAllPeers();
+      await strict.shutdown();
+    }
+  });
+});
