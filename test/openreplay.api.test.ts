@@ -3,7 +3,10 @@
  * OpenReplay's backend sends them (api/chalicelib/core/assist.py): `requests.post(ASSIST_URL +
  * "/sockets-live/<projectKey>", json=data)` and the GETs of one session, is_live and autocomplete.
  */
-import type { Hub } from '../src/server';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadConfig } from '../src/config';
+import { type Hub, startHub } from '../src/server';
 import { IPHONE_UA, closeAllPeers, connectTracker, newSessionId, projectKey, startLiveHub, waitNoSession, waitSession } from './support/live';
 
 const ASSIST_KEY = 'or-assist-key-0001';
@@ -312,7 +315,31 @@ describe('OpenReplay internal API', () => {
   });
 });
 
+/** A hub whose log lines are kept, to read what the start says. */
+async function hubWithLog(env: Record<string, string>): Promise<{ hub: Hub; lines: string[] }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const config = loadConfig({ LISTEN_HOST: '127.0.0.1', LISTEN_PORT: '0', LOG_LEVEL: 'info', ...env });
+  const hub = await startHub(config, { logger: pino({ level: 'info' }, sink) });
+  return { hub, lines };
+}
+
 describe('OpenReplay internal API settings', () => {
+  test('the start log says once whether the internal API is off or on, never with the key', async () => {
+    const off = await hubWithLog({});
+    await off.hub.shutdown();
+    expect(off.lines.filter((l) => l.includes('ASSIST_KEY is not set'))).toHaveLength(1);
+    const on = await hubWithLog({ ASSIST_KEY });
+    await on.hub.shutdown();
+    expect(on.lines.filter((l) => l.includes("OpenReplay's internal API is on"))).toHaveLength(1);
+    expect(on.lines.join('\n')).not.toContain(ASSIST_KEY);
+  });
+
   test('without ASSIST_KEY the routes are off', async () => {
     const hub = await startLiveHub();
     try {

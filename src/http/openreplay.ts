@@ -111,6 +111,8 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     ctx.logger.info(`ASSIST_KEY is not set: OpenReplay's internal API (${prefix}/<ASSIST_KEY>/sockets-live, sockets-list) is off`);
     return undefined;
   }
+  // Never the key itself: it is the credential.
+  ctx.logger.info(`OpenReplay's internal API is on under ${prefix}/<ASSIST_KEY>`);
   const match = openReplayMatcher(prefix, assistKey);
   const sessionJson = new SessionJson(ctx.config.sessionJsonCacheSize);
   const responses = new SearchResponses(ctx.index, sessionJson, ctx.config.searchCacheSize);
