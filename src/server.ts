@@ -40,7 +40,10 @@ export interface HubOptions {
 }
 
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
+  // First: a bad MAXMINDDB_FILE stops the start before anything (metrics, sockets) is set up.
+  const geo = config.maxmindDbFile ? GeoLookup.open(config.maxmindDbFile) : undefined;
   const logger = options.logger ?? createLogger(config.logLevel);
+  if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
   const metrics = createMetrics();
   const index = new SessionIndex();
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -50,8 +53,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     jwtSecret = randomBytes(32).toString('hex');
     logger.warn('ASSIST_JWT_SECRET is not set: agents and dashboards cannot authenticate with a JWT until it is');
   }
-  const geo = config.maxmindDbFile ? GeoLookup.open(config.maxmindDbFile) : undefined;
-  if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
   if (apiKeys.size === 0) logger.warn('no API key is configured (HUB_API_KEYS or HUB_API_KEYS_FILE): every REST call will get 401');
 
   let lifecycle: Lifecycle = 'starting';
