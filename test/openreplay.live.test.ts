@@ -276,9 +276,14 @@ describe('Socket.IO at /socket, where OpenReplay\'s ingress sends /ws-assist/soc
   test('WS_PATH_ALIASES=none turns it off', async () => {
     const strict = await startLiveHub({ WS_PATH_ALIASES: 'none' });
     try {
-      const socket = io(strict.url, { path: '/socket', transports: ['websocket'], forceNew: true, reconnection: false, timeout: 1000, query: { identity: 'session' } });
-      const refused = await new Peer(socket).refused();
-      expect(refused).toBeTruthy();
+      // Polling: a refused WebSocket upgrade would leave engine.io's destroy-upgrade timer running after the test.
+      const sid = numericSessionId();
+      const query = { peerId: `${PK}-${sid}-tab1`, identity: 'session', tabId: 'tab1', sessionInfo: JSON.stringify({ sessionID: sid, timestamp: Date.now() }) };
+      const socket = io(strict.url, { path: '/socket', transports: ['polling'], forceNew: true, reconnection: false, timeout: 1000, query });
+      expect(await new Peer(socket).refused()).toBeTruthy();
+      // The same handshake on WS_PATH is accepted: only the path was refused.
+      const ok = io(strict.url, { path: WS_PATH, transports: ['polling'], forceNew: true, reconnection: false, query });
+      await new Peer(ok).connected();
     } finally {
       await closeAllPeers();
       await strict.shutdown();
