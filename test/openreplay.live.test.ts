@@ -11,7 +11,7 @@ import jwt from 'jsonwebtoken';
 import { io } from 'socket.io-client';
 import { ConfigError, loadConfig } from '../src/config';
 import { type Hub, startHub } from '../src/server';
-import { CHROME_UA, EVENT_TIMEOUT_MS, JWT_SECRET, Peer, WS_PATH, closeAllPeers, connectTracker, projectKey, sessionOf, startLiveHub, waitSession } from './support/live';
+import { CHROME_UA, EVENT_TIMEOUT_MS, JWT_SECRET, Peer, WS_PATH, closeAllPeers, connectTracker, projectKey, sessionOf, startLiveHub, waitNoSession, waitSession } from './support/live';
 import { cityRecord, writeMmdb } from './support/mmdb';
 
 const PK = projectKey('orlive');
@@ -271,6 +271,10 @@ describe('Socket.IO at /socket, where OpenReplay\'s ingress sends /ws-assist/soc
     const tab = await new Peer(socket).connected();
     await waitSession(hub, PK, sid);
     expect(tab.socket.connected).toBe(true);
+    // Closed here, and waited for on the hub: a polling client's close is a request of its own,
+    // which must not still be in flight when the suite tears down.
+    await tab.close();
+    await waitNoSession(hub, PK, sid);
   });
 
   test('WS_PATH_ALIASES=none turns it off', async () => {
@@ -282,8 +286,10 @@ describe('Socket.IO at /socket, where OpenReplay\'s ingress sends /ws-assist/soc
       const socket = io(strict.url, { path: '/socket', transports: ['polling'], forceNew: true, reconnection: false, timeout: 1000, query });
       expect(await new Peer(socket).refused()).toBeTruthy();
       // The same handshake on WS_PATH is accepted: only the path was refused.
-      const ok = io(strict.url, { path: WS_PATH, transports: ['polling'], forceNew: true, reconnection: false, query });
-      await new Peer(ok).connected();
+      const ok = await new Peer(io(strict.url, { path: WS_PATH, transports: ['polling'], forceNew: true, reconnection: false, query })).connected();
+      await waitSession(strict, PK, sid);
+      await ok.close();
+      await waitNoSession(strict, PK, sid);
     } finally {
       await closeAllPeers();
       await strict.shutdown();
