@@ -197,7 +197,7 @@ export function sessionFields(s: Session): [string, string][] {
   const known = [
     'sessionID', 'userID', 'userUUID', 'userAnonymousId', 'pageTitle', 'active', 'live', 'timestamp', 'userOs',
     'userBrowser', 'userBrowserVersion', 'userDevice', 'userDeviceType', 'userCountry', 'userState', 'userCity',
-    'metadata', 'tabIds', 'projectKey', 'projectId', 'revID', 'trackerVersion', 'isSnippet', 'assistOnly',
+    'metadata', 'tabIds', 'tabId', 'projectKey', 'projectId', 'revID', 'trackerVersion', 'isSnippet', 'assistOnly',
   ];
   const keys = [...known.filter((k) => k in s), ...Object.keys(s).filter((k) => !known.includes(k)).sort()];
   return keys.map((k) => {

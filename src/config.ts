@@ -21,6 +21,14 @@ const int = (min: number, max: number) =>
 const settings = {
   host: { env: ['LISTEN_HOST', 'HOST'], schema: z.string().min(1), default: '0.0.0.0' },
   port: { env: ['LISTEN_PORT', 'PORT'], schema: int(0, 65535), default: 9001 },
+  wsPathAliases: {
+    env: ['WS_PATH_ALIASES'],
+    schema: z
+      .string()
+      .regex(/^(none|\/[\w\-/.]*(,\/[\w\-/.]*)*)$/, 'must be paths starting with /, comma-separated, or none')
+      .transform((v) => (v === 'none' ? [] : v.split(','))),
+    default: ['/socket'],
+  },
   wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
   corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
   jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },
@@ -28,7 +36,13 @@ const settings = {
   apiKeysFile: { env: ['HUB_API_KEYS_FILE'], schema: z.string().optional(), default: undefined },
   devKeyFile: { env: ['HUB_DEV_KEY_FILE'], schema: z.string().min(1), default: '.hub-dev-key' },
   projectKeyLength: { env: ['PROJECT_KEY_LENGTH'], schema: int(0, 256), default: 20 },
-  maxHttpBufferSize: { env: ['MAX_HTTP_BUFFER_SIZE', 'maxHttpBufferSize'], schema: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  maxHttpBufferSize: { env: ['MAX_HTTP_BUFFER_SIZE'], schema: int(1024, 100 * 1024 * 1024), default: 5 * 1024 * 1024 },
+  /** OpenReplay's `maxHttpBufferSize` is in megabytes (it multiplies by 1e6): applied in loadConfig. */
+  maxHttpBufferSizeMb: {
+    env: ['maxHttpBufferSize'],
+    schema: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of megabytes').transform(Number).pipe(z.number().min(0.001).max(100)).optional(),
+    default: undefined,
+  },
   maxHeaderSize: { env: ['MAX_HEADER_SIZE'], schema: int(8 * 1024, 1024 * 1024), default: 64 * 1024 },
   compression: { env: ['COMPRESSION'], schema: bool, default: false },
   restBodyLimit: { env: ['REST_BODY_LIMIT'], schema: int(1024, 10 * 1024 * 1024), default: 64 * 1024 },
@@ -44,6 +58,21 @@ const settings = {
   sessionJsonCacheSize: { env: ['SESSION_JSON_CACHE_SIZE'], schema: int(0, 1_000_000), default: 2_000 },
   shutdownTimeoutMs: { env: ['SHUTDOWN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   logLevel: { env: ['LOG_LEVEL'], schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), default: 'info' },
+  /** OpenReplay's `debug=1`: debug logs unless LOG_LEVEL says otherwise (applied in loadConfig). */
+  debug: { env: ['debug'], schema: bool, default: false },
+  // ---- OpenReplay's internal API and geo (src/http/openreplay.ts, src/live/geo.ts) ----
+  assistKey: {
+    env: ['ASSIST_KEY'],
+    schema: z.string().regex(/^[A-Za-z0-9._~-]{8,256}$/, 'must be 8 to 256 letters, digits or . _ ~ - (it is a URL path segment)').optional(),
+    default: undefined,
+  },
+  prefix: { env: ['PREFIX', 'prefix'], schema: z.string().regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path such as /assist'), default: '/assist' },
+  maxmindDbFile: { env: ['MAXMINDDB_FILE'], schema: z.string().min(1).optional(), default: undefined },
+  clientIpHeader: {
+    env: ['CLIENT_IP_HEADER'],
+    schema: z.string().regex(/^(none|[A-Za-z0-9-]{1,64})$/, 'must be a header name, or none').transform((v) => (v.toLowerCase() === 'none' ? undefined : v.toLowerCase())),
+    default: 'x-forwarded-for',
+  },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
   consoleEnabled: { env: ['CONSOLE'], schema: bool, default: true },
   opsPort: { env: ['OPS_PORT'], schema: int(0, 65535).optional(), default: undefined },
@@ -110,6 +139,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${varName}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join(' | ')}`);
+  if (out.debug === true && !env.LOG_LEVEL) out.logLevel = 'debug';
+  if (typeof out.maxHttpBufferSizeMb === 'number' && !env.MAX_HTTP_BUFFER_SIZE) out.maxHttpBufferSize = Math.max(1024, Math.round(out.maxHttpBufferSizeMb * 1e6));
   return out as Config;
 }
 

@@ -15,6 +15,7 @@ import type { HubContext, Lifecycle } from './context';
 import { createHttpApp, createOpsApp } from './http/app';
 import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } from './live/connectionCap';
 import { attachDashboards } from './live/dashboard';
+import { GeoLookup } from './live/geo';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
@@ -43,7 +44,10 @@ export interface HubOptions {
 }
 
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
+  // First: a bad MAXMINDDB_FILE stops the start before anything (metrics, sockets) is set up.
+  const geo = config.maxmindDbFile ? GeoLookup.open(config.maxmindDbFile) : undefined;
   const logger = options.logger ?? createLogger(config.logLevel);
+  if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
   const metrics = createMetrics();
   const index = new SessionIndex();
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -100,12 +104,27 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     if (lifecycle === 'starting') return;
     acceptErrors.refused({ code: err.code }, 'HTTP server error (out of file descriptors?)');
   });
+  // OpenReplay's ingress strips /ws-assist before its assist server, which serves Socket.IO at
+  // /socket: requests on an alias path are rewritten to WS_PATH before engine.io looks at them.
+  if (config.wsPathAliases.length > 0) {
+    const rewrite = (req: IncomingMessage): void => {
+      const url = req.url ?? '';
+      for (const alias of config.wsPathAliases) {
+        if (url.startsWith(alias) && (url.length === alias.length || url[alias.length] === '/' || url[alias.length] === '?')) {
+          req.url = config.wsPath + url.slice(alias.length);
+          return;
+        }
+      }
+    };
+    httpServer.prependListener('request', rewrite);
+    httpServer.prependListener('upgrade', rewrite);
+  }
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base);
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));
   app = createHttpApp(ctx, { internal: config.opsPort === undefined });
-  attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize));
+  attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(
     index,
     { diffWindowMs: config.diffWindowMs, maxPerProject: config.maxSubscriptionsPerProject, maxPerCredential: config.maxSubscriptionsPerCredential, historySize: config.diffHistorySize, historyAgeMs: config.diffHistoryAgeMs },

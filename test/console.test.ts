@@ -84,7 +84,7 @@ function session(id: string, extra: Partial<Session> = {}): Session {
   return {
     sessionID: id, projectKey: 'p', projectId: null, pageTitle: 'Home', active: true, live: true, userID: `u${id}`, userUUID: '', userAnonymousId: '',
     metadata: {}, revID: '', timestamp: 1_000, trackerVersion: '', isSnippet: false, assistOnly: false, userOs: 'Windows', userBrowser: 'Chrome',
-    userBrowserVersion: '124.0.1', userDevice: null, userDeviceType: 'desktop', userCountry: null, userState: null, userCity: null, tabIds: ['t1'],
+    userBrowserVersion: '124.0.1', userDevice: null, userDeviceType: 'desktop', userCountry: null, userState: null, userCity: null, tabIds: ['t1'], tabId: 't1',
     ...extra,
   };
 }

@@ -68,11 +68,12 @@ describe('list (GET)', () => {
       timestamp: 1000,
       live: true,
       userBrowser: 'Chrome',
-      userOs: 'Mac OS',
+      userOs: 'macOS',
+      userDevice: 'Macintosh',
       userDeviceType: 'desktop',
     });
     const carol = page(reply).sessions.find((s) => s.sessionID === '103');
-    expect(carol).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userDevice: 'Apple iPhone', userDeviceType: 'mobile' });
+    expect(carol).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userDevice: 'iPhone', userDeviceType: 'mobile' });
   });
 
   it('answers HEAD with the headers of the GET and no body', async () => {
@@ -252,7 +253,7 @@ describe('autocomplete', () => {
   });
 
   it('returns every value for an empty q, deduplicated', async () => {
-    expect(values(await autocomplete('type=userOs'))).toEqual(['Mac OS', 'Windows', 'iOS']);
+    expect(values(await autocomplete('type=userOs'))).toEqual(['Windows', 'iOS', 'macOS']);
     expect(values(await autocomplete('type=USERBROWSER&q='))).toEqual(['Chrome', 'Firefox', 'Mobile Safari']);
   });
 

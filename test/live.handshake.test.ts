@@ -152,7 +152,7 @@ describe('live handshake', () => {
       const sid = newSessionId();
       await connectTracker(hub, { projectKey: PK, sessionId: sid, userAgent: IPHONE_UA });
       const s = await waitSession(hub, PK, sid);
-      expect(s).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userBrowserVersion: '17.4', userDeviceType: 'mobile', userDevice: 'Apple iPhone' });
+      expect(s).toMatchObject({ userOs: 'iOS', userBrowser: 'Mobile Safari', userBrowserVersion: '17.4', userDeviceType: 'mobile', userDevice: 'iPhone' });
     });
 
     test('a long (> 128 characters) desktop User-Agent is parsed too', async () => {

@@ -1,5 +1,6 @@
 /**
- * The hub's HTTP request handler: the public session routes (`sessions.ts`, plain Node), then an
+ * The hub's HTTP request handler: the public session routes (`sessions.ts`, plain Node), OpenReplay's
+ * internal API when ASSIST_KEY is set (`openreplay.ts`, plain Node), then an
  * Express app for the operational routes and JSON 404s. server.ts mounts it on the same HTTP
  * server as Socket.IO.
  */
@@ -11,6 +12,7 @@ import { restCors } from './cors';
 import { errorHandler, notFound } from './errors';
 import { observeDuration } from './observe';
 import { openApiDocument } from './openapi';
+import { openReplayRoutes } from './openreplay';
 import { opsRoutes } from './ops';
 import { matchSessionRoute, sessionRoutes } from './sessions';
 
@@ -56,11 +58,12 @@ export function createHttpApp(ctx: HubContext, options: HttpAppOptions = {}): Ht
   const sessions = sessionRoutes(ctx);
   const operations = operationsApp(ctx, { internal: options.internal ?? true });
   const consolePages = ctx.config.consoleEnabled ? consoleHandler(ctx) : undefined;
+  const openReplay = openReplayRoutes(ctx);
   return (req, res) => {
     const match = matchSessionRoute(req.method, req.url);
     if (match) return sessions(req, res, match);
     const file = consolePages && consoleFile(req.url);
     if (consolePages && file !== undefined) consolePages(req, res, file);
-    else operations(req, res);
+    else if (!openReplay?.(req, res)) operations(req, res);
   };
 }

@@ -28,15 +28,16 @@ const sessionSchema = z
     trackerVersion: z.string(),
     isSnippet: z.boolean(),
     assistOnly: z.boolean(),
-    userOs: z.string(),
-    userBrowser: z.string(),
-    userBrowserVersion: z.string(),
-    userDevice: z.string().nullable(),
+    userOs: z.string().nullable().meta({ description: 'OS name as OpenReplay reports it (ua-parser-js 2.x names, e.g. macOS); null without a User-Agent' }),
+    userBrowser: z.string().nullable().meta({ description: 'browser name as OpenReplay reports it (e.g. Mobile Chrome); null without a User-Agent' }),
+    userBrowserVersion: z.string().nullable(),
+    userDevice: z.string().nullable().meta({ description: 'device model only (e.g. iPhone), null when there is none' }),
     userDeviceType: z.string(),
     userCountry: z.string().nullable(),
     userState: z.string().nullable(),
     userCity: z.string().nullable(),
     tabIds: z.array(z.string()).meta({ description: 'connected tabs, oldest first' }),
+    tabId: z.string().nullable().meta({ description: 'the tab that stands for the session (whose pageTitle it shows), as OpenReplay\'s tabId' }),
   })
   .meta({ description: 'A live session. Other fields the tracker announced are kept as announced.' });
 

@@ -8,6 +8,7 @@ import { verifyToken } from '../auth';
 import type { JsonObject, JsonValue } from '../sessions/model';
 import { type SessionDataLimits, isPlainObject, parseSessionInfo } from '../sessions/sessionData';
 import { type PeerId, parsePeerId } from './peerId';
+import { type GeoLookup, addressOf } from './geo';
 import type { UserAgentCache } from './userAgent';
 
 export interface TrackerHandshake {
@@ -37,6 +38,8 @@ export interface HandshakeInput {
   query: Record<string, unknown>;
   auth: Record<string, unknown>;
   headers: IncomingHttpHeaders;
+  /** The socket's peer address (Socket.IO's `handshake.address`). */
+  address?: string;
 }
 
 export interface HandshakeDeps {
@@ -44,6 +47,8 @@ export interface HandshakeDeps {
   jwtSecret: string;
   sessionLimits: SessionDataLimits;
   userAgents: UserAgentCache;
+  /** The MaxMind database, when MAXMINDDB_FILE is set. */
+  geo?: GeoLookup;
 }
 
 /** A header's value; `maxLength` bounds geo headers (User-Agents are longer, and bounded by the UA cache). */
@@ -66,6 +71,25 @@ function parseJsonObjectParam(raw: unknown, name: string, maxBytes: number): { o
     return { ok: false, message: `${name} is not valid JSON` };
   }
   return { ok: false, message: `${name} must be a JSON object` };
+}
+
+/**
+ * An agent's `config`: any JSON value (the real player sends its ICE servers as an array,
+ * `JSON.stringify(iceServers)`). Tabs receive it exactly as the agent sent it, the JSON text
+ * unparsed, as the OpenReplay server passes it on (the tracker parses it itself); absent (or
+ * empty) is null, which is what the reference's tabs get from an agent that sent none. Text that
+ * is not JSON is refused: no tracker could read it.
+ */
+function parseConfigParam(raw: unknown, maxBytes: number): { ok: true; value: JsonValue } | { ok: false; message: string } {
+  if (raw === undefined || raw === null || raw === '') return { ok: true, value: null };
+  if (typeof raw !== 'string') return { ok: false, message: 'config must be a JSON string' };
+  if (raw.length > maxBytes) return { ok: false, message: `config is longer than ${maxBytes} characters` };
+  try {
+    JSON.parse(raw);
+  } catch {
+    return { ok: false, message: 'config is not valid JSON' };
+  }
+  return { ok: true, value: detached(raw) as string };
 }
 
 /**
@@ -92,10 +116,12 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
     const ua = deps.userAgents.fields(header(input.headers, 'user-agent', Infinity) ?? undefined);
     // Not `{ ...parsed.value, ...ua, userCountry, ... }`: V8 gave each object built that way hidden
     // classes of its own, ~3.6 KB per connect allocated in old space (see docs/performance.md).
+    // Geo: the trusted geo headers first, then the MaxMind database on the client's address.
+    const fromDb = deps.geo?.lookup(addressOf(deps.config.clientIpHeader ? input.headers[deps.config.clientIpHeader] : undefined, input.address));
     const info: JsonObject = Object.assign({}, parsed.value, ua, {
-      userCountry: header(input.headers, deps.config.geoCountryHeader),
-      userState: header(input.headers, deps.config.geoStateHeader),
-      userCity: header(input.headers, deps.config.geoCityHeader),
+      userCountry: header(input.headers, deps.config.geoCountryHeader) ?? fromDb?.userCountry ?? null,
+      userState: header(input.headers, deps.config.geoStateHeader) ?? fromDb?.userState ?? null,
+      userCity: header(input.headers, deps.config.geoCityHeader) ?? fromDb?.userCity ?? null,
     });
     return { ok: true, value: { role: 'session', peer: peer.value, info } };
   }
@@ -108,10 +134,7 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
   }
   const agentInfo = parseJsonObjectParam(input.query.agentInfo, 'agentInfo', deps.sessionLimits.maxBytes);
   if (!agentInfo.ok) return { ok: false, refusal: { reason: 'agentInfo', message: agentInfo.message } };
-  const config = parseJsonObjectParam(input.query.config, 'config', deps.sessionLimits.maxBytes);
+  const config = parseConfigParam(input.query.config, deps.sessionLimits.maxBytes);
   if (!config.ok) return { ok: false, refusal: { reason: 'agentInfo', message: config.message } };
-  // Tabs receive the config exactly as the agent sent it (a JSON string from the real player, which
-  // the tracker parses itself), as the OpenReplay server does.
-  const rawConfig = typeof input.query.config === 'string' ? (detached(input.query.config) as string) : config.value;
-  return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: rawConfig } };
+  return { ok: true, value: { role: 'agent', peer: peer.value, info: agentInfo.value, config: config.value } };
 }

@@ -13,9 +13,10 @@ import { snakeCase } from '../ops/metrics';
 import { ErrorCode } from '../errors';
 import { RoomEvent, type TabPayload } from '../protocol';
 import type { TabState } from '../sessions/model';
-import { isPlainObject, mergeSessionData, splitTabFields } from '../sessions/sessionData';
+import { isPlainObject, mergeSessionData, splitTabFields, updatableFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
 import { pendingBytes, probeAlive, refusalError } from './backpressure';
+import type { GeoLookup } from './geo';
 import { type AgentHandshake, type Handshake, type Refusal, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
 import { compactSocket, releaseHandshake } from './socketMemory';
@@ -72,7 +73,7 @@ function lastAgentConfig(room: Room): unknown {
   return config;
 }
 
-export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache): void {
+export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache, geo?: GeoLookup): void {
   const { index, store, metrics, logger } = ctx;
   const live = io as unknown as LiveServer;
   const sockets = live.of('/');
@@ -162,8 +163,8 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     // A node that has not joined the cluster cannot tell a duplicate tab from a new one: refused until it has.
     if (!ctx.store.status().ready) return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (joining the cluster)'));
     const result = readHandshake(
-      { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers },
-      { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents },
+      { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers, address: socket.handshake.address },
+      { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents, geo },
     );
     if (!result.ok) {
       const reason = snakeCase(result.refusal.reason);
@@ -273,7 +274,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const tab = findTab(room, peer.tabId);
     if (!room || !tab || tab.socketId !== socket.id || !room.data) return;
     const data = isPlainObject(payload.data) ? payload.data : {};
-    const { tab: tabFields, session } = splitTabFields(data);
+    const split = splitTabFields(data);
+    const tabFields = split.tab;
+    const session = updatableFields(split.session);
     let nextData = undefined;
     if (Object.keys(session).length > 0) {
       const merged = mergeSessionData(room.data, session, ctx.sessionLimits, store.nodeId);

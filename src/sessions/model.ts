@@ -11,7 +11,8 @@
  * - every session-wide field comes from `SessionData`;
  * - `active` is true if any tab is active;
  * - `pageTitle` is the page title of the most recently active tab (ties: the most recently connected);
- * - `tabIds` lists the connected tabs, oldest first; `live` is always true.
+ * - `tabIds` lists the connected tabs, oldest first; `tabId` is the tab whose pageTitle it shows;
+ *   `live` is always true.
  */
 
 /** JSON values as they arrive on the wire. */
@@ -35,15 +36,17 @@ export interface Session {
   trackerVersion: string;
   isSnippet: boolean;
   assistOnly: boolean;
-  userOs: string;
-  userBrowser: string;
-  userBrowserVersion: string;
+  userOs: string | null;
+  userBrowser: string | null;
+  userBrowserVersion: string | null;
   userDevice: string | null;
   userDeviceType: string;
   userCountry: string | null;
   userState: string | null;
   userCity: string | null;
   tabIds: string[];
+  /** The tab that stands for the session (the one whose pageTitle it shows), as OpenReplay's `tabId`. */
+  tabId: string | null;
   [extra: string]: JsonValue | undefined;
 }
 
@@ -80,4 +83,11 @@ export interface AgentState {
 /** Fields that live on the tab, not on the session data. */
 export const TAB_FIELDS: ReadonlySet<string> = new Set(['pageTitle', 'active']);
 /** Fields computed by the hub that a tracker may not overwrite. */
-export const COMPUTED_FIELDS: ReadonlySet<string> = new Set(['live', 'tabIds', 'projectKey']);
+export const COMPUTED_FIELDS: ReadonlySet<string> = new Set(['live', 'tabIds', 'tabId', 'projectKey']);
+/**
+ * Fields the hub derives from a tab's handshake (User-Agent, geo): set when a tab connects, never
+ * by a tracker's UPDATE_SESSION (OpenReplay's server let an update overwrite them).
+ */
+export const DERIVED_FIELDS: ReadonlySet<string> = new Set([
+  'userOs', 'userBrowser', 'userBrowserVersion', 'userDevice', 'userDeviceType', 'userCountry', 'userState', 'userCity',
+]);

@@ -10,6 +10,11 @@ import type { Session } from './model';
 // The vocabulary and the order live in grammar.ts (no dependency: the browser client uses them too).
 export { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE_ATTRIBUTES, type SortOrder, compareKeys, compareSessions, sortKeyOf } from './grammar';
 
+/** The attribute a sort name stands for (case-insensitive), or undefined when it cannot be sorted by. */
+export function sortAttribute(name: string): keyof Session | undefined {
+  return SORTABLE.get(name.toLowerCase());
+}
+
 /** A parsed filter: the attribute to read and lower-cased values to compare with. */
 export interface Filter {
   type: FilterType;

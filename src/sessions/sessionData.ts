@@ -4,7 +4,7 @@
  * one session combine into the one session REST returns. Pure.
  */
 import type { JsonObject, JsonValue, Session, SessionData, TabState } from './model';
-import { COMPUTED_FIELDS, TAB_FIELDS } from './model';
+import { COMPUTED_FIELDS, DERIVED_FIELDS, TAB_FIELDS } from './model';
 
 export interface SessionDataLimits {
   /** Largest serialised session data (bytes of JSON) a session may hold. */
@@ -168,6 +168,17 @@ export function splitTabFields(data: JsonObject): { tab: { pageTitle?: string; a
   return { tab, session };
 }
 
+/** An UPDATE_SESSION's session part without the fields the hub derives (User-Agent, geo). */
+export function updatableFields(session: JsonObject): JsonObject {
+  let out: JsonObject | undefined;
+  for (const key of Object.keys(session)) {
+    if (!DERIVED_FIELDS.has(key)) continue;
+    out ??= { ...session };
+    delete out[key];
+  }
+  return out ?? session;
+}
+
 function str(v: JsonValue | undefined, fallback = ''): string {
   return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : fallback;
 }
@@ -217,15 +228,16 @@ export function combineSession(projectKey: string, sessionId: string, data: Sess
     trackerVersion: str(f.trackerVersion),
     isSnippet: f.isSnippet === true,
     assistOnly: f.assistOnly === true,
-    userOs: str(f.userOs, 'unknown'),
-    userBrowser: str(f.userBrowser, 'unknown'),
-    userBrowserVersion: str(f.userBrowserVersion, 'unknown'),
+    userOs: strOrNull(f.userOs),
+    userBrowser: strOrNull(f.userBrowser),
+    userBrowserVersion: strOrNull(f.userBrowserVersion),
     userDevice: strOrNull(f.userDevice),
     userDeviceType: str(f.userDeviceType, 'desktop') || 'desktop',
     userCountry: strOrNull(f.userCountry),
     userState: strOrNull(f.userState),
     userCity: strOrNull(f.userCity),
     tabIds: ordered.map((t) => t.tabId),
+    tabId: primary?.tabId ?? null,
   };
   for (const key of Object.keys(f)) if (!Object.hasOwn(view, key)) view[key] = f[key];
   return view;

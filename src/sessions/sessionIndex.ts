@@ -276,6 +276,21 @@ export class SessionIndex {
     return [...seen.values()];
   }
 
+  /** Distinct metadata keys among a project's sessions, at most `max` (autocomplete across attributes). */
+  metadataKeys(projectKey: string, max: number): string[] {
+    const project = this.projects.get(projectKey);
+    const keys = new Set<string>();
+    if (!project) return [];
+    for (const room of project.rooms.values()) {
+      if (!room.view) continue;
+      for (const key of Object.keys(room.view.metadata)) {
+        keys.add(key);
+        if (keys.size >= max) return [...keys];
+      }
+    }
+    return [...keys];
+  }
+
   /**
    * The rooms worth matching: for the `is` filter on an indexed attribute with the fewest
    * candidates, the union of its values' sessions; without one, the whole project.

@@ -40,17 +40,18 @@ export function makeSession(overrides: Partial<Session> = {}): Session {
     trackerVersion: '',
     isSnippet: false,
     assistOnly: false,
-    userOs: 'unknown',
-    userBrowser: 'unknown',
-    userBrowserVersion: 'unknown',
+    userOs: null,
+    userBrowser: null,
+    userBrowserVersion: null,
     userDevice: null,
     userDeviceType: 'desktop',
     userCountry: null,
     userState: null,
     userCity: null,
     tabIds: ['tab-1'],
+    tabId: 'tab-1',
     ...overrides,
-  };
+  } as Session;
 }
 
 /** A connected tab; `socketId` defaults to `sock-<tabId>`, times to 1. */

@@ -54,9 +54,11 @@ describe('loadConfig', () => {
 
   it('reads the OpenReplay names: ASSIST_JWT_SECRET, LISTEN_PORT, PROJECT_KEY_LENGTH, maxHttpBufferSize, COMPRESSION', () => {
     const config = loadConfig(
-      env({ ASSIST_JWT_SECRET: 'a-long-secret', LISTEN_PORT: '8080', PROJECT_KEY_LENGTH: '0', maxHttpBufferSize: '2048', COMPRESSION: 'true' }),
+      env({ ASSIST_JWT_SECRET: 'a-long-secret', LISTEN_PORT: '8080', PROJECT_KEY_LENGTH: '0', maxHttpBufferSize: '2', COMPRESSION: 'true' }),
     );
-    expect(config).toMatchObject({ jwtSecret: 'a-long-secret', port: 8080, projectKeyLength: 0, maxHttpBufferSize: 2048, compression: true });
+    // OpenReplay's maxHttpBufferSize is in megabytes (parseFloat(...) * 1e6).
+    expect(config).toMatchObject({ jwtSecret: 'a-long-secret', port: 8080, projectKeyLength: 0, maxHttpBufferSize: 2_000_000, compression: true });
+    expect(loadConfig(env({ maxHttpBufferSize: '0.5' })).maxHttpBufferSize).toBe(500_000);
   });
 
   it('reads the hub names and prefers the first name listed', () => {
@@ -64,7 +66,7 @@ describe('loadConfig', () => {
     expect(loadConfig(env({ ASSIST_JWT_SECRET: 'assist-secret', HUB_JWT_SECRET: 'hub-secret-1' })).jwtSecret).toBe('assist-secret');
     expect(loadConfig(env({ PORT: '7000' })).port).toBe(7000);
     expect(loadConfig(env({ LISTEN_PORT: '7001', PORT: '7000' })).port).toBe(7001);
-    expect(loadConfig(env({ MAX_HTTP_BUFFER_SIZE: '4096', maxHttpBufferSize: '2048' })).maxHttpBufferSize).toBe(4096);
+    expect(loadConfig(env({ MAX_HTTP_BUFFER_SIZE: '4096', maxHttpBufferSize: '2' })).maxHttpBufferSize).toBe(4096);
   });
 
   it('treats an empty variable as unset', () => {
@@ -84,7 +86,8 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig(env({ LOG_LEVEL: 'loud' }))).message).toMatch(/LOG_LEVEL: must be one of trace, debug, info/);
     expect(configError(() => loadConfig(env({ LISTEN_PORT: '80.5' }))).message).toMatch(/LISTEN_PORT/);
     expect(configError(() => loadConfig(env({ ASSIST_JWT_SECRET: 'short' }))).message).toMatch(/ASSIST_JWT_SECRET: must be at least 8 characters/);
-    expect(configError(() => loadConfig(env({ maxHttpBufferSize: '10' }))).message).toMatch(/maxHttpBufferSize/);
+    expect(configError(() => loadConfig(env({ maxHttpBufferSize: '1000' }))).message).toMatch(/maxHttpBufferSize/);
+    expect(configError(() => loadConfig(env({ maxHttpBufferSize: '5MB' }))).message).toMatch(/maxHttpBufferSize/);
     expect(configError(() => loadConfig(env({ PROJECT_KEY_LENGTH: '-1' }))).message).toMatch(/PROJECT_KEY_LENGTH/);
     expect(configError(() => loadConfig(env({ LOG_LEVEL: 'loud' }))).message).toMatch(/LOG_LEVEL/);
     expect(configError(() => loadConfig(env({ WS_PATH: 'no-slash' }))).message).toMatch(/WS_PATH/);

@@ -287,15 +287,16 @@ describe('combineSession', () => {
       trackerVersion: '',
       isSnippet: false,
       assistOnly: false,
-      userOs: 'unknown',
-      userBrowser: 'unknown',
-      userBrowserVersion: 'unknown',
+      userOs: null,
+      userBrowser: null,
+      userBrowserVersion: null,
       userDevice: null,
       userDeviceType: 'desktop',
       userCountry: null,
       userState: null,
       userCity: null,
       tabIds: ['t1'],
+      tabId: 't1',
     });
   });
 
