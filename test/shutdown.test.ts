@@ -44,7 +44,14 @@ function startChild(env: Record<string, string>): Child {
     proc,
     stdout: [],
     stderr: [],
-    exited: new Promise((resolveExit) => proc.once('exit', (code, signal) => resolveExit({ code, signal, at: Date.now() }))),
+    // Timed at 'exit', settled at 'close': 'exit' can come before the last stdout chunk is read.
+    exited: new Promise((resolveExit) => {
+      let at = 0;
+      proc.once('exit', () => {
+        at = Date.now();
+      });
+      proc.once('close', (code, signal) => resolveExit({ code, signal, at: at || Date.now() }));
+    }),
   };
   let pending = '';
   proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
