@@ -2,11 +2,12 @@
  * The browser-safe client's own parts: its tiny emitter, and the connection states and events a
  * page draws from (against a real hub). Subscriptions, diffs and resume are in subscriptions.test.ts.
  */
+import jwt from 'jsonwebtoken';
 import type { Socket } from 'socket.io-client';
 import { type ConnectionState, DashboardClient, Emitter } from '../src/client/index';
 import type { Hub } from '../src/server';
 import { REPO_ROOT } from './support/buildLock';
-import { API_KEY, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
 import { run } from './support/run';
 
 class Probe extends Emitter<{ ping: [n: number]; error: [e: Error] }> {
@@ -56,7 +57,7 @@ describe('DashboardClient states', () => {
   let hub: Hub;
   const open: DashboardClient[] = [];
   const trackers: Socket[] = [];
-  const client = (token = API_KEY) => {
+  const client = (token: string | (() => string) = API_KEY) => {
     const c = new DashboardClient({ url: hub.url, token, reconnectionDelayMs: 100, reconnectionDelayMaxMs: 200 });
     open.push(c);
     return c;
@@ -102,6 +103,31 @@ describe('DashboardClient states', () => {
     await eventually(() => resumed === 1, () => `states ${states.join()}, resumed ${resumed}`);
     expect(states).toEqual(['reconnecting', 'live']);
     expect(sub.view.list().map((s) => s.userID)).toEqual(['a']);
+  });
+
+  test('a token provider: an expired JWT is replaced by a fresh one, and the subscription resumes', async () => {
+    const project = projectKey('refresh');
+    let minted = 0;
+    // Each token lives 1 s (exp is in whole seconds, so 1-2 s): the hub ends the socket at exp.
+    const c = client(() => {
+      minted++;
+      return jwt.sign({ projectKey: project, exp: Math.floor(Date.now() / 1000) + 1 }, JWT_SECRET, { algorithm: 'HS256' });
+    });
+    const sub = await c.subscribe({ projectKey: project });
+    let resumed = 0;
+    sub.on('resumed', () => resumed++);
+    sub.on('resync', () => resumed++);
+    await eventually(() => minted >= 2 && resumed >= 1 && c.state === 'live', () => `minted ${minted}, resumed ${resumed}, ${c.state}`, 6000);
+    // Still live: a session that connects now reaches the view.
+    trackers.push(await connectTracker(hub, { projectKey: project, sessionId: 'f1', tabId: 't1', info: { userID: 'fresh' } }));
+    await eventually(() => sub.view.list().some((s) => s.userID === 'fresh'));
+  });
+
+  test('a plain token that expires is final: the client is closed', async () => {
+    const project = projectKey('expired');
+    const c = client(jwt.sign({ projectKey: project, exp: Math.floor(Date.now() / 1000) + 1 }, JWT_SECRET, { algorithm: 'HS256' }));
+    await c.subscribe({ projectKey: project });
+    await eventually(() => c.state === 'closed', () => c.state, 4000);
   });
 
   test('a subscription taken over by another connection of the same credential: revoked, and no longer resumed', async () => {

@@ -19,8 +19,13 @@ import { LiveView } from './liveView';
 export interface DashboardClientOptions {
   /** The hub's base URL, e.g. http://127.0.0.1:9001 (in a page served by the hub: location.origin). */
   url: string;
-  /** An API key allowed for the projects, or a JWT with a projectKey claim. */
-  token: string;
+  /**
+   * An API key allowed for the projects, or a JWT with a projectKey claim; or a function giving
+   * one, called at every (re)connect. With a function, a JWT that expires is replaced: the hub
+   * disconnects the socket at the token's `exp` (`TOKEN_EXPIRED`), the client connects again with
+   * a fresh token and resumes its subscriptions. With a plain string an expired token is final.
+   */
+  token: string | TokenProvider;
   /** Socket.IO path; default `/ws-assist/socket`. */
   path?: string;
   /** How long to wait for a subscribe or unsubscribe ack. */
@@ -32,6 +37,9 @@ export interface DashboardClientOptions {
 }
 
 export type DashboardQuery = Omit<SubscribeRequest, 'resume'>;
+
+/** Gives the token to connect with (e.g. fetches a fresh JWT from the dashboard's backend). */
+export type TokenProvider = () => string | Promise<string>;
 
 /**
  * Where the connection is: `connecting` (first attempt), `live`, `reconnecting` (lost; Socket.IO
@@ -111,7 +119,7 @@ export class DashboardClient extends Emitter<ClientEvents> {
     this.socket = io(`${options.url.replace(/\/$/, '')}${DASHBOARD_NAMESPACE}`, {
       path: options.path ?? DEFAULT_WS_PATH,
       transports: options.transports ?? ['websocket'],
-      auth: { token: options.token },
+      auth: typeof options.token === 'function' ? authFrom(options.token) : { token: options.token },
       forceNew: true,
       ...(options.reconnectionDelayMs !== undefined ? { reconnectionDelay: options.reconnectionDelayMs } : {}),
       ...(options.reconnectionDelayMaxMs !== undefined ? { reconnectionDelayMax: options.reconnectionDelayMaxMs } : {}),
@@ -121,7 +129,21 @@ export class DashboardClient extends Emitter<ClientEvents> {
       if (this.connectedOnce) for (const sub of this.subscriptions.values()) void this.resume(sub);
       this.connectedOnce = true;
     });
-    this.socket.on('disconnect', () => this.setState(this.socket.active ? 'reconnecting' : 'closed'));
+    let tokenExpired = false;
+    this.socket.on('error', (err: { code?: unknown } | undefined) => {
+      if (err?.code === 'TOKEN_EXPIRED') tokenExpired = true;
+    });
+    this.socket.on('disconnect', () => {
+      // The hub ends a socket whose JWT expired; Socket.IO does not reconnect after a server's
+      // disconnect, so a client that can get a fresh token connects again by itself.
+      if (tokenExpired && typeof options.token === 'function' && this.currentState !== 'closed') {
+        tokenExpired = false;
+        this.setState('reconnecting');
+        this.socket.connect();
+        return;
+      }
+      this.setState(this.socket.active ? 'reconnecting' : 'closed');
+    });
     this.socket.on('connect_error', (err: Error) => {
       // A refusal by the hub's middleware is final (Socket.IO does not retry it); a transport error is retried.
       this.setState(this.socket.active ? (this.connectedOnce ? 'reconnecting' : 'connecting') : 'refused', err);
@@ -242,4 +264,17 @@ export class DashboardClient extends Emitter<ClientEvents> {
       sub.resuming = false;
     }
   }
+}
+
+/** Socket.IO's auth callback from a token provider: asked at every connection attempt. */
+function authFrom(provider: TokenProvider): (cb: (data: { token: string }) => void) => void {
+  return (cb) => {
+    Promise.resolve()
+      .then(provider)
+      .then(
+        (token) => cb({ token }),
+        // No token: the hub refuses the attempt, which the client reports as `refused`.
+        () => cb({ token: '' }),
+      );
+  };
 }

@@ -11,6 +11,7 @@ export {
   type DashboardClientOptions,
   type DashboardQuery,
   type SubscriptionEvents,
+  type TokenProvider,
 } from './dashboardClient';
 export { Emitter, type EventMap } from './emitter';
 export { LiveView, type ApplyResult } from './liveView';
