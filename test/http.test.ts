@@ -160,6 +160,12 @@ describe('search (POST)', () => {
     expect(ids(await search({ sort: 'userID', order: 'desc' }))).toEqual(['105', '103', '102', '101', '104']);
   });
 
+  it('sorts by a metadata value with sort "metadata.<key>", sessions without it last', async () => {
+    // plan: 101 trial, 102 free, 103 Enterprise; 104 and 105 have none (ties by sessionID).
+    expect(ids(await search({ sort: 'metadata.plan', order: 'ASC' }))).toEqual(['103', '102', '101', '104', '105']);
+    expect(ids(await search({ sort: 'metadata.plan', order: 'DESC' }))).toEqual(['101', '102', '103', '104', '105']);
+  });
+
   it('pages: total counts all matches, pages do not overlap, past the end is empty', async () => {
     const first = await search({ sort: 'timestamp', order: 'ASC', limit: 2, page: 1 });
     const second = await search({ sort: 'timestamp', order: 'ASC', limit: 2, page: 2 });

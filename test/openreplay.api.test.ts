@@ -191,11 +191,18 @@ describe('OpenReplay internal API', () => {
       ['userId', 'ASC', ['alice', 'bob', 'carol']],
       ['userId', 'DESC', ['carol', 'bob', 'alice']],
       ['userCity', 'ASC', ['bob', 'carol', 'alice']],
-      ['plan', 'DESC', ['carol', 'bob', 'alice']],
     ])('sort %s %s', async (key, order, expected) => {
       const ids = { alice, bob, carol } as Record<string, string>;
       const reply = await post(hub, live(), { filter: {}, pagination: { limit: 200, page: 1 }, sort: { key, order } });
       expect(idsOf(reply)).toEqual(expected.map((n) => ids[n]));
+    });
+
+    test.each([
+      ['ASC', ['free', 'trial', 'trial']],
+      ['DESC', ['trial', 'trial', 'free']],
+    ])('sort by a metadata key (as OpenReplay\'s live list offers), %s', async (order, plans) => {
+      const reply = await post(hub, live(), { filter: {}, pagination: { limit: 200, page: 1 }, sort: { key: 'plan', order } });
+      expect(pageOf(reply).sessions.map((x) => (x.metadata as Record<string, string>).plan)).toEqual(plans);
     });
 
     test('no sort at all: newest first', async () => {

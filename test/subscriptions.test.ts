@@ -173,6 +173,19 @@ describe('/dashboard', () => {
       const asc = await c.subscribe({ projectKey: project, sort: 'userID', order: 'ASC', limit: 3 });
       expect(asc.view.list().map((s) => s.userID)).toEqual(['user0', 'user1', 'user2']);
     });
+
+    test('sorted by a metadata value: an update that changes the value moves the session, as REST orders it', async () => {
+      const project = projectKey('metasort');
+      const tabs = [];
+      for (const [id, plan] of [['m1', 'b'], ['m2', 'c'], ['m3', 'a']] as const) tabs.push(await tracker(project, id, { metadata: { plan } }));
+      const c = await client();
+      const query = { projectKey: project, sort: 'metadata.plan', order: 'ASC', limit: 2 };
+      const sub = await c.subscribe(query);
+      expect(sub.view.list().map((s) => s.sessionID)).toEqual(['m3', 'm1']);
+      tabs[1]?.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { metadata: { plan: '0' } } });
+      await eventually(() => sub.view.list().map((s) => s.sessionID).join() === 'm2,m3', () => JSON.stringify(sub.view.list()));
+      await viewEqualsRest(hub, sub, query);
+    });
   });
 
   describe('resume', () => {

@@ -12,7 +12,7 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import { DASHBOARD_NAMESPACE, DEFAULT_WS_PATH, DashboardEvent, type SessionsDiff, type SubscribeAck, type SubscribeRequest } from '../protocol';
-import { SORTABLE, type SortOrder } from '../sessions/grammar';
+import { type SortOrder, sortFieldOf } from '../sessions/grammar';
 import { Emitter } from './emitter';
 import { LiveView } from './liveView';
 
@@ -91,7 +91,7 @@ export class LiveSubscription extends Emitter<SubscriptionEvents> {
   ) {
     super();
     // The hub has accepted the query (validated it with the REST grammar): only its order is needed here.
-    const sort = SORTABLE.get((query.sort ?? 'timestamp').toLowerCase()) ?? 'timestamp';
+    const sort = sortFieldOf(query.sort ?? 'timestamp') ?? 'timestamp';
     const order: SortOrder = (query.order ?? 'DESC').toUpperCase() === 'ASC' ? 'ASC' : 'DESC';
     this.view = new LiveView(sort, order);
   }

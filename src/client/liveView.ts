@@ -4,7 +4,7 @@
  */
 import type { SessionsDiff } from '../protocol';
 import type { Session } from '../sessions/model';
-import { compareSessions, type SortOrder } from '../sessions/grammar';
+import { compareSessions, type SortField, type SortOrder } from '../sessions/grammar';
 
 export type ApplyResult = 'applied' | 'duplicate' | 'gap';
 
@@ -14,7 +14,7 @@ export class LiveView {
   seq = 0;
 
   constructor(
-    readonly sort: keyof Session,
+    readonly sort: SortField,
     readonly order: SortOrder,
   ) {}
 

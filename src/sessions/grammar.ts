@@ -49,11 +49,28 @@ export const SORTABLE: ReadonlyMap<string, keyof Session> = new Map(SORTABLE_ATT
 export type Operator = 'is' | 'contains';
 export type SortOrder = 'ASC' | 'DESC';
 
+/**
+ * What a search sorts by: a session attribute, or a metadata key as `metadata.<key>` (OpenReplay's
+ * live list offers the project's metadata keys as sorts; the key is matched as stored).
+ */
+export type SortField = keyof Session | `metadata.${string}`;
+const METADATA_SORT = 'metadata.';
+
+/** The sort field a name stands for (attributes case-insensitively), or undefined when none. */
+export function sortFieldOf(name: string): SortField | undefined {
+  if (name.startsWith(METADATA_SORT)) {
+    const key = name.slice(METADATA_SORT.length);
+    return key.length > 0 && key.length <= QUERY_LIMITS.maxValueLength ? `metadata.${key}` : undefined;
+  }
+  return SORTABLE.get(name.toLowerCase());
+}
+
 type SortKey = number | string | undefined;
 
 /** The value a session sorts by: numbers as numbers, booleans as 0/1, text lower-cased. */
-export function sortKeyOf(session: Session, attribute: keyof Session): SortKey {
-  const raw = session[attribute];
+export function sortKeyOf(session: Session, field: SortField): SortKey {
+  const name = field as string;
+  const raw = name.startsWith(METADATA_SORT) ? session.metadata[name.slice(METADATA_SORT.length)] : session[name];
   if (typeof raw === 'number') return raw;
   if (typeof raw === 'boolean') return raw ? 1 : 0;
   if (typeof raw === 'string') return raw === '' ? undefined : raw.toLowerCase();
@@ -77,6 +94,6 @@ export function compareKeys(a: SortKey, aId: string, b: SortKey, bId: string, or
   return aId < bId ? -1 : aId > bId ? 1 : 0;
 }
 
-export function compareSessions(a: Session, b: Session, sort: keyof Session, order: SortOrder): number {
+export function compareSessions(a: Session, b: Session, sort: SortField, order: SortOrder): number {
   return compareKeys(sortKeyOf(a, sort), a.sessionID, sortKeyOf(b, sort), b.sessionID, order);
 }

@@ -9,15 +9,16 @@
  * name, a metadata key. Where the reference server reads this grammar wrongly, the translation
  * follows what the backend means (docs/protocol-notes.md, "OpenReplay compatibility").
  */
-import type { Session } from './model';
 import {
   FILTER_ATTRIBUTES,
   type FilterType,
   type ParseResult,
   QUERY_LIMITS,
   type SearchQuery,
+  type SortField,
   type SortOrder,
   parseSearchQuery,
+  sortFieldOf,
   sortAttribute,
 } from './query';
 import { isPlainObject } from './sessionData';
@@ -107,10 +108,11 @@ function pageNumber(raw: unknown, where: string, max: number): number | undefine
 
 /**
  * `sort` as the hub's sort and order. `duration` (the live list's default sort in OpenReplay's UI)
- * is the time since the session started: the reverse of `timestamp`. A name the hub cannot sort by
- * (a metadata key) sorts by `timestamp`. No order is DESC, the backend's own default.
+ * is the time since the session started: the reverse of `timestamp`. Any other name that is not a
+ * session attribute is a metadata key (OpenReplay's UI offers the project's metadata keys as
+ * sorts). No order is DESC, the backend's own default.
  */
-export function translateSort(raw: unknown): { sort: keyof Session; order: SortOrder } | Refusal {
+export function translateSort(raw: unknown): { sort: SortField; order: SortOrder } | Refusal {
   if (raw !== undefined && raw !== null && !isPlainObject(raw)) return refuse('sort: expected {"key", "order"}', false);
   const key = raw?.key;
   const order = raw?.order;
@@ -122,8 +124,9 @@ export function translateSort(raw: unknown): { sort: keyof Session; order: SortO
   if (key !== undefined && key !== null && typeof key !== 'string') return refuse('sort.key: expected a string', false);
   const name = (key ?? '').toLowerCase();
   if (name === 'duration') return { sort: 'timestamp', order: desc ? 'ASC' : 'DESC' };
-  const attribute = name === '' || name === 'startts' ? 'timestamp' : (sortAttribute(name) ?? 'timestamp');
-  return { sort: attribute, order: desc ? 'DESC' : 'ASC' };
+  const metadataSort = (key ?? '').length <= QUERY_LIMITS.maxValueLength ? sortFieldOf(`metadata.${key}`) : undefined;
+  const field = name === '' || name === 'startts' ? 'timestamp' : (sortAttribute(name) ?? metadataSort ?? 'timestamp');
+  return { sort: field, order: desc ? 'DESC' : 'ASC' };
 }
 
 /**

@@ -3,12 +3,12 @@
  * field), the filter matcher and the sort order. Pure: no I/O, no state.
  */
 import { z } from 'zod';
-import { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE, type SortOrder } from './grammar';
+import { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE, type SortField, type SortOrder, sortFieldOf } from './grammar';
 import { readableIssues } from '../validation';
 import type { Session } from './model';
 
 // The vocabulary and the order live in grammar.ts (no dependency: the browser client uses them too).
-export { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE_ATTRIBUTES, type SortOrder, compareKeys, compareSessions, sortKeyOf } from './grammar';
+export { FILTER_ATTRIBUTES, type FilterType, type Operator, QUERY_LIMITS, SORTABLE_ATTRIBUTES, type SortField, type SortOrder, compareKeys, compareSessions, sortFieldOf, sortKeyOf } from './grammar';
 
 /** The attribute a sort name stands for (case-insensitive), or undefined when it cannot be sorted by. */
 export function sortAttribute(name: string): keyof Session | undefined {
@@ -28,7 +28,7 @@ export interface Filter {
 
 export interface SearchQuery {
   filters: Filter[];
-  sort: keyof Session;
+  sort: SortField;
   order: SortOrder;
   page: number;
   limit: number;
@@ -76,10 +76,10 @@ export const searchOptionShape = {
   sort: z
     .string()
     .optional()
-    .refine((s) => s === undefined || SORTABLE.has(s.toLowerCase()), {
-      message: `cannot sort by that attribute; expected one of ${[...SORTABLE.values()].join(', ')}`,
+    .refine((s) => s === undefined || sortFieldOf(s) !== undefined, {
+      message: `cannot sort by that attribute; expected one of ${[...SORTABLE.values()].join(', ')}, or metadata.<key>`,
     })
-    .meta({ description: 'attribute to sort by, case-insensitive (default timestamp)', examples: ['timestamp'] }),
+    .meta({ description: 'attribute to sort by, case-insensitive (default timestamp), or metadata.<key> to sort by a metadata value', examples: ['timestamp', 'metadata.plan'] }),
   order: z
     .string()
     .optional()
@@ -162,7 +162,7 @@ export function parseSearchQuery(input: unknown, options: { strict?: boolean } =
     ok: true,
     value: {
       filters,
-      sort: SORTABLE.get((body.sort ?? 'timestamp').toLowerCase()) as keyof Session,
+      sort: sortFieldOf(body.sort ?? 'timestamp') as SortField,
       order: (body.order ?? 'DESC').toUpperCase() as SortOrder,
       page: body.page ?? 1,
       limit: body.limit ?? QUERY_LIMITS.maxLimit,

@@ -47,7 +47,8 @@ describe('translateLiveSearch', () => {
     [{ key: 'duration', order: 'ASC' }, 'timestamp', 'DESC'],
     [{ key: 'userId', order: 'ASC' }, 'userID', 'ASC'],
     [{ key: 'userCountry', order: 'DESC' }, 'userCountry', 'DESC'],
-    [{ key: 'plan', order: 'ASC' }, 'timestamp', 'ASC'],
+    [{ key: 'plan', order: 'ASC' }, 'metadata.plan', 'ASC'],
+    [{ key: 'x'.repeat(300), order: 'ASC' }, 'timestamp', 'ASC'],
     [null, 'timestamp', 'DESC'],
   ])('sort %j -> %s %s', (sort, attribute, order) => {
     expect(query({ sort })).toMatchObject({ sort: attribute, order });

@@ -3,6 +3,7 @@ import {
   type Filter,
   type FilterType,
   QUERY_LIMITS,
+  type SortField,
   compareSessions,
   matchesAll,
   matchesFilter,
@@ -44,6 +45,13 @@ describe('parseSearchQuery: defaults and accepted forms', () => {
     expect(query({ sort: 'userid' }).sort).toBe('userID');
     expect(query({ sort: 'usercountry' }).sort).toBe('userCountry');
     expect(refusal({ sort: 'password' })).toMatch(/^sort: /);
+  });
+
+  it('accepts metadata.<key> as a sort, the key as stored', () => {
+    expect(query({ sort: 'metadata.plan' }).sort).toBe('metadata.plan');
+    expect(query({ sort: 'metadata.Plan' }).sort).toBe('metadata.Plan');
+    expect(refusal({ sort: 'metadata.' })).toMatch(/^sort: .*metadata\.<key>/);
+    expect(refusal({ sort: `metadata.${'k'.repeat(300)}` })).toMatch(/^sort: /);
   });
 
   it('accepts the filter type in any case', () => {
@@ -328,7 +336,7 @@ describe('queryKey', () => {
 });
 
 describe('compareSessions', () => {
-  const sorted = (sessions: Session[], sort: keyof Session, order: 'ASC' | 'DESC') =>
+  const sorted = (sessions: Session[], sort: SortField, order: 'ASC' | 'DESC') =>
     [...sessions].sort((a, b) => compareSessions(a, b, sort, order)).map((s) => s.sessionID);
 
   it('orders numbers numerically (not as text) in both orders', () => {
@@ -375,6 +383,17 @@ describe('compareSessions', () => {
     // Same text in another case is a tie too.
     const text = [makeSession({ sessionID: 'b', userID: 'X' }), makeSession({ sessionID: 'a', userID: 'x' })];
     expect(sorted(text, 'userID', 'DESC')).toEqual(['a', 'b']);
+  });
+
+  it('sorts by a metadata value, absent values last', () => {
+    const sessions = [
+      makeSession({ sessionID: 'a', metadata: { plan: 'Trial' } }),
+      makeSession({ sessionID: 'b', metadata: {} }),
+      makeSession({ sessionID: 'c', metadata: { plan: 'free' } }),
+      makeSession({ sessionID: 'd', metadata: { plan: 'pro' } }),
+    ];
+    expect(sorted(sessions, 'metadata.plan', 'ASC')).toEqual(['c', 'd', 'a', 'b']);
+    expect(sorted(sessions, 'metadata.plan', 'DESC')).toEqual(['a', 'd', 'c', 'b']);
   });
 
   it('sorts booleans as 0/1', () => {
