@@ -12,7 +12,7 @@ import type { HubContext } from '../context';
 import { snakeCase } from '../ops/metrics';
 import { ErrorCode } from '../errors';
 import { RoomEvent, type TabPayload } from '../protocol';
-import type { TabState } from '../sessions/model';
+import type { SessionData, TabState } from '../sessions/model';
 import { isPlainObject, mergeSessionData, splitTabFields, updatableFields } from '../sessions/sessionData';
 import { type Room, findTab } from '../sessions/sessionIndex';
 import { pendingBytes, probeAlive, refusalError } from './backpressure';
@@ -277,7 +277,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const split = splitTabFields(data);
     const tabFields = split.tab;
     const session = updatableFields(split.session);
-    let nextData = undefined;
+    let nextData: SessionData | undefined;
     if (Object.keys(session).length > 0) {
       const merged = mergeSessionData(room.data, session, ctx.sessionLimits, store.nodeId);
       if (!merged.ok) {
