@@ -73,6 +73,18 @@ function lastAgentConfig(room: Room): unknown {
   return config;
 }
 
+/**
+ * The refusal a duplicate tab gets, for a local socket whose tab lost a cross-node race (the cluster
+ * store calls it through StoreHooks.refuseTab). Its leave is not silent: other nodes hold its claim,
+ * and the `tab:down` it publishes is what removes it there (a silent refusal left ghosts).
+ */
+export function refuseLostTab(io: Server, socketId: string): void {
+  const socket = io.of('/').sockets.get(socketId);
+  if (!socket) return;
+  socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
+  socket.disconnect(true);
+}
+
 export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache, geo?: GeoLookup): void {
   const { index, store, metrics, logger } = ctx;
   const live = io as unknown as LiveServer;
