@@ -17,6 +17,7 @@ import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } 
 import { attachDashboards } from './live/dashboard';
 import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
+import { checkSocketInternals } from './live/socketMemory';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
@@ -124,6 +125,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
 
   index.onChange(() => metrics.liveSessions.set(index.size));
   app = createHttpApp(ctx, { internal: config.opsPort === undefined });
+  checkSocketInternals(logger);
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(
     index,
