@@ -725,10 +725,9 @@ export class RedisStore implements ClusterStore {
       this.dropNode(op.nodeId);
       return;
     }
-    const before = this.index.room(op.projectKey, op.sessionId)?.data;
-    this.index.apply(op);
+    const { dataChanged } = this.index.apply(op);
     const room = this.index.room(op.projectKey, op.sessionId);
-    if (room && room.data !== before && hasTabOf(room, this.nodeId)) this.markDirty(op.projectKey, op.sessionId);
+    if (room && dataChanged && hasTabOf(room, this.nodeId)) this.markDirty(op.projectKey, op.sessionId);
   }
 
   // ---- writes ----

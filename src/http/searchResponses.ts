@@ -10,7 +10,7 @@
 import { gzipSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { Session } from '../sessions/model';
-import type { SessionIndex } from '../sessions/sessionIndex';
+import type { SessionIndexView } from '../sessions/sessionIndex';
 import { type SearchQuery, queryKey } from '../sessions/query';
 
 /** A response body, encoded once: a cached body is written many times. */
@@ -86,7 +86,7 @@ export class SearchResponses {
   private readonly keys = new WeakMap<SearchQuery, string>();
 
   constructor(
-    private readonly index: SessionIndex,
+    private readonly index: SessionIndexView,
     private readonly sessionJson: SessionJson,
     maxEntries: number,
   ) {
