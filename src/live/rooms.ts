@@ -80,7 +80,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
    * Runs a socket handler so that a payload the hub cannot handle (say, nested too deep for the
    * encoder's recursion) costs that one event, never the process or another session. Handlers are
    * made once and shared by every socket (Socket.IO calls them with the socket as `this`): closures
-   * per socket and handler cost ~0.3 KiB per tab at tens of thousands of tabs.
+   * per socket and handler cost memory per tab (figures: docs/performance.md, "Figures behind choices in the code").
    */
   const guarded = <A extends unknown[]>(fn: (socket: LiveSocket, ...args: A) => void) =>
     function (this: LiveSocket, ...args: A): void {

@@ -1,17 +1,18 @@
 /**
  * What a connected Socket.IO socket costs for its whole life, cut down in two steps:
  * - `releaseHandshake` frees what the HTTP upgrade leaves behind once the handshake is parsed:
- *   ~3 KiB of heap per connection (the request with its headers and URL, which carries the
+ *   the request with its headers and URL, which carries the
  *   tracker's whole sessionInfo, and the handshake's copies of them);
  * - `compactSocket`, once the hub's handlers are attached, rebuilds the listener tables and arrays
- *   the libraries grew while connecting: ~1 KiB more.
- * At tens of thousands of tabs these are the largest items the hub can drop (docs/performance.md).
+ *   the libraries grew while connecting.
+ * At tens of thousands of tabs these are the largest items the hub can drop (figures:
+ * docs/performance.md, "Figures behind choices in the code").
  *
  * Both reach into internals of socket.io, engine.io, ws and Node's EventEmitter (versions pinned
  * exactly in package.json). `checkSocketInternals` runs once when the hub starts: when the shapes
  * it relies on are not there, the reaching-in is switched off (one log line) and only the public
- * part stays (the handshake and the request released); the hub then works as before, with ~4 KiB
- * more per connection.
+ * part stays (the handshake and the request released); the hub then works as before, with more
+ * memory per connection.
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -85,7 +86,7 @@ export function socketTrimming(): boolean {
 export function checkSocketInternals(logger: { warn(obj: object, msg: string): void }, read: () => SocketInternals = readSocketInternals): boolean {
   const reason = internalsMismatch(read());
   trimming = reason === undefined;
-  if (reason) logger.warn({ reason }, 'socket memory trimming switched off: Socket.IO internals differ from the pinned versions (each connection keeps ~4 KiB more)');
+  if (reason) logger.warn({ reason }, 'socket memory trimming switched off: Socket.IO internals differ from the pinned versions (each connection keeps more memory)');
   return trimming;
 }
 
@@ -152,8 +153,8 @@ interface ListenerTable {
 
 /**
  * Rebuilds an emitter's listener table as a fast object of the same listeners. Node creates it
- * with a null prototype, which V8 keeps in dictionary mode: 180–470 B each for the 3–5 events a
- * connection's emitters hold, against ~60 B as a fast object. Arrays of several listeners are
+ * with a null prototype, which V8 keeps in dictionary mode: several times the size of a fast
+ * object for the 3–5 events a connection's emitters hold. Arrays of several listeners are
  * copied to their exact length (one grown by `push` keeps room for 16 more). Adding or removing a
  * listener later works as before; only this copy's layout differs.
  */
@@ -181,8 +182,7 @@ function trimArray(holder: object | undefined, key: string): void {
  * Shrinks what a connected socket keeps for its whole life once the hub has attached its
  * handlers: the listener tables of the Socket.IO socket, the engine.io socket, its transport and
  * the `ws` WebSocket, and the listener arrays grown by `push` (Socket.IO's catch-all listeners,
- * engine.io's cleanup functions, the packet decoder's callbacks). ~1 KiB per connection; see
- * docs/performance.md. Everything it touches is optional: a missing or renamed internal is left alone.
+ * engine.io's cleanup functions, the packet decoder's callbacks); figures in docs/performance.md. Everything it touches is optional: a missing or renamed internal is left alone.
  */
 export function compactSocket(socket: Socket): void {
   if (!trimming || !socket.connected) return;

@@ -29,7 +29,7 @@ export interface Room {
   data: SessionData | undefined;
   /**
    * Replaced, never changed in place, in the order the tabs came. An array, not a map: most sessions
-   * have one tab, which a map holds in ~180 B and an array in ~56.
+   * have one tab, which an array holds in far less (figures: docs/performance.md, "Figures behind choices in the code").
    */
   tabs: readonly TabState[];
   /** Most sessions never have an agent: they share one empty map until their first one joins. */
@@ -89,7 +89,7 @@ function withoutTabs(tabs: readonly TabState[], gone: (tab: TabState) => boolean
 
 /**
  * The sessions filed under one secondary-index key: the session id itself while there is one (as
- * for most user ids), a set from two on. A set of one costs ~150 B more than its id.
+ * for most user ids), a set from two on (a set of one costs more than its id; figures: docs/performance.md, "Figures behind choices in the code").
  */
 type Filed = string | Set<string>;
 
