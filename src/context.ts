@@ -5,7 +5,7 @@ import type { Config } from './config';
 import type { Logger } from './ops/logger';
 import type { Metrics } from './ops/metrics';
 import type { RefusalSummary } from './ops/refusals';
-import type { SessionIndex } from './sessions/sessionIndex';
+import type { SessionIndexView } from './sessions/sessionIndex';
 import type { SessionDataLimits } from './sessions/sessionData';
 
 export type Lifecycle = 'starting' | 'ready' | 'draining' | 'stopped';
@@ -14,7 +14,8 @@ export interface HubContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly index: SessionIndex;
+  /** Read-only: changes go through `store.publish` (docs/architecture.md). */
+  readonly index: SessionIndexView;
   readonly store: ClusterStore;
   readonly apiKeys: ApiKeys;
   readonly jwtSecret: string;

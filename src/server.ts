@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Server as IoServer } from 'socket.io';
 import { ApiKeys, loadApiKeys } from './auth';
-import type { ClusterStore } from './cluster/store';
+import type { ClusterStore, StoreHooks } from './cluster/store';
 import { createStore } from './cluster';
 import type { Config } from './config';
 import type { HubContext, Lifecycle } from './context';
@@ -16,7 +16,8 @@ import { createHttpApp, createOpsApp } from './http/app';
 import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } from './live/connectionCap';
 import { attachDashboards } from './live/dashboard';
 import { GeoLookup } from './live/geo';
-import { attachRooms } from './live/rooms';
+import { attachRooms, refuseLostTab } from './live/rooms';
+import { checkSocketInternals } from './live/socketMemory';
 import { UserAgentCache } from './live/userAgent';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
@@ -40,7 +41,7 @@ export interface Hub {
 export interface HubOptions {
   logger?: Logger;
   /** Builds the cluster store; the default is cluster/index.ts: LocalStore, or the Redis store when REDIS_URL is set. */
-  createStore?: (nodeId: string, index: SessionIndex, io: IoServer, ctx: Omit<HubContext, 'store'>) => Promise<ClusterStore> | ClusterStore;
+  createStore?: (nodeId: string, index: SessionIndex, io: IoServer, ctx: Omit<HubContext, 'store'>, hooks: StoreHooks) => Promise<ClusterStore> | ClusterStore;
 }
 
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
@@ -119,11 +120,12 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     httpServer.prependListener('request', rewrite);
     httpServer.prependListener('upgrade', rewrite);
   }
-  const store = await (options.createStore ?? createStore)(nodeId, index, io, base);
+  const store = await (options.createStore ?? createStore)(nodeId, index, io, base, { refuseTab: (socketId) => refuseLostTab(io, socketId) });
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));
   app = createHttpApp(ctx, { internal: config.opsPort === undefined });
+  checkSocketInternals(logger);
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(
     index,

@@ -114,7 +114,7 @@ describe('compose.yaml and deploy/nginx.conf', () => {
   });
 
   it('proxies /ws-assist/ with the upgrade headers, long timeouts and sticky routing', () => {
-    const ws = /location \/ws-assist\/ \{([\s\S]*?)\n    \}/.exec(nginx)?.[1] ?? '';
+    const ws = /location \/ws-assist\/ \{([\s\S]*?)\n {4}\}/.exec(nginx)?.[1] ?? '';
     expect(ws).toContain('proxy_set_header Upgrade $http_upgrade;');
     expect(ws).toContain('proxy_set_header Connection $connection_upgrade;');
     expect(ws).toContain('proxy_http_version 1.1;');

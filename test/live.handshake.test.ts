@@ -363,13 +363,13 @@ describe('live handshake', () => {
       expect(socket).toBeDefined();
       const { url, time, headers, query, auth } = socket?.handshake ?? {};
       expect({ url, time, headers, query, auth }).toEqual({ url: '', time: '', headers: {}, query: {}, auth: {} });
-      expect((socket?.conn as unknown as { request?: unknown }).request).toBeUndefined();
+      expect((socket!.conn as unknown as { request?: unknown }).request).toBeUndefined();
     });
 
     test('none of the upgrade’s listeners that hold on to it; the error handlers that matter stay', async () => {
       const socket = await serverSocketOf('tablst');
       type Emitter = { rawListeners(event: string): Array<{ listener?: unknown; name: string }> };
-      const transport = (socket?.conn as unknown as { transport: Emitter & { socket: Emitter & { _socket: Emitter } } }).transport;
+      const transport = (socket!.conn as unknown as { transport: Emitter & { socket: Emitter & { _socket: Emitter } } }).transport;
       const sources = (emitter: Emitter, event: string): string[] => emitter.rawListeners(event).map((l) => String(l.listener ?? l));
       expect(transport.rawListeners('headers')).toHaveLength(0);
       expect(sources(transport.socket._socket, 'close').filter((src) => src.includes('this.emit("close")'))).toHaveLength(0);

@@ -30,7 +30,7 @@ interface Block {
 }
 
 /** Fenced blocks of a markdown text, with their language tag and starting line. */
-export function codeBlocks(markdown: string): Block[] {
+function codeBlocks(markdown: string): Block[] {
   const blocks: Block[] = [];
   const lines = markdown.split('\n');
   for (let i = 0; i < lines.length; i++) {

@@ -5,16 +5,19 @@
 import type { Server } from 'socket.io';
 import { ConfigError } from '../config';
 import type { HubContext } from '../context';
-import { RoomEvent } from '../protocol';
 import type { SessionIndex } from '../sessions/sessionIndex';
 import { redisTarget } from './connection';
 import { createClusterMetrics } from './metrics';
 import { clusterKeys } from './redisSchema';
 import { RedisStore } from './redisStore';
 import { attachRelay } from './relay';
-import { type ClusterStore, LocalStore } from './store';
+import { type ClusterStore, LocalStore, type StoreHooks } from './store';
 
-export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx: Omit<HubContext, 'store'>): ClusterStore {
+/**
+ * `io` is only for the Socket.IO adapter of room traffic (relay.ts); what the store needs of the live
+ * layer comes through `hooks` (the cluster layer never imports src/live/).
+ */
+export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx: Omit<HubContext, 'store'>, hooks: StoreHooks): ClusterStore {
   const { config, logger } = ctx;
   const redis = redisTarget(config);
   if (redis === undefined) return new LocalStore(nodeId, index);
@@ -40,18 +43,6 @@ export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx
     stallMs: config.clusterStallMs,
     logger: log,
     metrics,
-    onTabLost: (socketId) => refuseTab(io, socketId),
+    onTabLost: (socketId) => hooks.refuseTab(socketId),
   });
-}
-
-/**
- * The same refusal a duplicate tab gets on one node (live/rooms.ts), for the loser of a cross-node
- * race. Its leave is not silent: other nodes hold its claim, and the `tab:down` it publishes is what
- * removes it there (a silent refusal left ghosts on nodes that had shown it).
- */
-function refuseTab(io: Server, socketId: string): void {
-  const socket = io.of('/').sockets.get(socketId);
-  if (!socket) return;
-  socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
-  socket.disconnect(true);
 }

@@ -33,16 +33,14 @@ import {
   decodeShares,
   decodeStatePayload,
   encodeStatePayload,
-  type TabClaim,
   hasTabOf,
   isIndexOp,
-  pickClaim,
   reconcileOps,
   roomField,
   shareOf,
   sharesOf,
-  tabKey,
 } from './nodeState';
+import { type HeldClaim, TabClaims } from './tabClaims';
 import { type ClusterKeys, EntryKind, downScript, heartbeatScript, publishScript, restateScript } from './redisSchema';
 import type { ClusterStore, StoreStatus } from './store';
 
@@ -72,13 +70,6 @@ export interface RedisStoreOptions {
 
 /** Why the view is reloaded: the `reason` label of hub_cluster_resyncs_total. */
 type RecoveryReason = 'join' | 'reconnect' | 'gap' | 'evicted' | 'expired' | 'backlog' | 'stall';
-
-/** A claim and the room it is in (the claims map is keyed by tab). */
-interface HeldClaim extends TabClaim {
-  ref: RoomRef;
-  /** The newest session data that came with this claim: a claim that wins after its room emptied brings it back. */
-  data?: SessionData;
-}
 
 /** A tab:up as it travels in the stream: with the socket it took over, if any. */
 type WireOp = IndexOp & { replaces?: string };
@@ -175,7 +166,7 @@ export class RedisStore implements ClusterStore {
   private flushScheduled = false;
   private flushing = false;
   /** Every live claim on every tab, this node's and the others' (tab key -> socket id -> claim); the index holds each tab's winner. */
-  private readonly claims = new Map<string, Map<string, HeldClaim>>();
+  private readonly claims = new TabClaims();
   /** Local sockets already handed to onTabLost (once each, until their claim goes). */
   private readonly refusing = new Set<string>();
   /** Health ping: when the unanswered one was sent, and since when Redis is considered stalled. */
@@ -235,7 +226,7 @@ export class RedisStore implements ClusterStore {
       const held = findTab(this.index.room(op.projectKey, op.sessionId), op.tab.tabId);
       // The live layer lets a tab held by another node's socket in only when that node is stale (mayReplace).
       const replaces = held && held.socketId !== op.tab.socketId && held.nodeId !== this.nodeId ? held.socketId : undefined;
-      const previous = this.claims.get(tabKey(op.projectKey, op.sessionId, op.tab.tabId))?.get(op.tab.socketId);
+      const previous = this.claims.get(ref, op.tab.tabId, op.tab.socketId);
       const claim: HeldClaim = { ref, tab: op.tab, replaces: replaces ?? previous?.replaces, data: op.data ?? previous?.data };
       this.addClaim(claim);
       if (claim.replaces !== undefined) wire = { ...op, replaces: claim.replaces };
@@ -496,7 +487,7 @@ export class RedisStore implements ClusterStore {
     if (!tx || tx.some(([err]) => err)) throw new Error('loading the cluster view: transaction failed');
     const last = tx[0]?.[1] as [string, string[]][];
     const seq = Number(tx[1]?.[1] ?? 0);
-    const members = (tx[2]?.[1] as string[]).filter((id) => id !== this.nodeId);
+    const members = (tx[2][1] as string[]).filter((id) => id !== this.nodeId);
 
     const pipe = this.cmd.pipeline();
     for (const id of members) pipe.exists(keys.alive(id)).hgetall(keys.node(id));
@@ -615,13 +606,10 @@ export class RedisStore implements ClusterStore {
   private replaceStates(states: ReadonlyMap<string, NodeShares>, replaced: (nodeId: string) => boolean): void {
     // Claims that lost here are not in the index, so reconcileOps does not see them: drop those the states no longer list.
     const stale: IndexOp[] = [];
-    for (const set of this.claims.values()) {
-      for (const claim of set.values()) {
-        const { tab, ref } = claim;
-        if (!replaced(tab.nodeId)) continue;
-        const listed = states.get(tab.nodeId)?.get(roomField(ref.projectKey, ref.sessionId))?.tabs.some((t) => t.tabId === tab.tabId && t.socketId === tab.socketId);
-        if (!listed) stale.push({ type: 'tab:down', ...ref, tabId: tab.tabId, socketId: tab.socketId });
-      }
+    for (const { tab, ref } of this.claims.all()) {
+      if (!replaced(tab.nodeId)) continue;
+      const listed = states.get(tab.nodeId)?.get(roomField(ref.projectKey, ref.sessionId))?.tabs.some((t) => t.tabId === tab.tabId && t.socketId === tab.socketId);
+      if (!listed) stale.push({ type: 'tab:down', ...ref, tabId: tab.tabId, socketId: tab.socketId });
     }
     for (const op of stale) this.applyRemote(op);
     for (const op of reconcileOps(this.index, states, replaced)) this.applyRemote(op);
@@ -631,8 +619,7 @@ export class RedisStore implements ClusterStore {
   private applyRemote(op: WireOp): void {
     if (op.type === 'tab:up') {
       const ref = { projectKey: op.projectKey, sessionId: op.sessionId };
-      const key = tabKey(op.projectKey, op.sessionId, op.tab.tabId);
-      const previous = this.claims.get(key)?.get(op.tab.socketId);
+      const previous = this.claims.get(ref, op.tab.tabId, op.tab.socketId);
       const replaces = typeof op.replaces === 'string' ? op.replaces : previous?.replaces;
       this.addClaim({ ref, tab: op.tab, replaces, data: op.data ?? previous?.data });
       this.settle(ref, op.tab.tabId, op.data);
@@ -651,34 +638,17 @@ export class RedisStore implements ClusterStore {
   }
 
   private addClaim(claim: HeldClaim): void {
-    const key = tabKey(claim.ref.projectKey, claim.ref.sessionId, claim.tab.tabId);
-    let set = this.claims.get(key);
-    if (!set) this.claims.set(key, (set = new Map()));
-    if (!set.has(claim.tab.socketId) && [...set.values()].some((c) => c.tab.nodeId !== claim.tab.nodeId)) this.metrics.tabConflicts.inc();
-    set.set(claim.tab.socketId, claim);
+    if (this.claims.add(claim)) this.metrics.tabConflicts.inc();
   }
 
   private dropClaim(projectKey: string, sessionId: string, tabId: string, socketId: string): void {
-    const key = tabKey(projectKey, sessionId, tabId);
-    const set = this.claims.get(key);
     this.refusing.delete(socketId);
-    if (!set) return;
-    set.delete(socketId);
-    if (set.size === 0) this.claims.delete(key);
+    this.claims.drop({ projectKey, sessionId }, tabId, socketId);
   }
 
   /** A node left or died: its claims go (others' claims on its tabs may win now), then its tabs and agents. */
   private dropNode(nodeId: string): void {
-    const affected: { ref: RoomRef; tabId: string }[] = [];
-    for (const [key, set] of this.claims) {
-      for (const claim of [...set.values()]) {
-        if (claim.tab.nodeId !== nodeId) continue;
-        set.delete(claim.tab.socketId);
-        affected.push({ ref: claim.ref, tabId: claim.tab.tabId });
-      }
-      if (set.size === 0) this.claims.delete(key);
-    }
-    for (const { ref, tabId } of affected) this.settle(ref, tabId);
+    for (const { ref, tabId } of this.claims.dropNode(nodeId)) this.settle(ref, tabId);
     this.index.apply({ type: 'node:down', nodeId });
   }
 
@@ -690,8 +660,7 @@ export class RedisStore implements ClusterStore {
   private settle(where: RoomRef, tabId: string, data?: SessionData): void {
     // Only the ids: `where` may be a whole op, whose other fields must not leak into the ops built here.
     const ref: RoomRef = { projectKey: where.projectKey, sessionId: where.sessionId };
-    const set = this.claims.get(tabKey(ref.projectKey, ref.sessionId, tabId));
-    const winner = set ? pickClaim(set.values()) : undefined;
+    const { winner, losers } = this.claims.decide(ref, tabId);
     const holder = findTab(this.index.room(ref.projectKey, ref.sessionId), tabId);
     const mine = (nodeId: string | undefined) => nodeId === this.nodeId;
     if (winner) {
@@ -703,10 +672,10 @@ export class RedisStore implements ClusterStore {
       if (data) this.applyTracked({ type: 'data', ...ref, data });
     }
     if (mine(holder?.nodeId) || mine(winner?.tab.nodeId)) this.markDirty(ref.projectKey, ref.sessionId);
-    if (!set || !this.options.onTabLost) return;
+    if (!this.options.onTabLost) return;
     const onTabLost = this.options.onTabLost;
-    for (const claim of set.values()) {
-      if (claim === winner || !mine(claim.tab.nodeId) || this.refusing.has(claim.tab.socketId)) continue;
+    for (const claim of losers) {
+      if (!mine(claim.tab.nodeId) || this.refusing.has(claim.tab.socketId)) continue;
       const socketId = claim.tab.socketId;
       this.refusing.add(socketId);
       this.logger.warn({ tabId, winner: winner?.tab.nodeId }, 'the same tab is connected here and on another node: the other claim keeps it');
@@ -725,10 +694,9 @@ export class RedisStore implements ClusterStore {
       this.dropNode(op.nodeId);
       return;
     }
-    const before = this.index.room(op.projectKey, op.sessionId)?.data;
-    this.index.apply(op);
+    const { dataChanged } = this.index.apply(op);
     const room = this.index.room(op.projectKey, op.sessionId);
-    if (room && room.data !== before && hasTabOf(room, this.nodeId)) this.markDirty(op.projectKey, op.sessionId);
+    if (room && dataChanged && hasTabOf(room, this.nodeId)) this.markDirty(op.projectKey, op.sessionId);
   }
 
   // ---- writes ----

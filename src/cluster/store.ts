@@ -15,6 +15,15 @@ export interface StoreStatus {
   reason?: string;
 }
 
+/** What the store needs of the live layer, handed in by server.ts (the cluster never imports src/live/). */
+export interface StoreHooks {
+  /**
+   * Refuses the local socket `socketId`: its tab lost a same-tab race to another node's claim. Its
+   * leave is not silent: the `tab:down` it publishes removes its claim on the nodes that hold it.
+   */
+  refuseTab(socketId: string): void;
+}
+
 export interface ClusterStore {
   readonly nodeId: string;
   /** Applies an operation made by this node to the local index and shares it. */

@@ -5,12 +5,12 @@
  * poll the same searches over and over. Whole bodies are cached per (project, query, page, limit)
  * and stay valid while the project's version is the one they were built at; any change to the
  * project's sessions bumps it. Session JSON is cached too, in a bounded LRU: kept for every session
- * REST ever read, it was ~1 KiB per session of a polled hub.
+ * REST ever read, it cost a polled hub memory per session (figures: docs/performance.md, "Figures behind choices in the code").
  */
 import { gzipSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { Session } from '../sessions/model';
-import type { SessionIndex } from '../sessions/sessionIndex';
+import type { SessionIndexView } from '../sessions/sessionIndex';
 import { type SearchQuery, queryKey } from '../sessions/query';
 
 /** A response body, encoded once: a cached body is written many times. */
@@ -25,8 +25,8 @@ export class EncodedBody {
   ) {}
 
   /**
-   * The same, gzip-compressed, made on first use and kept with the body. Level 1: a 74 KB page
-   * of 200 sessions takes ~0.2 ms and shrinks ~10x, levels up to 6 gain under 4% for ~40% more time.
+   * The same, gzip-compressed, made on first use and kept with the body. Level 1: higher levels gained
+   * little size for much more time (figures: docs/performance.md, "Figures behind choices in the code").
    */
   gzipped(): Buffer {
     this.compressed ??= gzipSync(this.json, { level: 1 });
@@ -72,8 +72,8 @@ export class SessionJson {
 
   /**
    * For one-session answers: the cached JSON if there is one, else a fresh one that is not kept.
-   * Reads of sessions all over a project would otherwise churn the cache (measured: 22 → 38 µs of
-   * hub CPU per request, the evicted strings ageing in the old generation).
+   * Reads of sessions all over a project would otherwise churn the cache (the evicted strings
+   * ageing in the old generation cost hub CPU per request; figures: docs/performance.md, "Figures behind choices in the code").
    */
   peek(view: Session): string {
     return this.cache?.peek(view) ?? JSON.stringify(view);
@@ -86,7 +86,7 @@ export class SearchResponses {
   private readonly keys = new WeakMap<SearchQuery, string>();
 
   constructor(
-    private readonly index: SessionIndex,
+    private readonly index: SessionIndexView,
     private readonly sessionJson: SessionJson,
     maxEntries: number,
   ) {

@@ -21,8 +21,8 @@ import { TurnBudgetQueue } from './turnBudget';
 export { pendingBytes } from './backpressure';
 
 /**
- * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and 200
- * dashboards subscribing at once held the loop up to 96 ms at 19k sessions (docs/performance.md).
+ * Event-loop time subscribe and resume requests may take per turn: each builds a snapshot, and many
+ * dashboards subscribing at once held the loop for long (figures: docs/performance.md).
  */
 const SUBSCRIBE_BUDGET_MS = 5;
 

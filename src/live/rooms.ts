@@ -12,9 +12,9 @@ import type { HubContext } from '../context';
 import { snakeCase } from '../ops/metrics';
 import { ErrorCode } from '../errors';
 import { RoomEvent, type TabPayload } from '../protocol';
-import type { TabState } from '../sessions/model';
-import { isPlainObject, mergeSessionData, splitTabFields, updatableFields } from '../sessions/sessionData';
-import { type Room, findTab } from '../sessions/sessionIndex';
+import { isPlainObject } from '../sessions/sessionData';
+import { findTab } from '../sessions/sessionIndex';
+import { TabClock, agentEventTab, lastAgentConfig, tabJoinOp, tabUpdateOp } from '../sessions/tabOps';
 import { pendingBytes, probeAlive, refusalError } from './backpressure';
 import type { GeoLookup } from './geo';
 import { type AgentHandshake, type Handshake, type Refusal, type TrackerHandshake, readHandshake } from './handshake';
@@ -57,20 +57,16 @@ export function tabFits(tabs: number, hasTab: boolean, maxTabs: number): boolean
   return hasTab || tabs < maxTabs;
 }
 
-function firstTab(room: Room | undefined): TabState | undefined {
-  return room?.tabs[0];
-}
-
-function lastAgentConfig(room: Room): unknown {
-  let config: unknown = null;
-  let latest = -Infinity;
-  for (const agent of room.agents.values()) {
-    if (agent.config !== null && agent.joinedAt >= latest) {
-      config = agent.config;
-      latest = agent.joinedAt;
-    }
-  }
-  return config;
+/**
+ * The refusal a duplicate tab gets, for a local socket whose tab lost a cross-node race (the cluster
+ * store calls it through StoreHooks.refuseTab). Its leave is not silent: other nodes hold its claim,
+ * and the `tab:down` it publishes is what removes it there (a silent refusal left ghosts).
+ */
+export function refuseLostTab(io: Server, socketId: string): void {
+  const socket = io.of('/').sockets.get(socketId);
+  if (!socket) return;
+  socket.emit(RoomEvent.SESSION_ALREADY_CONNECTED);
+  socket.disconnect(true);
 }
 
 export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCache, geo?: GeoLookup): void {
@@ -78,16 +74,13 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   const live = io as unknown as LiveServer;
   const sockets = live.of('/');
   const to = (target: string | string[]) => live.to(target);
-  // A session shows the page title of its most recently active tab: two tabs' activity within one
-  // millisecond must still be ordered. Tab times are wall-clock milliseconds with a microsecond
-  // fraction, and never repeat within this process (without drifting ahead as a counter would).
-  let lastTabTime = 0;
-  const tabTime = (): number => (lastTabTime = Math.max(performance.timeOrigin + performance.now(), lastTabTime + 0.001));
+  // Tab times (sessions/tabOps.ts): wall-clock milliseconds with a microsecond fraction.
+  const tabClock = new TabClock(() => performance.timeOrigin + performance.now());
   /**
    * Runs a socket handler so that a payload the hub cannot handle (say, nested too deep for the
    * encoder's recursion) costs that one event, never the process or another session. Handlers are
    * made once and shared by every socket (Socket.IO calls them with the socket as `this`): closures
-   * per socket and handler cost ~0.3 KiB per tab at tens of thousands of tabs.
+   * per socket and handler cost memory per tab (figures: docs/performance.md, "Figures behind choices in the code").
    */
   const guarded = <A extends unknown[]>(fn: (socket: LiveSocket, ...args: A) => void) =>
     function (this: LiveSocket, ...args: A): void {
@@ -146,9 +139,7 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     if (event === RoomEvent.WEBRTC_AGENT_CALL) return;
     const { peer } = socket.data;
     const payload = args[0];
-    const current = index.room(peer.projectKey, peer.sessionId);
-    const wanted = isPlainObject(payload) && isPlainObject(payload.meta) ? payload.meta.tabId : undefined;
-    const tab = (typeof wanted === 'string' ? findTab(current, wanted) : undefined) ?? firstTab(current);
+    const tab = agentEventTab(index.room(peer.projectKey, peer.sessionId), payload);
     if (!tab) {
       socket.emit(RoomEvent.SESSION_DISCONNECTED);
       return;
@@ -236,26 +227,18 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
       socket.disconnect(true);
       return;
     }
-    const { tab: tabFields, session } = splitTabFields(hs.info);
-    const data = mergeSessionData(room?.data, session, ctx.sessionLimits, store.nodeId);
-    if (!data.ok) {
+    const join = tabJoinOp(room, { projectKey: peer.projectKey, sessionId: peer.sessionId, tabId: peer.tabId, socketId: socket.id, nodeId: store.nodeId, info: hs.info }, ctx.sessionLimits, tabClock);
+    if (!join.ok) {
       socket.data.refused = true;
       metrics.connectsRefused.inc({ reason: 'session_info' });
       ctx.refusals?.handshake('session_info');
-      logger.debug({ reason: 'session_info', message: data.message, peerId: `${peer.roomId}-${peer.tabId}`, address: socket.handshake.address }, 'handshake refused');
-      socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${data.message}` });
+      logger.debug({ reason: 'session_info', message: join.message, peerId: `${peer.roomId}-${peer.tabId}`, address: socket.handshake.address }, 'handshake refused');
+      socket.emit('error', { code: 'BAD_REQUEST', message: `sessionInfo refused: ${join.message}` });
       socket.disconnect(true);
       return;
     }
     void socket.join(peer.roomId);
-    const now = tabTime();
-    store.publish({
-      type: 'tab:up',
-      projectKey: peer.projectKey,
-      sessionId: peer.sessionId,
-      tab: { tabId: peer.tabId, socketId: socket.id, nodeId: store.nodeId, pageTitle: tabFields.pageTitle ?? '', active: tabFields.active ?? true, connectedAt: now, lastActiveAt: now },
-      data: data.value,
-    });
+    store.publish(join.op);
     if (room && room.agents.size > 0) {
       const agents = [...room.agents.values()];
       socket.emit(RoomEvent.WEBRTC_CONFIG, lastAgentConfig(room));
@@ -273,35 +256,13 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
     const room = index.room(peer.projectKey, peer.sessionId);
     const tab = findTab(room, peer.tabId);
     if (!room || !tab || tab.socketId !== socket.id || !room.data) return;
-    const data = isPlainObject(payload.data) ? payload.data : {};
-    const split = splitTabFields(data);
-    const tabFields = split.tab;
-    const session = updatableFields(split.session);
-    let nextData = undefined;
-    if (Object.keys(session).length > 0) {
-      const merged = mergeSessionData(room.data, session, ctx.sessionLimits, store.nodeId);
-      if (!merged.ok) {
-        metrics.sessionUpdatesRejected.inc();
-        logger.warn({ roomId: peer.roomId, reason: merged.message }, 'UPDATE_SESSION refused');
-        return;
-      }
-      nextData = merged.value;
+    const update = tabUpdateOp(peer, room, tab, payload.data, ctx.sessionLimits, store.nodeId, tabClock);
+    if (!update.ok) {
+      metrics.sessionUpdatesRejected.inc();
+      logger.warn({ roomId: peer.roomId, reason: update.message }, 'UPDATE_SESSION refused');
+      return;
     }
-    const tabChanged = (tabFields.pageTitle !== undefined && tabFields.pageTitle !== tab.pageTitle) || (tabFields.active !== undefined && tabFields.active !== tab.active) || tabFields.active === true;
-    if (tabChanged) {
-      const nextTab: TabState = {
-        tabId: tab.tabId,
-        socketId: tab.socketId,
-        nodeId: tab.nodeId,
-        pageTitle: tabFields.pageTitle ?? tab.pageTitle,
-        active: tabFields.active ?? tab.active,
-        connectedAt: tab.connectedAt,
-        lastActiveAt: tabFields.active === true ? tabTime() : tab.lastActiveAt,
-      };
-      store.publish({ type: 'tab:up', projectKey: peer.projectKey, sessionId: peer.sessionId, tab: nextTab, data: nextData });
-    } else if (nextData) {
-      store.publish({ type: 'data', projectKey: peer.projectKey, sessionId: peer.sessionId, data: nextData });
-    }
+    if (update.op) store.publish(update.op);
     if (room.agents.size > 0) {
       metrics.eventsRelayed.inc({ direction: 'tab_to_agents' });
       dropSlowReceivers(room.agents.keys());

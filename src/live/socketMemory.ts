@@ -1,13 +1,94 @@
 /**
  * What a connected Socket.IO socket costs for its whole life, cut down in two steps:
  * - `releaseHandshake` frees what the HTTP upgrade leaves behind once the handshake is parsed:
- *   ~3 KiB of heap per connection (the request with its headers and URL, which carries the
+ *   the request with its headers and URL, which carries the
  *   tracker's whole sessionInfo, and the handshake's copies of them);
  * - `compactSocket`, once the hub's handlers are attached, rebuilds the listener tables and arrays
- *   the libraries grew while connecting: ~1 KiB more.
- * At tens of thousands of tabs these are the largest items the hub can drop (docs/performance.md).
+ *   the libraries grew while connecting.
+ * At tens of thousands of tabs these are the largest items the hub can drop (figures:
+ * docs/performance.md, "Figures behind choices in the code").
+ *
+ * Both reach into internals of socket.io, engine.io, ws and Node's EventEmitter (versions pinned
+ * exactly in package.json). `checkSocketInternals` runs once when the hub starts: when the shapes
+ * it relies on are not there, the reaching-in is switched off (one log line) and only the public
+ * part stays (the handshake and the request released); the hub then works as before, with more
+ * memory per connection.
  */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Socket } from 'socket.io';
+
+/** What the trimming relies on, read from the installed libraries (file texts, an emitter's table). */
+export interface SocketInternals {
+  /** engine.io's build/server.js, build/socket.js; socket.io's dist/socket.js; the emitter the parser uses. */
+  sources: { engineServer: string; engineSocket: string; ioSocket: string; componentEmitter: string };
+  /** `_events` of a fresh Node EventEmitter. */
+  eventTable: unknown;
+}
+
+/** The marks each shape leaves in the library text, and what the trimming does with it. */
+const EXPECTED: Array<{ source: keyof SocketInternals['sources']; mark: string; use: string }> = [
+  { source: 'engineServer', mark: 'socket.once("close", () => this.emit("close"))', use: "the upgrade's close re-emitter" },
+  { source: 'engineServer', mark: 'isInitialRequest', use: "the upgrade's headers hook" },
+  { source: 'engineServer', mark: 'function onUpgradeError', use: "the upgrade's error handler" },
+  { source: 'engineSocket', mark: 'this.cleanupFn = [', use: "engine.io's cleanup array" },
+  { source: 'ioSocket', mark: 'this._anyListeners', use: "Socket.IO's catch-all listeners" },
+  { source: 'componentEmitter', mark: "this._callbacks['$' + event]", use: "the decoder's callbacks" },
+];
+
+/** Reads the installed libraries' shapes (I/O: four small files, once per start). */
+export function readSocketInternals(): SocketInternals {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const resolved = (id: string): string => {
+    try {
+      return require.resolve(id);
+    } catch {
+      return '';
+    }
+  };
+  const engine = dirname(resolved('engine.io'));
+  return {
+    sources: {
+      engineServer: read(join(engine, 'server.js')),
+      engineSocket: read(join(engine, 'socket.js')),
+      ioSocket: read(join(dirname(resolved('socket.io')), 'socket.js')),
+      componentEmitter: read(resolved('@socket.io/component-emitter')),
+    },
+    eventTable: (new EventEmitter() as unknown as { _events?: unknown })._events,
+  };
+}
+
+/** Why the trimming cannot run on these internals, or undefined when every shape is there. */
+export function internalsMismatch(found: SocketInternals): string | undefined {
+  if (found.eventTable === null || typeof found.eventTable !== 'object') return "Node's EventEmitter has no _events table";
+  const missing = EXPECTED.filter((e) => !found.sources[e.source].includes(e.mark)).map((e) => e.use);
+  return missing.length > 0 ? `not found in the installed libraries: ${missing.join(', ')}` : undefined;
+}
+
+let trimming = true;
+
+/** Whether the internals part of the trimming runs (see {@link checkSocketInternals}). */
+export function socketTrimming(): boolean {
+  return trimming;
+}
+
+/**
+ * Checks the internals once (at start) and switches the reaching-in off, with one warning, when
+ * they differ from what the trimming expects. Returns whether the trimming runs.
+ */
+export function checkSocketInternals(logger: { warn(obj: object, msg: string): void }, read: () => SocketInternals = readSocketInternals): boolean {
+  const reason = internalsMismatch(read());
+  trimming = reason === undefined;
+  if (reason) logger.warn({ reason }, 'socket memory trimming switched off: Socket.IO internals differ from the pinned versions (each connection keeps more memory)');
+  return trimming;
+}
 
 /**
  * What a socket's `handshake` becomes: one shared, frozen object instead of per-socket copies of
@@ -50,6 +131,7 @@ export function releaseHandshake(socket: Socket): void {
     transport?: Emitter & { name?: string; socket?: Emitter & { _socket?: Emitter } };
   };
   conn.request = undefined;
+  if (!trimming) return;
   const transport = conn.transport;
   // Only a WebSocket transport is done with its upgrade: a polling one still answers requests.
   if (transport?.name !== 'websocket') return;
@@ -71,8 +153,8 @@ interface ListenerTable {
 
 /**
  * Rebuilds an emitter's listener table as a fast object of the same listeners. Node creates it
- * with a null prototype, which V8 keeps in dictionary mode: 180–470 B each for the 3–5 events a
- * connection's emitters hold, against ~60 B as a fast object. Arrays of several listeners are
+ * with a null prototype, which V8 keeps in dictionary mode: several times the size of a fast
+ * object for the 3–5 events a connection's emitters hold. Arrays of several listeners are
  * copied to their exact length (one grown by `push` keeps room for 16 more). Adding or removing a
  * listener later works as before; only this copy's layout differs.
  */
@@ -100,11 +182,10 @@ function trimArray(holder: object | undefined, key: string): void {
  * Shrinks what a connected socket keeps for its whole life once the hub has attached its
  * handlers: the listener tables of the Socket.IO socket, the engine.io socket, its transport and
  * the `ws` WebSocket, and the listener arrays grown by `push` (Socket.IO's catch-all listeners,
- * engine.io's cleanup functions, the packet decoder's callbacks). ~1 KiB per connection; see
- * docs/performance.md. Everything it touches is optional: a missing or renamed internal is left alone.
+ * engine.io's cleanup functions, the packet decoder's callbacks); figures in docs/performance.md. Everything it touches is optional: a missing or renamed internal is left alone.
  */
 export function compactSocket(socket: Socket): void {
-  if (!socket.connected) return;
+  if (!trimming || !socket.connected) return;
   const conn = socket.conn as unknown as { transport?: { socket?: object } };
   compactListeners(socket);
   compactListeners(conn);

@@ -29,7 +29,7 @@ export interface Room {
   data: SessionData | undefined;
   /**
    * Replaced, never changed in place, in the order the tabs came. An array, not a map: most sessions
-   * have one tab, which a map holds in ~180 B and an array in ~56.
+   * have one tab, which an array holds in far less (figures: docs/performance.md, "Figures behind choices in the code").
    */
   tabs: readonly TabState[];
   /** Most sessions never have an agent: they share one empty map until their first one joins. */
@@ -41,7 +41,36 @@ export interface Room {
 const NO_AGENTS: ReadonlyMap<string, AgentState> = new Map();
 const NO_TABS: readonly TabState[] = Object.freeze([]);
 
-export function findTab(room: Room | undefined, tabId: string): TabState | undefined {
+/** A room as readers see it: nothing of it can be assigned (only the index replaces its parts). */
+export type ReadonlyRoom = Readonly<Room>;
+
+/** What one op changed. */
+export interface Applied {
+  /** The op's room has other session data than before (replaced, or gone with its last tab). */
+  readonly dataChanged: boolean;
+}
+
+const UNCHANGED: Applied = Object.freeze({ dataChanged: false });
+const DATA_CHANGED: Applied = Object.freeze({ dataChanged: true });
+
+/**
+ * The index as adapters (live handlers, REST, subscriptions) see it: every read, no write. Only
+ * the store (src/cluster/) holds the `SessionIndex` itself and applies ops to it.
+ */
+export interface SessionIndexView {
+  onChange(listener: ChangeListener): () => void;
+  room(projectKey: string, sessionId: string): ReadonlyRoom | undefined;
+  session(projectKey: string, sessionId: string): Session | undefined;
+  sessions(projectKey: string): IterableIterator<Session>;
+  projectVersion(projectKey: string): number;
+  projectSize(projectKey: string): number;
+  readonly size: number;
+  search(projectKey: string, query: SearchQuery): SearchPage;
+  autocomplete(projectKey: string, filter: Pick<Filter, 'attribute' | 'isMetadata'>, q: string, limit: number): string[];
+  metadataKeys(projectKey: string, max: number): string[];
+}
+
+export function findTab(room: ReadonlyRoom | undefined, tabId: string): TabState | undefined {
   return room?.tabs.find((tab) => tab.tabId === tabId);
 }
 
@@ -60,7 +89,7 @@ function withoutTabs(tabs: readonly TabState[], gone: (tab: TabState) => boolean
 
 /**
  * The sessions filed under one secondary-index key: the session id itself while there is one (as
- * for most user ids), a set from two on. A set of one costs ~150 B more than its id.
+ * for most user ids), a set from two on (a set of one costs more than its id; figures: docs/performance.md, "Figures behind choices in the code").
  */
 type Filed = string | Set<string>;
 
@@ -137,7 +166,7 @@ function isNewer(next: SessionData, current: SessionData | undefined): boolean {
   return next.version > current.version || (next.version === current.version && next.origin > current.origin);
 }
 
-export class SessionIndex {
+export class SessionIndex implements SessionIndexView {
   private readonly projects = new Map<string, ProjectIndex>();
   private readonly listeners = new Set<ChangeListener>();
   private liveSessions = 0;
@@ -149,7 +178,18 @@ export class SessionIndex {
     return () => this.listeners.delete(listener);
   }
 
-  apply(op: IndexOp): void {
+  /** Applies one op (only the store calls this) and says what it changed. */
+  apply(op: IndexOp): Applied {
+    if (op.type === 'node:down') {
+      this.applyOp(op);
+      return UNCHANGED;
+    }
+    const before = this.room(op.projectKey, op.sessionId)?.data;
+    this.applyOp(op);
+    return this.room(op.projectKey, op.sessionId)?.data !== before ? DATA_CHANGED : UNCHANGED;
+  }
+
+  private applyOp(op: IndexOp): void {
     switch (op.type) {
       case 'tab:up': {
         const room = this.roomFor(op.projectKey, op.sessionId);

@@ -8,7 +8,7 @@ import type { Metrics } from '../ops/metrics';
 import type { SessionsDiff } from '../protocol';
 import type { Session } from '../sessions/model';
 import { queryKey } from '../sessions/query';
-import type { SessionChange, SessionIndex } from '../sessions/sessionIndex';
+import type { SessionChange, SessionIndexView } from '../sessions/sessionIndex';
 import { LiveQuery, type LiveQueryParams } from './liveQuery';
 
 export interface SubscriptionLimits {
@@ -102,7 +102,7 @@ export class SubscriptionRegistry {
   private readonly unlisten: () => void;
 
   constructor(
-    private readonly index: SessionIndex,
+    private readonly index: SessionIndexView,
     private readonly limits: SubscriptionLimits,
     private readonly metrics: Metrics,
   ) {

@@ -130,7 +130,9 @@ describe('properties', () => {
       fc.property(sessionsArb, fc.array(queryBodyArb, { minLength: 1, maxLength: 4 }), (specs, bodies) => {
         const index = new SessionIndex();
         for (const spec of specs) {
-          spec.tabs.forEach((tab, i) => index.apply(tabUp(spec.sessionId, tab, i === 0 ? spec.data : undefined)));
+          spec.tabs.forEach((tab, i) => {
+            index.apply(tabUp(spec.sessionId, tab, i === 0 ? spec.data : undefined));
+          });
         }
         const expected = specs.map((s) => combineSession(PROJECT, s.sessionId, s.data, s.tabs));
         for (const body of bodies) {

@@ -33,7 +33,7 @@ function message(result: { ok: true; value: unknown } | { ok: false; message: st
 afterEach(() => {
   // No test may leave Object.prototype polluted.
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  expect(Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted')).toBe(false);
+  expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
 });
 
 describe('parseSessionInfo', () => {
@@ -93,7 +93,7 @@ describe('parseSessionInfo', () => {
     const value = ok(parseSessionInfo(raw, limits));
     expect(value).toEqual({ userID: 'u', metadata: { plan: 'x' }, list: [{ k: 1 }] });
     expect(Object.keys(value).sort()).toEqual(['list', 'metadata', 'userID']);
-    expect(Object.prototype.hasOwnProperty.call(value, '__proto__')).toBe(false);
+    expect(Object.hasOwn(value, '__proto__')).toBe(false);
     expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
     expect(Object.getPrototypeOf(value.metadata)).toBe(Object.prototype);
     expect((value as Record<string, unknown>).polluted).toBeUndefined();

@@ -479,3 +479,21 @@ describe('SessionIndex.autocomplete', () => {
   });
 });
 
+
+describe('apply says what changed', () => {
+  test('dataChanged only when the room holds other data afterwards', () => {
+    const index = new SessionIndex();
+    const d1 = makeData({ userID: 'u1' }, 1);
+    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toEqual({ dataChanged: true });
+    // The same op again (a replay), a tab field, an agent, older data: the data stays.
+    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toEqual({ dataChanged: false });
+    expect(index.apply(tabUp('s1', makeTab('t1', { pageTitle: 'Other' })))).toEqual({ dataChanged: false });
+    expect(index.apply(agentUp('s1', makeAgent('a1')))).toEqual({ dataChanged: false });
+    expect(index.apply(dataOp('s1', makeData({ userID: 'old' }, 1)))).toEqual({ dataChanged: false });
+    expect(index.apply(dataOp('s1', makeData({ userID: 'u2' }, 2)))).toEqual({ dataChanged: true });
+    expect(index.room(PROJECT, 's1')?.data?.fields).toEqual({ userID: 'u2' });
+    // The last tab leaves: its data goes with it (the agent keeps the room).
+    expect(index.apply(tabDown('s1', 't1'))).toEqual({ dataChanged: true });
+    expect(index.apply({ type: 'node:down', nodeId: 'node-a' })).toEqual({ dataChanged: false });
+  });
+});

@@ -4,12 +4,12 @@
  * applied to a LiveView in order, rebuild exactly that window.
  */
 import fc from 'fast-check';
-import { LiveView } from '../src/client/liveView';
-import type { SessionsDiff } from '../src/protocol';
-import type { IndexOp } from '../src/sessions/ops';
-import { parseSearchQuery } from '../src/sessions/query';
-import { SessionIndex } from '../src/sessions/sessionIndex';
-import { LiveQuery } from '../src/subscriptions/liveQuery';
+import { LiveView } from '../../src/client/liveView';
+import type { SessionsDiff } from '../../src/protocol';
+import type { IndexOp } from '../../src/sessions/ops';
+import { parseSearchQuery } from '../../src/sessions/query';
+import { SessionIndex } from '../../src/sessions/sessionIndex';
+import { LiveQuery } from '../../src/subscriptions/liveQuery';
 
 const PROJECT = 'p'.repeat(20);
 const users = fc.constantFrom('ann', 'bob', 'Carl', '');

@@ -1,14 +1,14 @@
 /** The REST layer's pure parts: route matching, the token buckets, the session JSON and search response caches, error mapping. */
 import { gunzipSync } from 'node:zlib';
-import { ErrorCode, HubError } from '../src/errors';
-import { toHubError } from '../src/http/errors';
-import { TokenBuckets } from '../src/http/rateLimit';
-import { EncodedBody, SearchResponses, SessionJson } from '../src/http/searchResponses';
-import { acceptsGzip, matchSessionRoute } from '../src/http/sessions';
-import type { Session } from '../src/sessions/model';
-import { parseSearchQuery, type SearchQuery } from '../src/sessions/query';
-import { SessionIndex } from '../src/sessions/sessionIndex';
-import { PROJECT_A, PROJECT_B, addSession } from './support/http';
+import { ErrorCode, HubError } from '../../src/errors';
+import { toHubError } from '../../src/http/errors';
+import { TokenBuckets } from '../../src/http/rateLimit';
+import { EncodedBody, SearchResponses, SessionJson } from '../../src/http/searchResponses';
+import { acceptsGzip, matchSessionRoute } from '../../src/http/sessions';
+import type { Session } from '../../src/sessions/model';
+import { parseSearchQuery, type SearchQuery } from '../../src/sessions/query';
+import { SessionIndex } from '../../src/sessions/sessionIndex';
+import { PROJECT_A, PROJECT_B, addSession } from '../support/http';
 
 function q(body: unknown): SearchQuery {
   const parsed = parseSearchQuery(body);

@@ -14,9 +14,9 @@ import {
   reconcileOps,
   roomField,
   sharesOf,
-} from '../src/cluster/nodeState';
-import { SessionIndex, findTab } from '../src/sessions/sessionIndex';
-import { PROJECT, agentUp, makeAgent, makeData, makeTab, tabUp } from './support/sessions';
+} from '../../src/cluster/nodeState';
+import { SessionIndex, findTab } from '../../src/sessions/sessionIndex';
+import { PROJECT, agentUp, makeAgent, makeData, makeTab, tabUp } from '../support/sessions';
 
 function indexWith(...ops: Parameters<SessionIndex['apply']>[0][]): SessionIndex {
   const index = new SessionIndex();
