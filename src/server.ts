@@ -116,7 +116,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   await store.start();
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => {
+    httpServer.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
       httpServer.off('error', reject);
       resolve();
     });

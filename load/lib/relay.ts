@@ -36,6 +36,8 @@ export interface RelayRunArgs {
   /** Pause between a pong and the next ping of the same pair. */
   pauseMs: number;
   replyTimeoutMs: number;
+  /** Padding carried by every ping and echoed by its pong (0 = none). */
+  payloadBytes?: number;
 }
 
 export interface RelayRunResult {
@@ -85,6 +87,7 @@ export class RelayPairs {
     let sent = 0;
     let answered = 0;
     let timedOut = 0;
+    const pad = 'x'.repeat(args.payloadBytes ?? 0);
 
     const loop = async (pair: RelayPair): Promise<void> => {
       while (performance.now() < endAt) {
@@ -101,7 +104,7 @@ export class RelayPairs {
             resolve(true);
           });
         });
-        pair.agentSocket.emit(PING_EVENT, { meta: { tabId: pair.tab.tabId }, data: { t: stamp } });
+        pair.agentSocket.emit(PING_EVENT, { meta: { tabId: pair.tab.tabId }, data: pad === '' ? { t: stamp } : { t: stamp, pad } });
         sent += 1;
         if (await answer) {
           roundTrip.record(Number(process.hrtime.bigint() - sentAt) / 1e6);

@@ -1,0 +1,376 @@
+/**
+ * The bench's scenarios beyond the standard steps (`npm run bench -- --scenario NAME`):
+ *
+ * - mixed: at N tabs, REST search clients + dashboards with tracker changes + agent<->tab relay
+ *   pairs carrying padded messages, all in the same observed phase;
+ * - storm: N tabs dropped abruptly (TCP destroyed, no close handshake), then all reconnect at
+ *   once; the hub's /metrics is polled throughout for its session count and event-loop stalls.
+ *
+ * Both reuse load/lib (hub start, workers, phases, report); see load/README.md for how to read them.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sleep } from './lib/async';
+import { chooseDefaultHubCommand, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import type { BenchOptions } from './lib/options';
+import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
+import { newRunTag, sessionCountForTabs } from './lib/population';
+import { renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
+import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
+import { startWorkerSet, type WorkerSet } from './lib/workers';
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const log = (message: string): void => {
+  process.stdout.write(`${message}\n`);
+};
+
+interface Harness {
+  hub: HubTarget;
+  managed: ManagedHub | undefined;
+  workers: WorkerSet;
+  recorder: PhaseRecorder;
+  errors: ErrorCounts;
+  conditions: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/** Hub (started here unless --url) and workers, ready for `tabs` tracker tabs. */
+async function startHarness(options: BenchOptions, tabs: number): Promise<Harness> {
+  const trackerWorkers = options.trackerWorkers ?? Math.max(1, Math.ceil(tabs / 10_000));
+  let managed: ManagedHub | undefined;
+  let url = options.url;
+  let command: string | null = null;
+  if (url === undefined) {
+    const choice = options.hubCommand !== undefined ? { command: options.hubCommand, note: 'from --hub-cmd' } : chooseDefaultHubCommand(REPO_ROOT, options.build);
+    command = choice.command;
+    url = `http://127.0.0.1:${await findFreePort()}`;
+    const outDir = path.resolve(REPO_ROOT, options.outDir);
+    fs.mkdirSync(outDir, { recursive: true });
+    managed = ManagedHub.start({
+      command: choice.command,
+      cwd: REPO_ROOT,
+      port: Number(new URL(url).port),
+      apiKey: options.apiKey,
+      jwtSecret: options.jwtSecret,
+      openFileLimit: options.openFileLimit,
+      logFile: path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.hub.log`),
+      env: options.hubEnv,
+    });
+    const started = managed;
+    await waitReady(url, 60_000, () => started.exit === undefined);
+  } else {
+    await waitReady(url, 10_000);
+  }
+  const hub: HubTarget = { url, apiKey: options.apiKey, ...(managed?.pid !== undefined ? { pid: managed.pid } : {}) };
+  const errors = new ErrorCounts();
+  let recorder: PhaseRecorder | undefined;
+  const workers = await startWorkerSet(
+    trackerWorkers,
+    options.restWorkers,
+    {
+      hub: {
+        url,
+        socketPath: options.socketPath,
+        apiKey: options.apiKey,
+        jwtSecret: options.jwtSecret,
+        population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
+      },
+      maxLifetimeMs: 30 * 60_000,
+    },
+    (reported: ErrorCountsJson) => {
+      errors.merge(reported);
+      recorder?.onWorkerErrors(reported);
+    },
+  );
+  recorder = new PhaseRecorder(hub, () => workers.all);
+  const conditions = {
+    scenario: options.scenario,
+    tabs,
+    sessions: sessionCountForTabs(tabs),
+    projects: options.projects,
+    trackerWorkers,
+    hub: command ?? `running hub at ${url}`,
+    hubEnv: options.hubEnv,
+    hubOpenFileLimit: managed?.openFileLimit() ?? null,
+    somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
+    cpus: os.cpus().length,
+    loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+    node: process.version,
+  };
+  return {
+    hub,
+    managed,
+    workers,
+    recorder,
+    errors,
+    conditions,
+    close: async () => {
+      await Promise.all([...workers.all.map((worker) => worker.stop(3000)), managed?.stop(5000)]);
+    },
+  };
+}
+
+function readNumber(file: string): number | null {
+  try {
+    const value = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isFinite(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** TcpExt ListenOverflows of the whole machine (/proc/net/netstat): SYNs dropped because an accept queue was full. */
+function listenOverflows(): number | null {
+  try {
+    const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = (lines[i] as string).split(/\s+/);
+      const values = (lines[i + 1] as string).split(/\s+/);
+      if (names[0] !== 'TcpExt:') continue;
+      const at = names.indexOf('ListenOverflows');
+      return at >= 0 ? Number(values[at]) : null;
+    }
+  } catch {
+    // not Linux
+  }
+  return null;
+}
+
+function sessionConnections(metrics: HubMetrics | undefined): number | undefined {
+  return metrics?.hub['hub_connections{role="session"}'];
+}
+
+function refusedTotal(metrics: HubMetrics | undefined): number {
+  let total = 0;
+  for (const [key, value] of Object.entries(metrics?.hub ?? {})) if (key.startsWith('hub_connects_refused_total')) total += value;
+  return total;
+}
+
+interface PollResult {
+  /** ms from the start until `done` first held, or null. */
+  doneAtMs: number | null;
+  /** Longest event-loop stall seen by any poll (each /metrics scrape covers the time since the previous one). */
+  longestStallMs: number | null;
+  last: HubMetrics | undefined;
+  polls: number;
+}
+
+/** Polls /metrics every `everyMs` until `done` holds (and `until` has settled) or `timeoutMs` passes. */
+async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeoutMs: number, done: (metrics: HubMetrics) => boolean, until: Promise<unknown>): Promise<PollResult> {
+  let settled = false;
+  void until.finally(() => {
+    settled = true;
+  });
+  const result: PollResult = { doneAtMs: null, longestStallMs: null, last: undefined, polls: 0 };
+  while (performance.now() - startedAt < timeoutMs) {
+    const metrics = await scrapeMetrics(hub.url, hub.apiKey);
+    result.polls += 1;
+    if (metrics !== undefined) {
+      result.last = metrics;
+      if (metrics.eventLoopMaxSeconds !== undefined) result.longestStallMs = Math.max(result.longestStallMs ?? 0, metrics.eventLoopMaxSeconds * 1000);
+      if (result.doneAtMs === null && done(metrics)) result.doneAtMs = performance.now() - startedAt;
+    }
+    if (result.doneAtMs !== null && settled) break;
+    await sleep(everyMs);
+  }
+  return result;
+}
+
+function fmt(value: number | null | undefined, digits = 1): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
+}
+
+function latency(summary: LatencySummary | null | undefined): string {
+  return summary === null || summary === undefined ? '-' : `${fmt(summary.p50Ms)} / ${fmt(summary.p99Ms)} / ${fmt(summary.maxMs)}`;
+}
+
+function writeResult(options: BenchOptions, result: Record<string, unknown>): string {
+  const outDir = path.resolve(REPO_ROOT, options.outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  return path.relative(process.cwd(), file);
+}
+
+async function connectAll(harness: Harness, options: BenchOptions, tabs: number): Promise<number> {
+  log(`connecting ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) over ${options.projects} projects`);
+  const connect = await harness.recorder.observe('connect', () =>
+    connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
+  );
+  log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
+  return connect.liveTabs;
+}
+
+// --- storm --------------------------------------------------------------------------------
+
+export async function runStorm(options: BenchOptions): Promise<number> {
+  const tabs = options.steps[options.steps.length - 1] as number;
+  const harness = await startHarness(options, tabs);
+  const expectedSessions = sessionCountForTabs(tabs);
+  try {
+    log(`storm: conditions ${JSON.stringify(harness.conditions)}`);
+    const liveTabs = await connectAll(harness, options, tabs);
+    await sleep(options.settleMs);
+    const heap = memoryPerSession(undefined, await measureHubHeap(harness.hub), liveTabs);
+
+    // 1. Mass disconnect: every tab's TCP socket destroyed at once; wait until the hub holds none.
+    log(`dropping all ${liveTabs} tabs abruptly`);
+    const drop = await harness.recorder.observe('mass disconnect (abrupt)', async () => {
+      const startedAt = performance.now();
+      const dropped = Promise.all(harness.workers.trackers.map((worker) => worker.request('trackers.drop', {}, 30_000)));
+      const poll = await pollHub(harness.hub, startedAt, 50, 60_000, (m) => sessionConnections(m) === 0 && m.hub.hub_live_sessions === 0, dropped);
+      await dropped;
+      return poll;
+    });
+    const dropObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
+    const dropStallMs = Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0);
+    log(`  hub empty after ${fmt(drop.doneAtMs, 0)} ms, longest stall ${fmt(dropStallMs, 0)} ms`);
+
+    // 2. Every tab reconnects at once, no delay, no concurrency limit in the generator.
+    const overflowsBefore = listenOverflows();
+    const refusedBefore = refusedTotal(drop.last);
+    const perWorker = Math.ceil(tabs / harness.workers.trackers.length);
+    log(`reconnect storm: ${tabs} tabs at once (${perWorker} handshakes in flight per tracker worker)`);
+    const storm = await harness.recorder.observe('reconnect storm', async () => {
+      const startedAt = performance.now();
+      const connecting = connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: perWorker, connectTimeoutMs: 30_000, deadlineMs: 60_000 });
+      const poll = await pollHub(harness.hub, startedAt, 100, 90_000, (m) => sessionConnections(m) === tabs && m.hub.hub_live_sessions === expectedSessions, connecting);
+      return { poll, connect: await connecting };
+    });
+    const stormObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
+    const overflowsAfter = listenOverflows();
+    const result = {
+      conditions: harness.conditions,
+      tabs,
+      expectedSessions,
+      heapBytesPerTabBeforeStorm: heap.loaded?.heapUsedBytes !== undefined ? heap.loaded.heapUsedBytes / Math.max(1, liveTabs) : null,
+      massDisconnect: { hubEmptyAfterMs: drop.doneAtMs, longestStallMs: dropStallMs, hubCpuSeconds: dropObservation.hubCpuSeconds },
+      storm: {
+        exactAfterMs: storm.poll.doneAtMs,
+        longestStallMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0),
+        connected: storm.connect.connected,
+        failed: storm.connect.failed,
+        connectLatency: storm.connect.connectLatency,
+        refusedByHub: refusedTotal(storm.poll.last) - refusedBefore,
+        listenOverflowsMachineWide: overflowsBefore !== null && overflowsAfter !== null ? overflowsAfter - overflowsBefore : null,
+        finalSessionConnections: sessionConnections(storm.poll.last) ?? null,
+        finalLiveSessions: storm.poll.last?.hub.hub_live_sessions ?? null,
+        hubCpuSeconds: stormObservation.hubCpuSeconds,
+      },
+      phases: harness.recorder.observations,
+      errors: harness.errors.toJson(),
+    };
+    log(`\n== storm at ${tabs} tabs (${expectedSessions} sessions) ==`);
+    log(
+      renderTable(
+        ['figure', 'value', 'target'],
+        [
+          ['mass disconnect: hub empty after (ms)', fmt(result.massDisconnect.hubEmptyAfterMs, 0), '-'],
+          ['mass disconnect: longest loop stall (ms)', fmt(result.massDisconnect.longestStallMs, 0), '<= 100'],
+          ['storm: session count exact after (ms)', fmt(result.storm.exactAfterMs, 0), '<= 10000'],
+          ['storm: longest loop stall (ms)', fmt(result.storm.longestStallMs, 0), '<= 150'],
+          ['storm: connected / failed', `${result.storm.connected} / ${result.storm.failed}`, `${tabs} / 0`],
+          ['storm: connect p50 / p99 / max (ms)', latency(mergeHistograms([storm.connect.connectLatency as never]).summary()), '-'],
+          ['storm: refused by the hub', String(result.storm.refusedByHub), '0'],
+          ['storm: listen-queue overflows (machine-wide)', String(result.storm.listenOverflowsMachineWide ?? '-'), '0'],
+          ['hub CPU s: disconnect / storm', `${fmt(result.massDisconnect.hubCpuSeconds, 2)} / ${fmt(result.storm.hubCpuSeconds, 2)}`, '-'],
+        ],
+      ),
+    );
+    log(renderPhases({ phases: harness.recorder.observations } as never));
+    log(PHASE_TABLE_NOTE);
+    log(`errors: ${JSON.stringify(result.errors)}`);
+    log(`results: ${writeResult(options, result)}`);
+    return 0;
+  } finally {
+    await harness.close();
+  }
+}
+
+// --- mixed --------------------------------------------------------------------------------
+
+export async function runMixed(options: BenchOptions): Promise<number> {
+  const tabs = options.steps[options.steps.length - 1] as number;
+  const harness = await startHarness(options, tabs);
+  const { workers, recorder } = harness;
+  try {
+    log(`mixed: conditions ${JSON.stringify(harness.conditions)}`);
+    const liveTabs = await connectAll(harness, options, tabs);
+    await sleep(options.settleMs);
+    // Unmeasured warm-up of the search path (JIT), as the standard run does.
+    const rest = { durationMs: options.diffDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
+    await runRest(workers, 'search', options.restConcurrency, liveTabs, { ...rest, durationMs: 1000 });
+
+    const relayConnect = await recorder.observe('relay connect', () =>
+      workers.relay.request('relay.connect', { pairs: options.relayPairs, sessionOffset: 0, connectTimeoutMs: 10_000 }, 60_000),
+    );
+    log(`relay: ${relayConnect.connectedPairs}/${options.relayPairs} pairs connected`);
+    log(
+      `all at once for ${options.diffDurationMs / 1000} s: ${options.restConcurrency} REST search clients, ${options.dashboards} dashboards with ${options.diffRate} changes/s, ` +
+        `${relayConnect.connectedPairs} relay pairs (${options.relayBytes} B each way, ${options.relayPauseMs} ms pause)`,
+    );
+    const relayArgs = { durationMs: options.diffDurationMs, pauseMs: options.relayPauseMs, replyTimeoutMs: 5000, payloadBytes: options.relayBytes };
+    let diffs;
+    try {
+      diffs = await runDiffs(
+        recorder,
+        workers,
+        { dashboards: options.dashboards, projectCount: options.projects, changesPerSecond: options.diffRate, durationMs: options.diffDurationMs, connectTimeoutMs: 10_000, ackTimeoutMs: 10_000, drainMs: 1500 },
+        () =>
+          Promise.all([
+            runRest(workers, 'search', options.restConcurrency, liveTabs, rest),
+            workers.relay.request('relay.run', relayArgs, options.diffDurationMs + 40_000),
+          ]),
+        'everything at once',
+      );
+    } finally {
+      await workers.relay.request('relay.close', {}, 30_000);
+    }
+    const [search, relay] = diffs.alongside;
+    const relayLatency = mergeHistograms([relay.roundTrip]).summary();
+    const relayRate = relay.sent / (relay.elapsedMs / 1000);
+    const mixedObservation = recorder.observations.find((o) => o.phase === 'everything at once');
+    const errorTotal = Object.values(harness.errors.toJson()).reduce((sum, n) => sum + n, 0);
+    const result = {
+      conditions: harness.conditions,
+      search,
+      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency },
+      diffs: { ...diffs, alongside: undefined },
+      phases: recorder.observations,
+      errors: harness.errors.toJson(),
+    };
+    log(`\n== mixed at ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) ==`);
+    log(
+      renderTable(
+        ['figure', 'value', 'target'],
+        [
+          [`search req/s (${options.restConcurrency} clients)`, fmt(search.requestsPerSecond, 0), '>= 5000'],
+          ['search p50 / p99 / max (ms)', latency(search.latency), '-'],
+          ['relay round trip p50 / p99 / max (ms)', latency(relayLatency), 'p99 <= 20'],
+          ['relay pings/s (pongs as many)', fmt(relayRate, 0), `~${Math.round((relayConnect.connectedPairs * 1000) / Math.max(1, options.relayPauseMs))}`],
+          ['diff latency p50 / p99 / max (ms)', latency(diffs.diffLatency), 'p99 <= 100'],
+          ['tracker changes/s sent', fmt(diffs.changesPerSecond, 0), String(options.diffRate)],
+          ['diff events / seq gaps', `${diffs.diffEvents} / ${diffs.seqGaps}`, '- / 0'],
+          ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation?.eventLoopMaxMs, 0)}`, '-'],
+          ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
+        ],
+      ),
+    );
+    log(renderPhases({ phases: recorder.observations } as never));
+    log(PHASE_TABLE_NOTE);
+    log(`errors: ${JSON.stringify(result.errors)}`);
+    log(`results: ${writeResult(options, result)}`);
+    return search.failed + errorTotal > 0 ? 1 : 0;
+  } finally {
+    await harness.close();
+  }
+}
+
+// --- cluster3 -----------------------------------------------------------------------------
+
+/** Placeholder replaced below once written. */
+export async function runCluster3(_options: BenchOptions): Promise<number> {
+  log('cluster3: see load/cluster.ts --nodes');
+  return 2;
+}
