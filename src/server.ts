@@ -17,6 +17,7 @@ import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } 
 import { attachDashboards } from './live/dashboard';
 import { attachRooms } from './live/rooms';
 import { UserAgentCache } from './live/userAgent';
+import { installReceiverEndGuard } from './live/wsTeardown';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
 import { RefusalSummary } from './ops/refusals';
@@ -82,6 +83,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     if (app) app(req, res);
     else res.writeHead(503).end();
   });
+  // A mass disconnect otherwise builds one discarded stack-traced error per socket (see wsTeardown.ts).
+  installReceiverEndGuard();
   const maxConnections = config.maxConnections > 0 ? config.maxConnections : defaultMaxConnections(readOpenFileLimit());
   let openConnections = (): number => 0;
   const io = new IoServer(httpServer, {
