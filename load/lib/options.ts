@@ -199,7 +199,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
     relayPauseMs: Math.floor(number('--relay-pause-ms', mixed ? 500 : 20, 0)),
     dashboards: Math.floor(number('--dashboards', quick ? 5 : 200, 0)),
-    diffRate: number('--diff-rate', quick ? 50 : 100, 0),
+    diffRate: number('--diff-rate', quick ? 50 : scenario === 'cluster3' ? 1000 : 100, 0),
     diffDurationMs: seconds('--diff-duration', quick ? 3 : 10),
     socketPath: flags.get('--socket-path') ?? '/ws-assist/socket',
     apiKey: apiKey ?? `bench-${randomBytes(12).toString('hex')}`,
