@@ -28,6 +28,7 @@ import { REST_OPERATIONS } from './lib/rest';
 import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
+import { runCluster3, runMixed, runStorm } from './scenarios';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const HUB_READY_TIMEOUT_MS = 60_000;
@@ -53,6 +54,10 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return error.message === '' ? 0 : 2;
   }
+
+  if (options.scenario === 'mixed') return runMixed(options);
+  if (options.scenario === 'storm') return runStorm(options);
+  if (options.scenario === 'cluster3') return runCluster3(options);
 
   const startedAt = new Date();
   const outDir = path.resolve(REPO_ROOT, options.outDir);

@@ -16,16 +16,15 @@
  *   until both nodes list exactly the sessions really connected, unmarked (converged).
  * Only ever talks to 127.0.0.1. Results: printed, and JSON in load/results/cluster-<time>.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { sleep, withTimeout } from './lib/async';
 import { httpRequest, isRecord } from './lib/http';
 import { chooseDefaultHubCommand, findFreePort, ManagedHub, parsePrometheusText, waitReady } from './lib/hub';
+import { RedisProcess } from './lib/redis';
 import { LatencyHistogram, type LatencySummary } from './lib/stats';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -90,51 +89,6 @@ function parseOptions(argv: string[]): Options {
 }
 
 const log = (message: string) => process.stdout.write(`${message}\n`);
-
-// ---- redis-server ----
-
-class RedisProcess {
-  private constructor(
-    readonly port: number,
-    private readonly child: ChildProcess,
-    private readonly dir: string,
-  ) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(): Promise<RedisProcess> {
-    if (spawnSync('redis-server', ['--version']).status !== 0) {
-      throw new Error('redis-server is not installed: the cluster scenario needs one (Debian/Ubuntu: sudo apt-get install redis-server)');
-    }
-    const port = await findFreePort();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-bench-redis-'));
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' });
-    const redis = new RedisProcess(port, child, dir);
-    const deadline = Date.now() + 5_000;
-    while (spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.trim() !== 'PONG') {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`redis-server did not start on port ${port}`);
-      await sleep(50);
-    }
-    return redis;
-  }
-
-  /** A stall: the process stops answering, its connections stay open. */
-  freeze(): void {
-    this.child.kill('SIGSTOP');
-  }
-
-  thaw(): void {
-    this.child.kill('SIGCONT');
-  }
-
-  stop(): void {
-    this.child.kill('SIGCONT');
-    this.child.kill('SIGKILL');
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 // ---- clients ----
 

@@ -71,6 +71,7 @@ const handlers: Handlers = {
   'trackers.connect': (args) => initialized().trackers.connect(args),
   'trackers.update': (args) => initialized().trackers.sendUpdates(args),
   'trackers.close': () => initialized().trackers.close(),
+  'trackers.drop': () => initialized().trackers.drop(),
   'rest.run': (args) => initialized().rest.run(args),
   'relay.connect': (args) => initialized().relay.connect(args),
   'relay.run': (args) => initialized().relay.run(args),

@@ -29,5 +29,6 @@ for arg in "$@"; do
   case "$arg" in
     --redis) apt_install redis-server redis-server "the cluster tests" ;;
     --browser) [ -n "${CHROMIUM_PATH:-}" ] || apt_install chromium chromium "the console's end-to-end tests" ;;
+    --ss) apt_install ss iproute2 "the LISTEN_BACKLOG test" ;;
   esac
 done

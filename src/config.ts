@@ -29,6 +29,8 @@ const settings = {
       .transform((v) => (v === 'none' ? [] : v.split(','))),
     default: ['/socket'],
   },
+  /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). Node's default, 511, overflows in a reconnect storm. */
+  listenBacklog: { env: ['LISTEN_BACKLOG'], schema: int(1, 65535), default: 4096 },
   wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
   corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
   jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },

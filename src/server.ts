@@ -19,6 +19,7 @@ import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
 import { checkSocketInternals } from './live/socketMemory';
 import { UserAgentCache } from './live/userAgent';
+import { installReceiverEndGuard } from './live/wsTeardown';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
 import { RefusalSummary } from './ops/refusals';
@@ -87,6 +88,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     if (app) app(req, res);
     else res.writeHead(503).end();
   });
+  // A mass disconnect otherwise builds one discarded stack-traced error per socket (see wsTeardown.ts).
+  installReceiverEndGuard();
   const maxConnections = config.maxConnections > 0 ? config.maxConnections : defaultMaxConnections(readOpenFileLimit());
   let openConnections = (): number => 0;
   const io = new IoServer(httpServer, {
@@ -137,7 +140,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   await store.start();
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => {
+    httpServer.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
       httpServer.off('error', reject);
       resolve();
     });

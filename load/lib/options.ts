@@ -3,8 +3,19 @@ import { randomBytes } from 'node:crypto';
 import { assertLoopbackUrl } from './http';
 import { SEARCH_BODY } from './rest';
 
+export const SCENARIOS = ['standard', 'mixed', 'storm', 'cluster3'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
 export interface BenchOptions {
+  /** What to run: the standard steps, or one of the scenarios of load/README.md. */
+  scenario: Scenario;
   quick: boolean;
+  /** Extra environment for the hub(s) the bench starts (`--hub-env K=V,K=V`), e.g. LISTEN_BACKLOG=511 for a before/after. */
+  hubEnv: Record<string, string>;
+  /** Padding of every relay ping and pong (mixed scenario). */
+  relayBytes: number;
+  /** Hub nodes of the cluster3 scenario. */
+  nodes: number;
   /** Drive this already running hub instead of starting one. */
   url: string | undefined;
   /** Command that starts the hub (managed mode); undefined = build and run dist/index.js. */
@@ -45,7 +56,14 @@ export type SkippablePhase = (typeof SKIPPABLE_PHASES)[number];
 
 export const USAGE = `Usage: npx tsx load/bench.ts [options]
 
+  --scenario NAME          standard (default: the steps below), mixed (everything at once at the
+                           last --sessions step), storm (drop every tab, all reconnect at once),
+                           cluster3 (--nodes hubs on one redis-server); see load/README.md
   --quick                  smoke test: 200 tabs, 2 projects, short phases, 5 dashboards (< 60 s)
+  --hub-env LIST           extra hub environment, K=V,K=V (e.g. LISTEN_BACKLOG=511)
+  --relay-bytes N          padding of each relay ping and pong (default 0; mixed: 1024)
+  --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed: 500)
+  --nodes N                hub processes of the cluster3 scenario (default 3)
   --url URL                drive a running hub (http://127.0.0.1:PORT) instead of starting one;
                            needs --api-key and --jwt-secret matching the hub's configuration
   --hub-cmd CMD            command that starts the hub (default: npm run build, then
@@ -108,6 +126,16 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
 
   const quick = switches.has('--quick');
+  const scenarioRaw = flags.get('--scenario') ?? 'standard';
+  if (!(SCENARIOS as readonly string[]).includes(scenarioRaw)) throw new UsageError(`--scenario must be one of ${SCENARIOS.join(', ')}, got ${scenarioRaw}`);
+  const scenario = scenarioRaw as Scenario;
+  const mixed = scenario === 'mixed';
+  const hubEnv: Record<string, string> = {};
+  for (const pair of (flags.get('--hub-env') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq < 1 || !/^[A-Z][A-Z0-9_]*$/.test(pair.slice(0, eq))) throw new UsageError(`--hub-env: expected NAME=value, got ${pair}`);
+    hubEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   const number = (flag: string, fallback: number, min = 0): number => {
     const raw = flags.get(flag);
     if (raw === undefined) return fallback;
@@ -132,7 +160,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   }
 
   const stepsRaw = flags.get('--sessions');
-  const steps = stepsRaw !== undefined ? stepsRaw.split(',').map((part) => Number(part.trim())) : quick ? [200] : [1000, 5000, 10000, 19000];
+  const defaultSteps = quick ? [200] : scenario === 'standard' ? [1000, 5000, 10000, 19000] : scenario === 'cluster3' ? [45000] : [19000];
+  const steps = stepsRaw !== undefined ? stepsRaw.split(',').map((part) => Number(part.trim())) : defaultSteps;
   if (steps.length === 0 || steps.some((step) => !Number.isInteger(step) || step < 1)) {
     throw new UsageError(`--sessions must be positive integers, got ${stepsRaw}`);
   }
@@ -146,7 +175,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
 
   const trackerWorkersRaw = flags.get('--tracker-workers');
   return {
+    scenario,
     quick,
+    hubEnv,
+    relayBytes: Math.floor(number('--relay-bytes', mixed ? 1024 : 0, 0)),
+    nodes: Math.floor(number('--nodes', 3, 1)),
     url,
     hubCommand: flags.get('--hub-cmd'),
     build: !switches.has('--no-build'),
@@ -162,11 +195,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     restWorkers: Math.floor(number('--rest-workers', 2, 1)),
     restGzip: switches.has('--rest-gzip'),
     searchLimit: searchLimit(flags.get('--search-limit')),
-    relayPairs: Math.floor(number('--relay-pairs', quick ? 2 : 8, 1)),
+    relayPairs: Math.floor(number('--relay-pairs', quick ? (mixed ? 10 : 2) : mixed ? 200 : 8, 1)),
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
-    relayPauseMs: 20,
+    relayPauseMs: Math.floor(number('--relay-pause-ms', mixed ? 500 : 20, 0)),
     dashboards: Math.floor(number('--dashboards', quick ? 5 : 200, 0)),
-    diffRate: number('--diff-rate', quick ? 50 : 100, 0),
+    diffRate: number('--diff-rate', quick ? 50 : scenario === 'cluster3' ? 1000 : 100, 0),
     diffDurationMs: seconds('--diff-duration', quick ? 3 : 10),
     socketPath: flags.get('--socket-path') ?? '/ws-assist/socket',
     apiKey: apiKey ?? `bench-${randomBytes(12).toString('hex')}`,

@@ -381,7 +381,14 @@ export interface DiffPhaseResult {
   diffLatency: LatencySummary;
 }
 
-export async function runDiffs(recorder: PhaseRecorder, workers: WorkerSet, options: DiffOptions): Promise<DiffPhaseResult> {
+/**
+ * Dashboards subscribe, then trackers change at the given rate while dashboards time the diffs.
+ * `alongside` (the mixed scenario's other loads) runs in parallel with the changes, in the same
+ * observed phase; its result is returned next to the diff figures.
+ */
+export async function runDiffs(recorder: PhaseRecorder, workers: WorkerSet, options: DiffOptions): Promise<DiffPhaseResult>;
+export async function runDiffs<T>(recorder: PhaseRecorder, workers: WorkerSet, options: DiffOptions, alongside: () => Promise<T>, phaseName?: string): Promise<DiffPhaseResult & { alongside: T }>;
+export async function runDiffs<T>(recorder: PhaseRecorder, workers: WorkerSet, options: DiffOptions, alongside?: () => Promise<T>, phaseName?: string): Promise<DiffPhaseResult & { alongside?: T }> {
   const connect = await recorder.observe('dashboards subscribe', () =>
     workers.dashboards.request(
       'dashboards.connect',
@@ -392,18 +399,22 @@ export async function runDiffs(recorder: PhaseRecorder, workers: WorkerSet, opti
   try {
     const sinceEpochMs = Date.now();
     await workers.dashboards.request('dashboards.measure', { sinceEpochMs }, REQUEST_SLACK_MS);
-    const { sent, elapsedMs } = await recorder.observe(`tracker changes at ${options.changesPerSecond}/s`, async () => {
+    const { sent, elapsedMs, other } = await recorder.observe(phaseName ?? `tracker changes at ${options.changesPerSecond}/s`, async () => {
       // Each tracker worker emits a share of the rate proportional to its share of the tabs;
       // with round-robin placement that is an even split.
       const share = options.changesPerSecond / workers.trackers.length;
       const startedAt = performance.now();
-      const results = await Promise.all(
-        workers.trackers.map((worker) =>
-          worker.request('trackers.update', { ratePerSecond: share, durationMs: options.durationMs }, options.durationMs + REQUEST_SLACK_MS),
+      const [results, other] = await Promise.all([
+        Promise.all(
+          workers.trackers.map((worker) =>
+            worker.request('trackers.update', { ratePerSecond: share, durationMs: options.durationMs }, options.durationMs + REQUEST_SLACK_MS),
+          ),
         ),
-      );
+        alongside?.(),
+      ]);
+      const elapsedMs = performance.now() - startedAt;
       await sleep(options.drainMs);
-      return { sent: sum(results.map((result) => result.sent)), elapsedMs: performance.now() - startedAt - options.drainMs };
+      return { sent: sum(results.map((result) => result.sent)), elapsedMs, other };
     });
     const collected = await workers.dashboards.request('dashboards.collect', {}, REQUEST_SLACK_MS);
     return {
@@ -421,6 +432,7 @@ export async function runDiffs(recorder: PhaseRecorder, workers: WorkerSet, opti
       removedSessions: collected.removedSessions,
       seqGaps: collected.seqGaps,
       diffLatency: mergeHistograms([collected.diffLatency]).summary(),
+      ...(alongside !== undefined ? { alongside: other as T } : {}),
     };
   } finally {
     await workers.dashboards.request('dashboards.close', {}, REQUEST_SLACK_MS);

@@ -36,6 +36,8 @@ export interface RelayRunArgs {
   /** Pause between a pong and the next ping of the same pair. */
   pauseMs: number;
   replyTimeoutMs: number;
+  /** Padding carried by every ping and echoed by its pong (0 = none). */
+  payloadBytes?: number;
 }
 
 export interface RelayRunResult {
@@ -66,12 +68,10 @@ export class RelayPairs {
   async connect(args: RelayConnectArgs): Promise<RelayConnectResult> {
     this.closing = false;
     const indices = Array.from({ length: args.pairs }, (_, i) => RELAY_SESSION_INDEX_BASE + args.sessionOffset + i);
-    let failedPairs = 0;
     await runBounded(indices, 16, performance.now() + args.connectTimeoutMs * 3, async (sessionIndex) => {
       try {
         this.pairs.push(await this.connectPair(sessionIndex, args.connectTimeoutMs));
       } catch (error) {
-        failedPairs += 1;
         this.errors.add(`relay.connect: ${describeError(error)}`);
       }
     });
@@ -85,6 +85,7 @@ export class RelayPairs {
     let sent = 0;
     let answered = 0;
     let timedOut = 0;
+    const pad = 'x'.repeat(args.payloadBytes ?? 0);
 
     const loop = async (pair: RelayPair): Promise<void> => {
       while (performance.now() < endAt) {
@@ -101,7 +102,7 @@ export class RelayPairs {
             resolve(true);
           });
         });
-        pair.agentSocket.emit(PING_EVENT, { meta: { tabId: pair.tab.tabId }, data: { t: stamp } });
+        pair.agentSocket.emit(PING_EVENT, { meta: { tabId: pair.tab.tabId }, data: pad === '' ? { t: stamp } : { t: stamp, pad } });
         sent += 1;
         if (await answer) {
           roundTrip.record(Number(process.hrtime.bigint() - sentAt) / 1e6);

@@ -57,6 +57,12 @@ interface LiveTab {
   socket: Socket;
 }
 
+/** The TCP socket under a connected client (engine.io-client's `ws` transport in Node). */
+function rawTcpSocket(socket: Socket): { destroy(): void } | undefined {
+  const transport = socket.io.engine?.transport as unknown as { ws?: { _socket?: { destroy(): void } } } | undefined;
+  return transport?.ws?._socket;
+}
+
 /** Timer granularity of the update emitter: fine enough for a smooth rate, cheap enough. */
 const UPDATE_TICK_MS = 10;
 
@@ -148,6 +154,23 @@ export class TrackerFleet {
     this.closing = true;
     const closed = this.live.size;
     for (const { socket } of this.live.values()) socket.disconnect();
+    this.live.clear();
+    this.pickList = [];
+    return { closed };
+  }
+
+  /**
+   * Drops every tab abruptly, as a balancer failover or a network cut does: the TCP socket under
+   * each client is destroyed with no WebSocket close frame and no Socket.IO disconnect packet.
+   */
+  drop(): CloseResult {
+    this.closing = true;
+    const closed = this.live.size;
+    for (const { socket } of this.live.values()) {
+      const tcp = rawTcpSocket(socket);
+      if (tcp !== undefined) tcp.destroy();
+      else socket.disconnect();
+    }
     this.live.clear();
     this.pickList = [];
     return { closed };

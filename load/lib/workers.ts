@@ -46,6 +46,8 @@ export interface WorkerCommands {
   'trackers.connect': { args: TrackerConnectArgs; result: TrackerConnectResult };
   'trackers.update': { args: TrackerUpdateArgs; result: TrackerUpdateResult };
   'trackers.close': { args: None; result: CloseResult };
+  /** Destroys every tab's TCP socket (no close handshake): the first half of a restart storm. */
+  'trackers.drop': { args: None; result: CloseResult };
   'rest.run': { args: RestRunArgs; result: RestRunResult };
   'relay.connect': { args: RelayConnectArgs; result: RelayConnectResult };
   'relay.run': { args: RelayRunArgs; result: RelayRunResult };

@@ -1,0 +1,562 @@
+/**
+ * The bench's scenarios beyond the standard steps (`npm run bench -- --scenario NAME`):
+ *
+ * - mixed: at N tabs, REST search clients + dashboards with tracker changes + agent<->tab relay
+ *   pairs carrying padded messages, all in the same observed phase;
+ * - storm: N tabs dropped abruptly (TCP destroyed, no close handshake), then all reconnect at
+ *   once; the hub's /metrics is polled throughout for its session count and event-loop stalls.
+ *
+ * Both reuse load/lib (hub start, workers, phases, report); see load/README.md for how to read them.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { sleep } from './lib/async';
+import { httpRequest } from './lib/http';
+import { chooseDefaultHubCommand, findFreePort, ManagedHub, readProcessStats, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import { RedisProcess } from './lib/redis';
+import type { BenchOptions } from './lib/options';
+import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
+import { newRunTag, sessionCountForTabs } from './lib/population';
+import { renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
+import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
+import { startWorkerSet, type WorkerSet } from './lib/workers';
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const log = (message: string): void => {
+  process.stdout.write(`${message}\n`);
+};
+
+interface Harness {
+  hub: HubTarget;
+  managed: ManagedHub | undefined;
+  workers: WorkerSet;
+  recorder: PhaseRecorder;
+  errors: ErrorCounts;
+  conditions: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/** Hub (started here unless --url) and workers, ready for `tabs` tracker tabs. */
+async function startHarness(options: BenchOptions, tabs: number): Promise<Harness> {
+  const trackerWorkers = options.trackerWorkers ?? Math.max(1, Math.ceil(tabs / 10_000));
+  let managed: ManagedHub | undefined;
+  let url = options.url;
+  let command: string | null = null;
+  if (url === undefined) {
+    const choice = options.hubCommand !== undefined ? { command: options.hubCommand, note: 'from --hub-cmd' } : chooseDefaultHubCommand(REPO_ROOT, options.build);
+    command = choice.command;
+    url = `http://127.0.0.1:${await findFreePort()}`;
+    const outDir = path.resolve(REPO_ROOT, options.outDir);
+    fs.mkdirSync(outDir, { recursive: true });
+    managed = ManagedHub.start({
+      command: choice.command,
+      cwd: REPO_ROOT,
+      port: Number(new URL(url).port),
+      apiKey: options.apiKey,
+      jwtSecret: options.jwtSecret,
+      openFileLimit: options.openFileLimit,
+      logFile: path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.hub.log`),
+      env: options.hubEnv,
+    });
+    const started = managed;
+    await waitReady(url, 60_000, () => started.exit === undefined);
+  } else {
+    await waitReady(url, 10_000);
+  }
+  const hub: HubTarget = { url, apiKey: options.apiKey, ...(managed?.pid !== undefined ? { pid: managed.pid } : {}) };
+  const errors = new ErrorCounts();
+  let recorder: PhaseRecorder | undefined;
+  const workers = await startWorkerSet(
+    trackerWorkers,
+    options.restWorkers,
+    {
+      hub: {
+        url,
+        socketPath: options.socketPath,
+        apiKey: options.apiKey,
+        jwtSecret: options.jwtSecret,
+        population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
+      },
+      maxLifetimeMs: 30 * 60_000,
+    },
+    (reported: ErrorCountsJson) => {
+      errors.merge(reported);
+      recorder?.onWorkerErrors(reported);
+    },
+  );
+  recorder = new PhaseRecorder(hub, () => workers.all);
+  const conditions = {
+    scenario: options.scenario,
+    tabs,
+    sessions: sessionCountForTabs(tabs),
+    projects: options.projects,
+    trackerWorkers,
+    hub: command ?? `running hub at ${url}`,
+    hubEnv: options.hubEnv,
+    hubOpenFileLimit: managed?.openFileLimit() ?? null,
+    somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
+    cpus: os.cpus().length,
+    loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+    node: process.version,
+  };
+  return {
+    hub,
+    managed,
+    workers,
+    recorder,
+    errors,
+    conditions,
+    close: async () => {
+      await Promise.all([...workers.all.map((worker) => worker.stop(3000)), managed?.stop(5000)]);
+    },
+  };
+}
+
+function readNumber(file: string): number | null {
+  try {
+    const value = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isFinite(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** TcpExt ListenOverflows of the whole machine (/proc/net/netstat): SYNs dropped because an accept queue was full. */
+function listenOverflows(): number | null {
+  try {
+    const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = (lines[i] as string).split(/\s+/);
+      const values = (lines[i + 1] as string).split(/\s+/);
+      if (names[0] !== 'TcpExt:') continue;
+      const at = names.indexOf('ListenOverflows');
+      return at >= 0 ? Number(values[at]) : null;
+    }
+  } catch {
+    // not Linux
+  }
+  return null;
+}
+
+function sessionConnections(metrics: HubMetrics | undefined): number | undefined {
+  return metrics?.hub['hub_connections{role="session"}'];
+}
+
+function refusedTotal(metrics: HubMetrics | undefined): number {
+  let total = 0;
+  for (const [key, value] of Object.entries(metrics?.hub ?? {})) if (key.startsWith('hub_connects_refused_total')) total += value;
+  return total;
+}
+
+/**
+ * GETs /health back to back (keep-alive, one in flight) until `until` settles: the longest answer
+ * is the longest time the hub's loop could not serve a request. Unlike prom-client's loop-lag max,
+ * it does not depend on when /metrics is scraped (a scrape resets that histogram).
+ */
+async function probeHealth(hub: HubTarget, until: Promise<unknown>, pauseMs = 10): Promise<{ maxMs: number; samples: number }> {
+  let settled = false;
+  void until.finally(() => {
+    settled = true;
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let maxMs = 0;
+  let samples = 0;
+  try {
+    while (!settled) {
+      const startedAt = performance.now();
+      try {
+        await httpRequest({ method: 'GET', url: `${hub.url}/health`, agent, timeoutMs: 30_000 });
+        maxMs = Math.max(maxMs, performance.now() - startedAt);
+        samples += 1;
+      } catch {
+        // a failed probe is not a latency
+      }
+      await sleep(pauseMs);
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { maxMs, samples };
+}
+
+interface PollResult {
+  /** ms from the start until `done` first held, or null. */
+  doneAtMs: number | null;
+  /** Longest event-loop stall seen by any poll (each /metrics scrape covers the time since the previous one). */
+  longestStallMs: number | null;
+  last: HubMetrics | undefined;
+  polls: number;
+}
+
+/** Polls /metrics every `everyMs` until `done` holds (and `until` has settled) or `timeoutMs` passes. */
+async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeoutMs: number, done: (metrics: HubMetrics) => boolean, until: Promise<unknown>): Promise<PollResult> {
+  let settled = false;
+  void until.finally(() => {
+    settled = true;
+  });
+  const result: PollResult = { doneAtMs: null, longestStallMs: null, last: undefined, polls: 0 };
+  while (performance.now() - startedAt < timeoutMs) {
+    const metrics = await scrapeMetrics(hub.url, hub.apiKey);
+    result.polls += 1;
+    if (metrics !== undefined) {
+      result.last = metrics;
+      if (metrics.eventLoopMaxSeconds !== undefined) result.longestStallMs = Math.max(result.longestStallMs ?? 0, metrics.eventLoopMaxSeconds * 1000);
+      if (result.doneAtMs === null && done(metrics)) result.doneAtMs = performance.now() - startedAt;
+    }
+    if (result.doneAtMs !== null && settled) break;
+    await sleep(everyMs);
+  }
+  return result;
+}
+
+function fmt(value: number | null | undefined, digits = 1): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
+}
+
+function latency(summary: LatencySummary | null | undefined): string {
+  return summary === null || summary === undefined ? '-' : `${fmt(summary.p50Ms)} / ${fmt(summary.p99Ms)} / ${fmt(summary.maxMs)}`;
+}
+
+function writeResult(options: BenchOptions, result: Record<string, unknown>): string {
+  const outDir = path.resolve(REPO_ROOT, options.outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  return path.relative(process.cwd(), file);
+}
+
+async function connectAll(harness: Harness, options: BenchOptions, tabs: number): Promise<number> {
+  log(`connecting ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) over ${options.projects} projects`);
+  const connect = await harness.recorder.observe('connect', () =>
+    connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
+  );
+  log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
+  return connect.liveTabs;
+}
+
+// --- storm --------------------------------------------------------------------------------
+
+export async function runStorm(options: BenchOptions): Promise<number> {
+  const tabs = options.steps[options.steps.length - 1] as number;
+  const harness = await startHarness(options, tabs);
+  const expectedSessions = sessionCountForTabs(tabs);
+  try {
+    log(`storm: conditions ${JSON.stringify(harness.conditions)}`);
+    const liveTabs = await connectAll(harness, options, tabs);
+    await sleep(options.settleMs);
+    const heap = memoryPerSession(undefined, await measureHubHeap(harness.hub), liveTabs);
+
+    // 1. Mass disconnect: every tab's TCP socket destroyed at once; wait until the hub holds none.
+    log(`dropping all ${liveTabs} tabs abruptly`);
+    const drop = await harness.recorder.observe('mass disconnect (abrupt)', async () => {
+      const startedAt = performance.now();
+      let stop = (): void => undefined;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      const probe = probeHealth(harness.hub, stopped);
+      const dropped = Promise.all(harness.workers.trackers.map((worker) => worker.request('trackers.drop', {}, 30_000)));
+      const poll = await pollHub(harness.hub, startedAt, 100, 60_000, (m) => sessionConnections(m) === 0 && m.hub.hub_live_sessions === 0, dropped);
+      await dropped;
+      await sleep(200);
+      stop();
+      return { ...poll, healthMaxMs: (await probe).maxMs };
+    });
+    const dropObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
+    const dropStallMs = Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0, drop.healthMaxMs);
+    log(`  hub empty after ${fmt(drop.doneAtMs, 0)} ms, longest stall ${fmt(dropStallMs, 0)} ms`);
+
+    // 2. Every tab reconnects at once, no delay, no concurrency limit in the generator.
+    const overflowsBefore = listenOverflows();
+    const refusedBefore = refusedTotal(drop.last);
+    const perWorker = Math.ceil(tabs / harness.workers.trackers.length);
+    log(`reconnect storm: ${tabs} tabs at once (${perWorker} handshakes in flight per tracker worker)`);
+    const storm = await harness.recorder.observe('reconnect storm', async () => {
+      const startedAt = performance.now();
+      const connecting = connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: perWorker, connectTimeoutMs: 30_000, deadlineMs: 60_000 });
+      const probe = probeHealth(harness.hub, connecting);
+      const poll = await pollHub(harness.hub, startedAt, 250, 90_000, (m) => sessionConnections(m) === tabs && m.hub.hub_live_sessions === expectedSessions, connecting);
+      return { poll, connect: await connecting, healthMaxMs: (await probe).maxMs };
+    });
+    const stormObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
+    const overflowsAfter = listenOverflows();
+    const result = {
+      conditions: harness.conditions,
+      tabs,
+      expectedSessions,
+      heapBytesPerTabBeforeStorm: heap.loaded?.heapUsedBytes !== undefined ? heap.loaded.heapUsedBytes / Math.max(1, liveTabs) : null,
+      massDisconnect: { hubEmptyAfterMs: drop.doneAtMs, longestStallMs: dropStallMs, loopLagMaxMs: Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0), healthProbeMaxMs: drop.healthMaxMs, hubCpuSeconds: dropObservation.hubCpuSeconds },
+      storm: {
+        exactAfterMs: storm.poll.doneAtMs,
+        longestStallMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0, storm.healthMaxMs),
+        loopLagMaxMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0),
+        healthProbeMaxMs: storm.healthMaxMs,
+        connected: storm.connect.connected,
+        failed: storm.connect.failed,
+        connectLatency: storm.connect.connectLatency,
+        refusedByHub: refusedTotal(storm.poll.last) - refusedBefore,
+        listenOverflowsMachineWide: overflowsBefore !== null && overflowsAfter !== null ? overflowsAfter - overflowsBefore : null,
+        finalSessionConnections: sessionConnections(storm.poll.last) ?? null,
+        finalLiveSessions: storm.poll.last?.hub.hub_live_sessions ?? null,
+        hubCpuSeconds: stormObservation.hubCpuSeconds,
+      },
+      phases: harness.recorder.observations,
+      errors: harness.errors.toJson(),
+    };
+    log(`\n== storm at ${tabs} tabs (${expectedSessions} sessions) ==`);
+    log(
+      renderTable(
+        ['figure', 'value', 'target'],
+        [
+          ['mass disconnect: hub empty after (ms)', fmt(result.massDisconnect.hubEmptyAfterMs, 0), '-'],
+          ['mass disconnect: longest loop stall (ms)', fmt(result.massDisconnect.longestStallMs, 0), '<= 100'],
+          ['  of which: loop-lag max / slowest /health (ms)', `${fmt(result.massDisconnect.loopLagMaxMs, 0)} / ${fmt(result.massDisconnect.healthProbeMaxMs, 0)}`, '-'],
+          ['storm: session count exact after (ms)', fmt(result.storm.exactAfterMs, 0), '<= 10000'],
+          ['storm: longest loop stall (ms)', fmt(result.storm.longestStallMs, 0), '<= 150'],
+          ['  of which: loop-lag max / slowest /health (ms)', `${fmt(result.storm.loopLagMaxMs, 0)} / ${fmt(result.storm.healthProbeMaxMs, 0)}`, '-'],
+          ['storm: connected / failed', `${result.storm.connected} / ${result.storm.failed}`, `${tabs} / 0`],
+          ['storm: connect p50 / p99 / max (ms)', latency(storm.connect.connectLatency), '-'],
+          ['storm: refused by the hub', String(result.storm.refusedByHub), '0'],
+          ['storm: listen-queue overflows (machine-wide)', String(result.storm.listenOverflowsMachineWide ?? '-'), '0'],
+          ['hub CPU s: disconnect / storm', `${fmt(result.massDisconnect.hubCpuSeconds, 2)} / ${fmt(result.storm.hubCpuSeconds, 2)}`, '-'],
+        ],
+      ),
+    );
+    log(renderPhases({ phases: harness.recorder.observations } as never));
+    log(PHASE_TABLE_NOTE);
+    log(`errors: ${JSON.stringify(result.errors)}`);
+    log(`results: ${writeResult(options, result)}`);
+    return 0;
+  } finally {
+    await harness.close();
+  }
+}
+
+// --- mixed --------------------------------------------------------------------------------
+
+export async function runMixed(options: BenchOptions): Promise<number> {
+  const tabs = options.steps[options.steps.length - 1] as number;
+  const harness = await startHarness(options, tabs);
+  const { workers, recorder } = harness;
+  try {
+    log(`mixed: conditions ${JSON.stringify(harness.conditions)}`);
+    const liveTabs = await connectAll(harness, options, tabs);
+    await sleep(options.settleMs);
+    // Unmeasured warm-up of the search path (JIT), as the standard run does.
+    const rest = { durationMs: options.diffDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
+    await runRest(workers, 'search', options.restConcurrency, liveTabs, { ...rest, durationMs: 1000 });
+
+    const relayConnect = await recorder.observe('relay connect', () =>
+      workers.relay.request('relay.connect', { pairs: options.relayPairs, sessionOffset: 0, connectTimeoutMs: 10_000 }, 60_000),
+    );
+    log(`relay: ${relayConnect.connectedPairs}/${options.relayPairs} pairs connected`);
+    log(
+      `all at once for ${options.diffDurationMs / 1000} s: ${options.restConcurrency} REST search clients, ${options.dashboards} dashboards with ${options.diffRate} changes/s, ` +
+        `${relayConnect.connectedPairs} relay pairs (${options.relayBytes} B each way, ${options.relayPauseMs} ms pause)`,
+    );
+    const relayArgs = { durationMs: options.diffDurationMs, pauseMs: options.relayPauseMs, replyTimeoutMs: 5000, payloadBytes: options.relayBytes };
+    const runAll = () =>
+      runDiffs(
+        recorder,
+        workers,
+        { dashboards: options.dashboards, projectCount: options.projects, changesPerSecond: options.diffRate, durationMs: options.diffDurationMs, connectTimeoutMs: 10_000, ackTimeoutMs: 10_000, drainMs: 1500 },
+        () =>
+          Promise.all([
+            runRest(workers, 'search', options.restConcurrency, liveTabs, rest),
+            workers.relay.request('relay.run', relayArgs, options.diffDurationMs + 40_000),
+          ]),
+        'everything at once',
+      );
+    let diffs: Awaited<ReturnType<typeof runAll>>;
+    try {
+      diffs = await runAll();
+    } finally {
+      await workers.relay.request('relay.close', {}, 30_000);
+    }
+    const [search, relay] = diffs.alongside;
+    const relayLatency = mergeHistograms([relay.roundTrip]).summary();
+    const relayRate = relay.sent / (relay.elapsedMs / 1000);
+    const mixedObservation = recorder.observations.find((o) => o.phase === 'everything at once');
+    const errorTotal = Object.values(harness.errors.toJson()).reduce((sum, n) => sum + n, 0);
+    const result = {
+      conditions: harness.conditions,
+      search,
+      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency },
+      diffs: { ...diffs, alongside: undefined },
+      phases: recorder.observations,
+      errors: harness.errors.toJson(),
+    };
+    log(`\n== mixed at ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) ==`);
+    log(
+      renderTable(
+        ['figure', 'value', 'target'],
+        [
+          [`search req/s (${options.restConcurrency} clients)`, fmt(search.requestsPerSecond, 0), '>= 5000'],
+          ['search p50 / p99 / max (ms)', latency(search.latency), '-'],
+          ['relay round trip p50 / p99 / max (ms)', latency(relayLatency), 'p99 <= 20'],
+          ['relay pings/s (pongs as many)', fmt(relayRate, 0), `~${Math.round((relayConnect.connectedPairs * 1000) / Math.max(1, options.relayPauseMs))}`],
+          ['diff latency p50 / p99 / max (ms)', latency(diffs.diffLatency), 'p99 <= 100'],
+          ['tracker changes/s sent', fmt(diffs.changesPerSecond, 0), String(options.diffRate)],
+          ['diff events / seq gaps', `${diffs.diffEvents} / ${diffs.seqGaps}`, '- / 0'],
+          ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation?.eventLoopMaxMs, 0)}`, '-'],
+          ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
+        ],
+      ),
+    );
+    log(renderPhases({ phases: recorder.observations } as never));
+    log(PHASE_TABLE_NOTE);
+    log(`errors: ${JSON.stringify(result.errors)}`);
+    log(`results: ${writeResult(options, result)}`);
+    return search.failed + errorTotal > 0 ? 1 : 0;
+  } finally {
+    await harness.close();
+  }
+}
+
+// --- cluster3 -----------------------------------------------------------------------------
+
+/**
+ * --nodes hub processes (default 3) on one throw-away redis-server, the tabs split evenly (tracker
+ * worker i holds node i's share), REST search measured on every node in turn, and cross-node diff
+ * freshness: dashboards on the last node, every change made by tabs of the first node.
+ */
+export async function runCluster3(options: BenchOptions): Promise<number> {
+  const tabs = options.steps[options.steps.length - 1] as number;
+  const nodeCount = options.nodes;
+  const perNode = Math.ceil(tabs / nodeCount);
+  if (perNode > options.maxSocketsPerWorker) {
+    process.stderr.write(`${perNode} tabs per node: more than ${options.maxSocketsPerWorker} sockets in one tracker worker; add --nodes\n`);
+    return 2;
+  }
+  const choice = options.hubCommand !== undefined ? { command: options.hubCommand, note: 'from --hub-cmd' } : chooseDefaultHubCommand(REPO_ROOT, options.build);
+  const outDir = path.resolve(REPO_ROOT, options.outDir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const redis = await RedisProcess.start();
+  const hubs: Array<{ name: string; url: string; hub: ManagedHub }> = [];
+  let workers: WorkerSet | undefined;
+  try {
+    for (let i = 0; i < nodeCount; i++) {
+      const port = await findFreePort();
+      const name = `hub-${String.fromCharCode(97 + i)}`;
+      const hub = ManagedHub.start({
+        command: choice.command,
+        cwd: REPO_ROOT,
+        port,
+        apiKey: options.apiKey,
+        jwtSecret: options.jwtSecret,
+        openFileLimit: options.openFileLimit,
+        logFile: path.join(outDir, `cluster3-${stamp}.${name}.log`),
+        env: { REDIS_URL: redis.url, NODE_ID: name, ...options.hubEnv },
+      });
+      hubs.push({ name, url: `http://127.0.0.1:${port}`, hub });
+    }
+    for (const node of hubs) await waitReady(node.url, 60_000, () => node.hub.exit === undefined);
+    const first = hubs[0] as (typeof hubs)[number];
+    const last = hubs[hubs.length - 1] as (typeof hubs)[number];
+    const targets: HubTarget[] = hubs.map((node) => ({ url: node.url, apiKey: options.apiKey, ...(node.hub.pid !== undefined ? { pid: node.hub.pid } : {}) }));
+    const errors = new ErrorCounts();
+    workers = await startWorkerSet(
+      nodeCount,
+      options.restWorkers,
+      {
+        hub: {
+          url: first.url,
+          socketPath: options.socketPath,
+          apiKey: options.apiKey,
+          jwtSecret: options.jwtSecret,
+          population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
+        },
+        maxLifetimeMs: 30 * 60_000,
+      },
+      (reported: ErrorCountsJson) => errors.merge(reported),
+    );
+    const set = workers;
+    await Promise.all(set.trackers.map((worker, i) => worker.request('retarget', { url: (hubs[i] as (typeof hubs)[number]).url }, 10_000)));
+    await set.dashboards.request('retarget', { url: last.url }, 10_000);
+    const conditions = {
+      scenario: 'cluster3',
+      nodes: nodeCount,
+      tabs,
+      tabsPerNode: perNode,
+      sessions: sessionCountForTabs(tabs),
+      projects: options.projects,
+      hub: choice.command,
+      hubEnv: options.hubEnv,
+      redis: redis.url,
+      cpus: os.cpus().length,
+      loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+    };
+    log(`cluster3: conditions ${JSON.stringify(conditions)}`);
+
+    const redisBefore = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
+    log(`connecting ${tabs} tabs, ${perNode} per node`);
+    const connectStarted = performance.now();
+    const connect = await connectTrackers(set, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs });
+    log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
+    const expected = sessionCountForTabs(connect.liveTabs);
+    const converged = await Promise.all(
+      targets.map((target) => pollHub(target, connectStarted, 500, connect.elapsedMs + 120_000, (m) => m.hub.hub_live_sessions === expected, Promise.resolve())),
+    );
+    const convergeMs = converged.map((poll) => poll.doneAtMs);
+    log(`  every node lists ${expected} sessions after ${convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / ')} s (from the first connect)`);
+    const redisAfterConnect = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
+
+    const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
+    const rest: Array<{ node: string; result: Awaited<ReturnType<typeof runRest>> }> = [];
+    for (const node of hubs) {
+      await Promise.all(set.rest.map((worker) => worker.request('retarget', { url: node.url }, 10_000)));
+      await runRest(set, 'search', options.restConcurrency, connect.liveTabs, { ...restOptions, durationMs: 1000 });
+      rest.push({ node: node.name, result: await runRest(set, 'search', options.restConcurrency, connect.liveTabs, restOptions) });
+    }
+
+    // Cross-node diffs: dashboards on the last node; every change from tabs held by the first.
+    const subscribed = await set.dashboards.request('dashboards.connect', { count: options.dashboards, projectCount: options.projects, connectTimeoutMs: 10_000, ackTimeoutMs: 10_000 }, 60_000);
+    const redisBeforeChanges = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
+    await set.dashboards.request('dashboards.measure', { sinceEpochMs: Date.now() }, 30_000);
+    const updates = await (set.trackers[0] as (typeof set.trackers)[number]).request('trackers.update', { ratePerSecond: options.diffRate, durationMs: options.diffDurationMs }, options.diffDurationMs + 30_000);
+    await sleep(1500);
+    const collected = await set.dashboards.request('dashboards.collect', {}, 30_000);
+    const redisAfterChanges = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
+    await set.dashboards.request('dashboards.close', {}, 30_000);
+    const lastMetrics = await Promise.all(targets.map((target) => scrapeMetrics(target.url, target.apiKey)));
+    const diffLatency = mergeHistograms([collected.diffLatency]).summary();
+    const cpu = (a: typeof redisBefore, b: typeof redisBefore, seconds: number): number | null => (a !== undefined && b !== undefined ? (b.cpuSeconds - a.cpuSeconds) / seconds : null);
+    const result = {
+      conditions,
+      connect: { ...connect, convergeMs },
+      rest,
+      diffs: { dashboards: subscribed.subscribed, changesSent: updates.sent, changesPerSecond: updates.sent / (updates.elapsedMs / 1000), diffEvents: collected.diffEvents, seqGaps: collected.seqGaps, diffLatency },
+      redis: {
+        usedMemoryBytes: redis.usedMemoryBytes() ?? null,
+        rssBytes: redisAfterChanges?.rssBytes ?? null,
+        cpuCoresDuringConnect: cpu(redisBefore, redisAfterConnect, connect.elapsedMs / 1000),
+        cpuCoresDuringChanges: cpu(redisBeforeChanges, redisAfterChanges, updates.elapsedMs / 1000 + 1.5),
+      },
+      hubs: hubs.map((node, i) => ({ name: node.name, rssBytes: node.hub.pid !== undefined ? (readProcessStats(node.hub.pid)?.rssBytes ?? null) : null, liveSessions: lastMetrics[i]?.hub.hub_live_sessions ?? null, replicationLag: Object.fromEntries(Object.entries(lastMetrics[i]?.hub ?? {}).filter(([key]) => key.startsWith('hub_cluster_replication_lag_seconds_sum') || key.startsWith('hub_cluster_replication_lag_seconds_count'))) })),
+      errors: errors.toJson(),
+    };
+    log(`\n== cluster3: ${nodeCount} nodes, ${tabs} tabs (${expected} sessions), one redis-server ==`);
+    log(
+      renderTable(
+        ['figure', 'value', 'target'],
+        [
+          ...rest.map(({ node, result: r }) => [`REST search on ${node}, ${options.restConcurrency} clients (req/s; p99 ms)`, `${fmt(r.requestsPerSecond, 0)}; ${fmt(r.latency.p99Ms)}`, '>= 3000']),
+          [`cross-node diff (${first.name} -> dashboards on ${last.name}) p50 / p99 / max ms`, latency(diffLatency), 'p99 <= 100'],
+          ['changes/s sent / diff events / seq gaps', `${fmt(result.diffs.changesPerSecond, 0)} / ${collected.diffEvents} / ${collected.seqGaps}`, `${options.diffRate} / - / 0`],
+          ['every node exact after (s from the first connect)', convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / '), '-'],
+          ['redis CPU (of one core): connect / changes', `${fmt((result.redis.cpuCoresDuringConnect ?? NaN) * 100, 0)}% / ${fmt((result.redis.cpuCoresDuringChanges ?? NaN) * 100, 0)}%`, '-'],
+          ['redis used_memory / RSS (MiB)', `${fmt((result.redis.usedMemoryBytes ?? NaN) / 1048576)} / ${fmt((result.redis.rssBytes ?? NaN) / 1048576)}`, '-'],
+          ['hub RSS (MiB)', result.hubs.map((h) => fmt((h.rssBytes ?? NaN) / 1048576, 0)).join(' / '), '-'],
+          ['errors', String(Object.values(result.errors).reduce((sum, n) => sum + n, 0) + rest.reduce((sum, r) => sum + r.result.failed, 0)), '0'],
+        ],
+      ),
+    );
+    log(`errors: ${JSON.stringify(result.errors)}`);
+    log(`results: ${writeResult(options, result)}`);
+    return 0;
+  } finally {
+    await Promise.all([...(workers?.all ?? []).map((worker) => worker.stop(3000)), ...hubs.map((node) => node.hub.stop(5000))]);
+    redis.stop();
+  }
+}
