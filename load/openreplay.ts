@@ -14,6 +14,7 @@ import http from 'node:http';
 import { io, type Socket } from 'socket.io-client';
 import { httpRequest } from './lib/http';
 import { type PopulationConfig, newRunTag, sessionInfoOf, tabIdentity, userAgentOf } from './lib/population';
+import { SEARCH_BODY } from './lib/rest';
 import { LatencyHistogram } from './lib/stats';
 
 function arg(name: string, fallback: number): number {
@@ -76,16 +77,8 @@ async function main(): Promise<void> {
     console.log(`${TABS} tabs over ${PROJECTS} projects connected in ${Math.round(performance.now() - connectStart)} ms`);
     const first = tabIdentity(0, population);
     const pk = first.projectKey;
-    const publicSearch = JSON.stringify({
-      filters: [
-        { type: 'METADATA', source: 'plan', operator: 'is', value: ['trial', 'free'] },
-        { type: 'USERBROWSER', operator: 'contains', value: ['chrome'] },
-      ],
-      sort: 'timestamp',
-      order: 'DESC',
-      limit: 50,
-      page: 1,
-    });
+    // The bench's own 2-filter search, and below the same search as OpenReplay's backend sends it.
+    const publicSearch = JSON.stringify(SEARCH_BODY);
     const backendSearch = JSON.stringify({
       filter: { plan: { values: ['trial', 'free'], operator: 'is' }, userBrowser: { values: ['chrome'], operator: 'contains' } },
       pagination: { limit: 50, page: 1 },
