@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { type Hub, startHub } from '../src/server';
+import { type CallOptions, type Reply, call } from './support/http';
 import { IPHONE_UA, closeAllPeers, connectTracker, newSessionId, projectKey, startLiveHub, waitNoSession, waitSession } from './support/live';
 
 const ASSIST_KEY = 'or-assist-key-0001';
@@ -14,22 +15,9 @@ const PK = projectKey('orapi');
 const MAC_FIREFOX = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:125.0) Gecko/20100101 Firefox/125.0';
 const WIN_CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Safari/537.36';
 
-interface Reply {
-  status: number;
-  text: string;
-  json: unknown;
-}
-
-async function send(hub: Hub, path: string, init: RequestInit = {}): Promise<Reply> {
-  const res = await fetch(`${hub.url}${path}`, init);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
+/** The backend sends no Authorization header: its key is in the path. */
+function send(hub: Hub, path: string, init: Pick<CallOptions, 'method' | 'headers' | 'body'> = {}): Promise<Reply> {
+  return call(hub.url, path, { key: null, ...init });
 }
 
 /** As `requests.post(url, json=data)` sends it. */
