@@ -4,6 +4,7 @@
  * tabs replaced, connection cap, and refusals that carry an error code.
  */
 import { io } from 'socket.io-client';
+import { probeAlive } from '../src/live/backpressure';
 import { connectionFits, defaultMaxConnections, readOpenFileLimit } from '../src/live/connectionCap';
 import type { Hub } from '../src/server';
 import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
@@ -103,6 +104,17 @@ describe('live hardening', () => {
     await eventually(() => hub.ctx.index.room(PK, sid)?.tabs[0]?.socketId === again.id, () => JSON.stringify(hub.ctx.index.room(PK, sid)?.tabs));
     expect(hub.io.of('/').sockets.has(oldId)).toBe(false);
     await again.quiet('disconnect');
+  });
+
+  test('concurrent duplicate handshakes share one probe of the holder (one ping, not one each)', async () => {
+    const holder = await tab('p1');
+    const socket = hub.io.of('/').sockets.get(holder.id);
+    if (!socket) throw new Error('the holder is not on the hub');
+    const first = probeAlive(socket, 300);
+    expect(probeAlive(socket, 300)).toBe(first);
+    expect(await first).toBe(true);
+    // Settled: the next duplicate sends a probe of its own.
+    expect(probeAlive(socket, 300)).not.toBe(first);
   });
 
   test('a live holder keeps its place: the newcomer gets SESSION_ALREADY_CONNECTED', async () => {

@@ -39,6 +39,18 @@ interface EngineConnection {
  * was cut without a FIN) answers nothing. An extra pong is harmless to engine.io's own heartbeat.
  */
 export function probeAlive(socket: Socket, timeoutMs: number): Promise<boolean> {
+  // One probe per holder at a time: duplicate handshakes for one tab (a hostile client can send
+  // many) share it instead of each sending the holder a ping and adding listeners.
+  const inFlight = probes.get(socket);
+  if (inFlight) return inFlight;
+  const probe = sendProbe(socket, timeoutMs).finally(() => probes.delete(socket));
+  probes.set(socket, probe);
+  return probe;
+}
+
+const probes = new WeakMap<Socket, Promise<boolean>>();
+
+function sendProbe(socket: Socket, timeoutMs: number): Promise<boolean> {
   const conn = socket.conn as unknown as EngineConnection;
   if (conn.readyState !== 'open' || typeof conn.sendPacket !== 'function') return Promise.resolve(false);
   return new Promise((resolve) => {
