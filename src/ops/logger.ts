@@ -21,5 +21,7 @@ export function createLogger(level: string, name = 'hub', destination?: pino.Des
       censor: '[redacted]',
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // Stdout is written synchronously: a line logged just before the process exits (the shutdown's
+  // "hub stopped") is out before the exit, and pino's own handler still absorbs a broken pipe.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
