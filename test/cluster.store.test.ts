@@ -211,7 +211,7 @@ describe('RedisStore replication', () => {
     expect(a.lost).toEqual([]);
     // The winner leaves while the loser's socket is still there (its refusal not through yet): it holds the tab, everywhere.
     a.store.publish(tabDown('s1', 't1', 'sock-a'));
-    await within(2_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    await within(8_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
     // And when it leaves too, no node keeps a ghost.
     b.store.publish(tabDown('s1', 't1', 'sock-b'));
     await within(2_000, () => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
