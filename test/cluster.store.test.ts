@@ -217,6 +217,25 @@ describe('RedisStore replication', () => {
     await within(2_000, () => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
   });
 
+  test('a node that loads the view after a same-tab race still knows the claim that lost: it holds the tab when the winner leaves', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'sock-a', connectedAt: 1_000 }), makeData({ userID: 'from-a' }, 1, 'a')));
+    b.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'b', socketId: 'sock-b', connectedAt: 2_000 }), makeData({ userID: 'from-b' }, 1, 'b')));
+    await within(2_000, () => b.lost.length === 1, () => `lost: ${b.lost.join(',')}`);
+    // b's writes are in order: once a sees this later one, b has saved its share as it is after losing s1's tab.
+    b.store.publish(agentUp('s2', makeAgent('agent-b', { nodeId: 'b' })));
+    await within(2_000, () => a.index.room(PROJECT, 's2') !== undefined, () => viewOf(a.index));
+    // c's only source for the claims is the saved shares: b's op with sock-b is older than c's view.
+    const c = await startNode('c');
+    await converged(2_000, a, b, c);
+    // The winner leaves while the loser's socket is still there (its refusal not through yet).
+    a.store.publish(tabDown('s1', 't1', 'sock-a'));
+    await within(2_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    b.store.publish(tabDown('s1', 't1', 'sock-b'));
+    await within(2_000, () => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+  });
+
   test('a frozen Redis marks the view partial within about a second; the first answer after it resynchronises', async () => {
     const a = await startNode('a');
     redis.freeze();

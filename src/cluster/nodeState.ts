@@ -43,34 +43,26 @@ export function parseRoomField(field: string): RoomRef | undefined {
   return typeof projectKey === 'string' && typeof sessionId === 'string' ? { projectKey, sessionId } : undefined;
 }
 
-/** The key of a tab claim (pending-claim bookkeeping). */
-export function tabKey(projectKey: string, sessionId: string, tabId: string): string {
-  return JSON.stringify([projectKey, sessionId, tabId]);
-}
-
-/** What `nodeId` holds in `room`; undefined when nothing. */
-export function shareOf(room: Room | undefined, nodeId: string): RoomShare | undefined {
+/**
+ * What `nodeId` holds in `room`; undefined when nothing. Its tabs are the ones the index holds, or
+ * `claimed`: every tab the node claims there, also those whose claim lost a same-tab race (the
+ * store passes its claims, so a node that loads this share later still knows them).
+ */
+export function shareOf(room: Room | undefined, nodeId: string, claimed?: readonly TabState[]): RoomShare | undefined {
   if (!room) return undefined;
-  const tabs: TabState[] = [];
+  const tabs: TabState[] = claimed ? [...claimed] : room.tabs.filter((tab) => tab.nodeId === nodeId);
   const agents: AgentState[] = [];
-  for (const tab of room.tabs) if (tab.nodeId === nodeId) tabs.push(tab);
   for (const agent of room.agents.values()) if (agent.nodeId === nodeId) agents.push(agent);
   if (tabs.length === 0 && agents.length === 0) return undefined;
   // Data only travels with tabs: a room with agents only has no session view to describe.
   return tabs.length > 0 && room.data ? { data: room.data, tabs, agents } : { tabs, agents };
 }
 
-/** Whether `nodeId` has a tab in `room` (then it keeps the room's newest data in its share). */
-export function hasTabOf(room: Room | undefined, nodeId: string): boolean {
-  if (!room) return false;
-  return room.tabs.some((tab) => tab.nodeId === nodeId);
-}
-
-/** Every room share of `nodeId` in the index. */
-export function sharesOf(index: SessionIndex, nodeId: string): NodeShares {
+/** Every room share of `nodeId` in the index; `claimed` as in shareOf, per room. */
+export function sharesOf(index: SessionIndex, nodeId: string, claimed?: (room: RoomRef) => readonly TabState[]): NodeShares {
   const shares: NodeShares = new Map();
   for (const room of index.allRooms()) {
-    const share = shareOf(room, nodeId);
+    const share = shareOf(room, nodeId, claimed?.(room));
     if (share) shares.set(roomField(room.projectKey, room.sessionId), share);
   }
   return shares;

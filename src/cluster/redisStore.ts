@@ -33,7 +33,6 @@ import {
   decodeShares,
   decodeStatePayload,
   encodeStatePayload,
-  hasTabOf,
   isIndexOp,
   reconcileOps,
   roomField,
@@ -466,7 +465,7 @@ export class RedisStore implements ClusterStore {
   /** Replaces this node's saved share with its current one and tells every node (a state entry). */
   private async restate(): Promise<void> {
     const pairs: [string, string][] = [];
-    for (const [field, share] of sharesOf(this.index, this.nodeId)) pairs.push([field, JSON.stringify(share)]);
+    for (const [field, share] of sharesOf(this.index, this.nodeId, (ref) => this.claims.tabsOf(ref, this.nodeId))) pairs.push([field, JSON.stringify(share)]);
     // This write covers every op and room change made so far; the claims it carries reach the
     // stream ahead of anything published later.
     this.pendingOps = [];
@@ -696,7 +695,7 @@ export class RedisStore implements ClusterStore {
     }
     const { dataChanged } = this.index.apply(op);
     const room = this.index.room(op.projectKey, op.sessionId);
-    if (room && dataChanged && hasTabOf(room, this.nodeId)) this.markDirty(op.projectKey, op.sessionId);
+    if (room && dataChanged && this.claims.tabsOf(op, this.nodeId).length > 0) this.markDirty(op.projectKey, op.sessionId);
   }
 
   // ---- writes ----
@@ -730,7 +729,7 @@ export class RedisStore implements ClusterStore {
     }
     const args: (string | number)[] = [this.options.streamMaxLen, this.nodeId, ops.length > 0 ? JSON.stringify(ops) : ''];
     for (const [field, ref] of this.dirty) {
-      const share = shareOf(this.index.room(ref.projectKey, ref.sessionId), this.nodeId);
+      const share = shareOf(this.index.room(ref.projectKey, ref.sessionId), this.nodeId, this.claims.tabsOf(ref, this.nodeId));
       args.push(field, share ? JSON.stringify(share) : '');
     }
     this.dirty.clear();

@@ -48,6 +48,14 @@ describe('shares', () => {
     expect(sharesOf(index, 'c').size).toBe(0);
   });
 
+  test('a share built from claims lists a tab whose claim lost too, with the room\u2019s data', () => {
+    const index = indexWith(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'won' }), makeData({ userID: 'u1' }, 2, 'a')));
+    const lost = makeTab('t1', { nodeId: 'b', socketId: 'lost' });
+    expect(sharesOf(index, 'b').size).toBe(0);
+    const b = sharesOf(index, 'b', (room) => (room.sessionId === 's1' ? [lost] : []));
+    expect(b.get(field('s1'))).toEqual({ data: makeData({ userID: 'u1' }, 2, 'a'), tabs: [lost], agents: [] });
+  });
+
   test('a state payload and a hash decode back to the shares; bad fields are counted, not trusted', () => {
     const index = indexWith(tabUp('s1', makeTab('t1', { nodeId: 'a' }), makeData({ userID: 'u1' })));
     const shares = sharesOf(index, 'a');

@@ -51,4 +51,17 @@ describe('TabClaims', () => {
     expect(claims.all().map((c) => c.tab.socketId)).toEqual(['b']);
     expect(claims.decide(REF, 't1').winner?.tab.socketId).toBe('b');
   });
+
+  test("a node's tabs in a room are all its claims there, the losing ones included", () => {
+    const claims = new TabClaims();
+    claims.add(claim('early', 'n1', 10));
+    claims.add(claim('late', 'n2', 30));
+    claims.add({ ref: REF, tab: makeTab('t2', { socketId: 'other-tab', nodeId: 'n2' }) });
+    claims.add({ ref: { ...REF, sessionId: 's2' }, tab: makeTab('t1', { socketId: 'elsewhere', nodeId: 'n2' }) });
+    expect(claims.decide(REF, 't1').winner?.tab.socketId).toBe('early');
+    expect(claims.tabsOf(REF, 'n2').map((t) => t.socketId)).toEqual(['late', 'other-tab']);
+    expect(claims.tabsOf(REF, 'n3')).toEqual([]);
+    claims.drop(REF, 't1', 'late');
+    expect(claims.tabsOf(REF, 'n2').map((t) => t.socketId)).toEqual(['other-tab']);
+  });
 });
