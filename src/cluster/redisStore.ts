@@ -87,7 +87,7 @@ export class RedisStore implements ClusterStore {
     const target = { url: options.redisUrl, options: options.redisOptions ?? {}, describe: '' };
     this.cmd = redisClient(target, storeClientOptions(`hub:${nodeId}:store`, 10_000));
     this.reader = redisClient(target, storeClientOptions(`hub:${nodeId}:reader`, readBlockMs + 5_000));
-    /** Identifies this process in its alive key: a second process with the same node id shows up. */
+    // Identifies this process in its alive key: a second process with the same node id shows up.
     const token = randomBytes(8).toString('hex');
     const phase = () => this.phase;
     const connected = () => this.connected();
