@@ -223,7 +223,6 @@ export class RedisStore implements ClusterStore {
   private requestRecovery(reason: RecoveryReason): void {
     if (!this.transition('resyncNeeded')) return;
     this.recovery.request(reason);
-    this.metrics.partial.set(1);
     this.stream.wakeUp();
   }
 
