@@ -487,7 +487,7 @@ export class RedisStore implements ClusterStore {
     if (!tx || tx.some(([err]) => err)) throw new Error('loading the cluster view: transaction failed');
     const last = tx[0]?.[1] as [string, string[]][];
     const seq = Number(tx[1]?.[1] ?? 0);
-    const members = (tx[2][1] as string[]).filter((id) => id !== this.nodeId);
+    const members = ((tx[2]?.[1] ?? []) as string[]).filter((id) => id !== this.nodeId);
 
     const pipe = this.cmd.pipeline();
     for (const id of members) pipe.exists(keys.alive(id)).hgetall(keys.node(id));
