@@ -12,9 +12,10 @@ import { RedisStore } from '../src/cluster/redisStore';
 import { type ClusterStore, LocalStore } from '../src/cluster/store';
 import { createLogger } from '../src/ops/logger';
 import { SessionIndex, findTab } from '../src/sessions/sessionIndex';
-import { HEARTBEAT_MS, NODE_TTL_MS, REMOVAL_BOUND_MS, within } from './support/cluster';
+import { HEARTBEAT_MS, NODE_TTL_MS, REMOVAL_BOUND_MS } from './support/cluster';
 import { RedisServer } from './support/redis';
 import { PROJECT, agentUp, dataOp, makeAgent, makeData, makeTab, tabDown, tabUp } from './support/sessions';
+import { eventually } from './support/wait';
 
 const PREFIX = 'hubtest:';
 const keys = clusterKeys(PREFIX);
@@ -68,10 +69,10 @@ function viewOf(index: SessionIndex): string {
 }
 
 async function converged(ms: number, ...group: TestNode[]): Promise<number> {
-  return within(
-    ms,
+  return eventually(
     () => group.every((n) => viewOf(n.index) === viewOf((group[0] as TestNode).index)),
     () => group.map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'),
+    ms,
   );
 }
 
@@ -180,7 +181,7 @@ describe('RedisStore replication', () => {
     expect(['sock-a', 'sock-b']).toContain(holder?.socketId);
     const loser = holder?.socketId === 'sock-a' ? b : a;
     const winner = loser === a ? b : a;
-    await within(1_000, () => loser.lost.length === 1, () => `lost: ${loser.lost.join(',')}`);
+    await eventually(() => loser.lost.length === 1, () => `lost: ${loser.lost.join(',')}`, 1_000);
     expect(loser.lost).toEqual([loser === a ? 'sock-a' : 'sock-b']);
     expect(winner.lost).toEqual([]);
     // Data converges by version (ties: origin), whoever won the tab.
@@ -198,23 +199,23 @@ describe('RedisStore replication', () => {
     const c = await startNode('c');
     await redis.pause();
     try {
-      await within(3_000, () => [a, b, c].every((n) => n.store.status().partial), () => 'not partial');
+      await eventually(() => [a, b, c].every((n) => n.store.status().partial), () => 'not partial', 3_000);
       // b's socket connected later than a's: whatever order the claims travel in, a's wins.
       b.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'b', socketId: 'sock-b', connectedAt: 2_000 }), makeData({ userID: 'from-b' }, 1, 'b')));
       a.store.publish(tabUp('s1', makeTab('t1', { nodeId: 'a', socketId: 'sock-a', connectedAt: 1_000 }), makeData({ userID: 'from-a' }, 1, 'a')));
     } finally {
       await redis.resume();
     }
-    await within(8_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-a'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
-    await within(1_000, () => b.lost.length === 1, () => `lost: ${b.lost.join(',')}`);
+    await eventually(() => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-a'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'), 8_000);
+    await eventually(() => b.lost.length === 1, () => `lost: ${b.lost.join(',')}`, 1_000);
     expect(b.lost).toEqual(['sock-b']);
     expect(a.lost).toEqual([]);
     // The winner leaves while the loser's socket is still there (its refusal not through yet): it holds the tab, everywhere.
     a.store.publish(tabDown('s1', 't1', 'sock-a'));
-    await within(8_000, () => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    await eventually(() => [a, b, c].every((n) => findTab(n.index.room(PROJECT, 's1'), 't1')?.socketId === 'sock-b'), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'), 8_000);
     // And when it leaves too, no node keeps a ghost.
     b.store.publish(tabDown('s1', 't1', 'sock-b'));
-    await within(2_000, () => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'));
+    await eventually(() => [a, b, c].every((n) => n.index.session(PROJECT, 's1') === undefined), () => [a, b, c].map((n) => `${n.id}: ${viewOf(n.index)}`).join('\n'), 2_000);
   });
 
   test('a frozen Redis marks the view partial within about a second; the first answer after it resynchronises', async () => {
@@ -222,13 +223,13 @@ describe('RedisStore replication', () => {
     redis.freeze();
     const frozenAt = Date.now();
     try {
-      await within(3_000, () => a.store.status().partial, () => JSON.stringify(a.store.status()));
+      await eventually(() => a.store.status().partial, () => JSON.stringify(a.store.status()), 3_000);
       expect(Date.now() - frozenAt).toBeLessThan(3_000);
       expect(a.store.status().reason).toMatch(/not answering/);
     } finally {
       redis.thaw();
     }
-    await within(5_000, () => !a.store.status().partial, () => JSON.stringify(a.store.status()));
+    await eventually(() => !a.store.status().partial, () => JSON.stringify(a.store.status()), 5_000);
     expect(await counter(a, 'hub_cluster_stalls_total')).toBe(1);
     expect(await counter(a, 'hub_cluster_resyncs_total', { reason: 'stall' })).toBe(1);
   });
@@ -243,7 +244,7 @@ describe('RedisStore replication', () => {
     openTab(a, 's2');
     await converged(2_000, a, b);
     expect(b.index.session(PROJECT, 's2')).toBeDefined();
-    await within(1_000, async () => (await counter(b, 'hub_cluster_resyncs_total', { reason: 'gap' })) >= 1, () => 'no gap resync on b');
+    await eventually(async () => (await counter(b, 'hub_cluster_resyncs_total', { reason: 'gap' })) >= 1, () => 'no gap resync on b', 1_000);
   });
 
   test('a node that dies silently: its sessions leave every view within the TTL bound', async () => {
@@ -258,7 +259,7 @@ describe('RedisStore replication', () => {
     // No hand-off: like a killed process, c just stops (its heartbeat expires).
     await c.store.close(false);
     nodes.splice(nodes.indexOf(c), 1);
-    const took = await within(REMOVAL_BOUND_MS + 1_000, () => a.index.session(PROJECT, 's1') === undefined && b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index));
+    const took = await eventually(() => a.index.session(PROJECT, 's1') === undefined && b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index), REMOVAL_BOUND_MS + 1_000);
     expect(took).toBeLessThan(REMOVAL_BOUND_MS);
     expect(a.index.room(PROJECT, 's2')).toBeUndefined();
     expect(b.index.session(PROJECT, 's3')).toBeDefined();
@@ -273,7 +274,7 @@ describe('RedisStore replication', () => {
     openTab(b, 's1');
     await converged(2_000, a, b);
     await b.store.close(true);
-    const took = await within(1_000, () => a.index.session(PROJECT, 's1') === undefined, () => viewOf(a.index));
+    const took = await eventually(() => a.index.session(PROJECT, 's1') === undefined, () => viewOf(a.index), 1_000);
     expect(took).toBeLessThan(HEARTBEAT_MS * 2);
   });
 
@@ -284,7 +285,7 @@ describe('RedisStore replication', () => {
     await converged(2_000, a, b);
     // What a sweeping node does to a node whose heartbeat expired.
     await downScript.run(admin, [keys.node('a'), keys.alive('a'), keys.nodes, keys.seq, keys.stream], [10_000, 'a', 'b', '0']);
-    await within(1_000, () => b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index));
+    await eventually(() => b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index), 1_000);
     await converged(2_000, a, b);
     expect(b.index.session(PROJECT, 's1')).toBeDefined();
     expect(await counter(a, 'hub_cluster_resyncs_total', { reason: 'evicted' })).toBe(1);
@@ -302,7 +303,7 @@ describe('RedisStore replication', () => {
     const removed: string[] = [];
     a.index.onChange((c) => c.after === undefined && removed.push(c.sessionId));
     await redis.pause();
-    await within(2_000, () => a.store.status().partial && b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]));
+    await eventually(() => a.store.status().partial && b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]), 2_000);
     expect(a.store.status().ready).toBe(true);
     // Local changes keep applying locally; none of them can reach the other node now.
     a.store.publish(tabDown('ends-during-outage', 't1', 'a-ends-during-outage-t1'));
@@ -312,7 +313,7 @@ describe('RedisStore replication', () => {
     expect(b.index.session(PROJECT, 'ends-during-outage')).toBeDefined();
 
     await redis.resume();
-    await within(5_000, () => !a.store.status().partial && !b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]));
+    await eventually(() => !a.store.status().partial && !b.store.status().partial, () => JSON.stringify([a.store.status(), b.store.status()]), 5_000);
     await converged(2_000, a, b);
     expect([...b.index.sessions(PROJECT)].map((s) => s.sessionID).sort()).toEqual(['a-stays', 'b-stays', 'starts-during-outage']);
     expect(a.index.session(PROJECT, 'b-stays')?.userID).toBe('changed-in-outage');
@@ -332,7 +333,7 @@ describe('RedisStore replication', () => {
     await c.store.close(false);
     nodes.splice(nodes.indexOf(c), 1);
     await redis.resume();
-    const took = await within(REMOVAL_BOUND_MS + 3_000, () => a.index.session(PROJECT, 'on-c') === undefined, () => viewOf(a.index));
+    const took = await eventually(() => a.index.session(PROJECT, 'on-c') === undefined, () => viewOf(a.index), REMOVAL_BOUND_MS + 3_000);
     expect(took).toBeLessThan(REMOVAL_BOUND_MS + 1_000);
     expect(a.index.session(PROJECT, 'on-a')).toBeDefined();
   });
@@ -344,7 +345,7 @@ describe('RedisStore replication', () => {
       expect(a.store.status()).toMatchObject({ ready: false, partial: true });
       openTab(a, 's1');
       await redis.resume();
-      await within(5_000, () => a.store.status().ready, () => JSON.stringify(a.store.status()));
+      await eventually(() => a.store.status().ready, () => JSON.stringify(a.store.status()), 5_000);
       const b = await startNode('b');
       expect(b.index.session(PROJECT, 's1')).toBeDefined();
     } finally {

@@ -7,7 +7,9 @@ import { io, type Socket } from 'socket.io-client';
 import { pendingBytes } from '../src/live/dashboard';
 import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 const OTHER_KEY = 'other-api-key-0002';
 
@@ -71,14 +73,14 @@ describe('dashboard hardening', () => {
     const base = track(await connected(rawDashboard(hub, API_KEY)));
     expect(await ask(base, { projectKey: project })).toMatchObject({ ok: true });
     // Load: a tracker keeps changing the cohort while newcomers subscribe.
-    const busy = track(await connectTracker(hub, { projectKey: project, sessionId: '900', tabId: 'tab1', info: { userID: 'busy' } }));
+    const busy = track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: '900', tabId: 'tab1', info: { userID: 'busy' } })).socket);
     let n = 0;
     const churn = setInterval(() => busy.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: `busy${n++}` } }), 3);
     const problems: string[] = [];
     try {
       for (let i = 0; i < 12; i++) {
         // A change the window has not sent yet: the cohort is dirty when the newcomer subscribes.
-        track(await connectTracker(hub, { projectKey: project, sessionId: String(1000 + i), tabId: 'tab1', info: { userID: `u${i}` } }));
+        track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: String(1000 + i), tabId: 'tab1', info: { userID: `u${i}` } })).socket);
         const s = track(rawDashboard(hub, API_KEY));
         const diffs: SessionsDiff[] = [];
         s.on('sessions:diff', (d: SessionsDiff) => diffs.push(d));
@@ -112,7 +114,7 @@ describe('dashboard hardening', () => {
   test('resumes from a dashboard that does not read are bounded by its buffer', async () => {
     const project = projectKey('paused');
     const big = 'x'.repeat(3000);
-    for (let i = 0; i < 100; i++) track(await connectTracker(hub, { projectKey: project, sessionId: String(2000 + i), tabId: 'tab1', info: { userID: `user${i}`, metadata: { blob: big } } }));
+    for (let i = 0; i < 100; i++) track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: String(2000 + i), tabId: 'tab1', info: { userID: `user${i}`, metadata: { blob: big } } })).socket);
     const s = track(await connected(rawDashboard(hub, API_KEY)));
     const first = await ask(s, { projectKey: project, limit: 100 });
     if (!first.ok) throw new Error(JSON.stringify(first));

@@ -7,7 +7,8 @@ import { io } from 'socket.io-client';
 import { probeAlive } from '../src/live/backpressure';
 import { connectionFits, defaultMaxConnections, readOpenFileLimit } from '../src/live/connectionCap';
 import type { Hub } from '../src/server';
-import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
+import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
+import { eventually } from './support/wait';
 
 const PK = projectKey('harden');
 

@@ -4,8 +4,9 @@
  */
 import { type IncomingHttpHeaders, request } from 'node:http';
 import type { Hub } from '../src/server';
-import { connectTracker, startTestHub } from './support/hub';
+import { startTestHub } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
+import { connectTracker } from './support/live';
 
 let hub: Hub;
 
@@ -324,7 +325,7 @@ describe('unexpected failures', () => {
 
 describe('sessions on a hub with trackers keep answering bad input with 4xx', () => {
   it('a bad request does not disturb the next good one', async () => {
-    const tracker = await connectTracker(hub, { projectKey: PROJECT_A, sessionId: '7', tabId: 't', info: { userID: 'x' } });
+    const tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT_A, sessionId: '7', tabId: 't', info: { userID: 'x' } })).socket;
     try {
       expect((await call(hub.url, sessionsPath(PROJECT_A), { body: '{' })).status).toBe(400);
       expect(page(await call(hub.url, sessionsPath(PROJECT_A))).total).toBe(1);

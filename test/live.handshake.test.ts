@@ -4,25 +4,7 @@
  */
 import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
-import {
-  CHROME_UA,
-  IPHONE_UA,
-  JWT_SECRET,
-  WS_PATH,
-  agentPeer,
-  agentToken,
-  closeAllPeers,
-  connectAgent,
-  connectTracker,
-  newSessionId,
-  projectKey,
-  restSession,
-  sessionOf,
-  startLiveHub,
-  trackerPeer,
-  waitSession,
-  Peer,
-} from './support/live';
+import { CHROME_UA, IPHONE_UA, JWT_SECRET, WS_PATH, agentPeer, agentToken, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, restSession, sessionOf, startLiveHub, trackerPeer, waitSession, Peer } from './support/live';
 import { io } from 'socket.io-client';
 import type { Socket as ServerSocket } from 'socket.io';
 

@@ -8,8 +8,8 @@ import { io } from 'socket.io-client';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/ops/logger';
 import { type Hub, startHub } from '../src/server';
-import { eventually } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, PROJECT_A, PROJECT_B, call, sessionsPath } from './support/http';
+import { eventually } from './support/wait';
 
 type Line = Record<string, unknown>;
 

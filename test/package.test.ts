@@ -14,8 +14,9 @@ import type { Hub } from '../src/server';
 import { defined } from './support/assert';
 import { launchChromium } from './support/browser';
 import { REPO_ROOT, withBuildLock } from './support/buildLock';
-import { API_KEY, connectTracker, projectKey, startTestHub } from './support/hub';
+import { API_KEY, projectKey, startTestHub } from './support/hub';
 import { runOk } from './support/run';
+import { connectTracker } from './support/live';
 
 jest.setTimeout(240_000);
 
@@ -30,7 +31,7 @@ const expected = { total: 1, users: ['packed@example.com'] };
 
 beforeAll(async () => {
   hub = await startTestHub();
-  tracker = await connectTracker(hub, { projectKey: PROJECT, sessionId: '1001', tabId: 't1', info: { userID: 'packed@example.com' } });
+  tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT, sessionId: '1001', tabId: 't1', info: { userID: 'packed@example.com' } })).socket;
   const packed = await withBuildLock(() =>
     runOk('npm', ['pack', '--json', '--pack-destination', scratch], { cwd: REPO_ROOT, timeoutMs: 200_000 }),
   );

@@ -17,8 +17,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT, withBuildLock } from './support/buildLock';
-import { eventually } from './support/hub';
 import { killGroup, run, runOk } from './support/run';
+import { eventually } from './support/wait';
 
 jest.setTimeout(300_000);
 

@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey } from './support/live';
+import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey } from './support/live';
 import type { Hub } from '../src/server';
+import { eventually } from './support/wait';
 
 const ROOT = resolve(__dirname, '..');
 const SHUTDOWN_TIMEOUT_MS = 2000;
@@ -131,13 +132,13 @@ describe('graceful shutdown of the real process', () => {
       expect(child.proc.kill(signal)).toBe(true);
 
       // Not ready any more: 503 while draining, or nothing listening.
-      const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS + 3000;
       let last = await ready(url);
-      while (last === 200) {
-        if (Date.now() > deadline) throw new Error('/ready still answers 200 after the signal');
-        await new Promise((r) => setTimeout(r, 5));
-        last = await ready(url);
-      }
+      await eventually(
+        async () => (last = await ready(url)) !== 200,
+        () => `/ready after the signal: ${last}`,
+        SHUTDOWN_TIMEOUT_MS + 3000,
+        5,
+      );
       expect([503, 'refused']).toContain(last);
 
       const [reason] = await tracker.next('disconnect', SHUTDOWN_TIMEOUT_MS + 3000);

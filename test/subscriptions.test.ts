@@ -5,7 +5,9 @@ import { DashboardClient, SubscribeError } from '../src/client/dashboardClient';
 import { pendingBytes } from '../src/live/dashboard';
 import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, restSearch, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, restSearch, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 const P1 = projectKey('dash1');
 const P2 = projectKey('dash2');
@@ -60,7 +62,7 @@ describe('/dashboard', () => {
     return c;
   };
   const tracker = async (project: string, sessionId: string, info: Record<string, unknown> = {}, tabId = 'tab1') => {
-    const s = await connectTracker(hub, { projectKey: project, sessionId, tabId, info });
+    const s = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId, tabId, info })).socket;
     closers.push(() => s.close());
     return s;
   };
@@ -246,7 +248,7 @@ describe('/dashboard', () => {
       try {
         const tabs: Socket[] = [];
         for (let i = 0; i < 40; i++) {
-          const s = await connectTracker(slowHub, { projectKey: project, sessionId: `slow${i}`, tabId: 't', info: { userID: `u${i}` } });
+          const s = (await connectTracker(slowHub, { minimalInfo: true, projectKey: project, sessionId: `slow${i}`, tabId: 't', info: { userID: `u${i}` } })).socket;
           socketsToClose.push(s);
           tabs.push(s);
         }

@@ -9,10 +9,11 @@ import jwt from 'jsonwebtoken';
 import { io, type Socket } from 'socket.io-client';
 import type { Session } from '../../src/sessions/model';
 import type { Hub } from '../../src/server';
-import { API_KEY, CHROME_UA, JWT_SECRET, eventually, startTestHub } from './hub';
+import { API_KEY, CHROME_UA, JWT_SECRET, startTestHub } from './hub';
 import { assertMatchesOpenApi } from './openapi';
+import { eventually } from './wait';
 
-export { API_KEY, CHROME_UA, JWT_SECRET, eventually, projectKey } from './hub';
+export { API_KEY, CHROME_UA, JWT_SECRET, projectKey } from './hub';
 export const WS_PATH = '/ws-assist/socket';
 export const IPHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
@@ -188,8 +189,13 @@ export interface TrackerOptions {
   sessionId: string;
   /** The tab part of the peerId; `null` sends the two-part peerId. */
   tabId?: string | null;
-  /** Merged over a realistic tracker sessionInfo. */
+  /** Merged over a realistic tracker sessionInfo (see `minimalInfo`). */
   info?: Record<string, unknown>;
+  /**
+   * The sessionInfo is only `sessionID` and `timestamp` under `info`, not `trackerInfo`'s
+   * realistic fields: for suites whose searches and views must see exactly what they set.
+   */
+  minimalInfo?: boolean;
   /** Sent as is in the query instead of JSON.stringify(info) (for malformed values). */
   rawSessionInfo?: string;
   /** Replaces the query entirely (peerId/identity tests). */
@@ -199,6 +205,8 @@ export interface TrackerOptions {
   headers?: Record<string, string>;
   /** Socket.IO client transports; trackers use WebSocket only. */
   transports?: ('polling' | 'websocket')[];
+  /** socket.io-client's own reconnection (off by default: a drop is then visible to the test). */
+  reconnection?: boolean;
 }
 
 /** The sessionInfo a v11 tracker sends (see protocol.md). */
@@ -220,31 +228,39 @@ export function trackerInfo(o: { projectKey: string; sessionId: string }, extra:
   };
 }
 
-/** Creates a tracker socket (not awaited): use `.connected()` or `.refused()`. */
-export function trackerPeer(hub: Hub, o: TrackerOptions): Peer {
+function sessionInfoOf(o: TrackerOptions): string {
+  if (o.rawSessionInfo !== undefined) return o.rawSessionInfo;
+  return JSON.stringify(o.minimalInfo ? { sessionID: o.sessionId, timestamp: Date.now(), ...o.info } : trackerInfo(o, o.info));
+}
+
+/** Creates a tracker socket to a hub (or a node's URL), not awaited: use `.connected()` or `.refused()`. */
+export function trackerPeer(target: Hub | string, o: TrackerOptions): Peer {
   const tabId = o.tabId === undefined ? 'tab1' : o.tabId;
   const peerId = tabId === null ? `${o.projectKey}-${o.sessionId}` : `${o.projectKey}-${o.sessionId}-${tabId}`;
   const query: Record<string, string> = o.query ?? {
     peerId,
     identity: 'session',
     tabId: tabId ?? '',
-    ...(o.auth?.sessionInfo !== undefined ? {} : { sessionInfo: o.rawSessionInfo ?? JSON.stringify(trackerInfo(o, o.info)) }),
+    ...(o.auth?.sessionInfo !== undefined ? {} : { sessionInfo: sessionInfoOf(o) }),
   };
-  const socket = io(hub.url, {
+  const socket = io(typeof target === 'string' ? target : target.url, {
     path: WS_PATH,
     transports: o.transports ?? ['websocket'],
     query,
     auth: o.auth ?? {},
     extraHeaders: { 'user-agent': o.userAgent ?? CHROME_UA, ...o.headers },
-    reconnection: false,
+    reconnection: o.reconnection ?? false,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
     forceNew: true,
     timeout: EVENT_TIMEOUT_MS,
   });
   return new Peer(socket);
 }
 
-export function connectTracker(hub: Hub, o: TrackerOptions): Promise<Peer> {
-  return trackerPeer(hub, o).connected();
+/** The one way the suites connect a tracker tab: resolves once the hub accepted it, rejects with its refusal. */
+export function connectTracker(target: Hub | string, o: TrackerOptions): Promise<Peer> {
+  return trackerPeer(target, o).connected();
 }
 
 export function agentToken(claims: Record<string, unknown>, options: jwt.SignOptions = {}, secret = JWT_SECRET): string {
