@@ -205,6 +205,8 @@ export interface TrackerOptions {
   headers?: Record<string, string>;
   /** Socket.IO client transports; trackers use WebSocket only. */
   transports?: ('polling' | 'websocket')[];
+  /** The Socket.IO path (default WS_PATH; `/socket` is OpenReplay's alias). */
+  path?: string;
   /** socket.io-client's own reconnection (off by default: a drop is then visible to the test). */
   reconnection?: boolean;
 }
@@ -244,7 +246,7 @@ export function trackerPeer(target: Hub | string, o: TrackerOptions): Peer {
     ...(o.auth?.sessionInfo !== undefined ? {} : { sessionInfo: sessionInfoOf(o) }),
   };
   const socket = io(typeof target === 'string' ? target : target.url, {
-    path: WS_PATH,
+    path: o.path ?? WS_PATH,
     transports: o.transports ?? ['websocket'],
     query,
     auth: o.auth ?? {},
