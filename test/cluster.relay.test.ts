@@ -35,7 +35,7 @@ afterAll(async () => {
 
 /** A tab of `sid` on `hub`, once every node's index holds it. */
 async function tab(hub: Hub, tabId: string, session = sid): Promise<Peer> {
-  const peer = await connectTracker(hub.url, { projectKey: PK, sessionId: session, tabId });
+  const peer = await connectTracker(hub, { projectKey: PK, sessionId: session, tabId });
   await eventually(() => [a, b].every((h) => h.ctx.index.session(PK, session)?.tabIds.includes(tabId)), () => `tab ${tabId} not replicated`, 2_000);
   return peer;
 }
@@ -91,7 +91,7 @@ describe('room events across nodes', () => {
     expect(await x.next('WEBRTC_CONFIG')).toEqual([configOf('alice')]);
     expect(await t.next('WEBRTC_CONFIG')).toEqual([configOf('alice')]);
     expect(await t.next('NEW_AGENT')).toEqual([x.id, agentInfo('alice')]);
-    await Promise.all([x.quiet('SESSION_DISCONNECTED'), x.quiet('NEW_AGENT')]);
+    await Promise.all([x.quietFor('SESSION_DISCONNECTED'), x.quietFor('NEW_AGENT')]);
   });
 
   test('tab joins a room whose agents are on another node: config and agents to it, SESSION_RECONNECTED to the rest', async () => {
@@ -139,7 +139,7 @@ describe('room events across nodes', () => {
     expect(await t2.next('move')).toEqual([x.id, toTab2]);
     x.emit('click', { data: 'no tab named' });
     expect(await t1.next('click')).toEqual([x.id, { data: 'no tab named' }]);
-    await Promise.all([t2.quiet('click'), t1.quiet('move'), t2.quiet('move')]);
+    await Promise.all([t2.quietFor('click'), t1.quietFor('move'), t2.quietFor('move')]);
   });
 
   test('WEBRTC_AGENT_CALL reaches only the named agent, on the other node', async () => {
@@ -150,7 +150,7 @@ describe('room events across nodes', () => {
     x.emit('WEBRTC_AGENT_CALL', call);
     expect(await y.next('WEBRTC_AGENT_CALL')).toEqual([call]);
     x.emit('WEBRTC_AGENT_CALL', { data: { toAgentId: 'not-in-this-room' } });
-    await Promise.all([t.quiet('WEBRTC_AGENT_CALL'), x.quiet('WEBRTC_AGENT_CALL'), y.quiet('WEBRTC_AGENT_CALL')]);
+    await Promise.all([t.quietFor('WEBRTC_AGENT_CALL'), x.quietFor('WEBRTC_AGENT_CALL'), y.quietFor('WEBRTC_AGENT_CALL')]);
   });
 
   test('leaves: AGENT_DISCONNECTED and NO_AGENT, then SESSION_DISCONNECTED when the last tab (on the other node) goes', async () => {
@@ -162,7 +162,7 @@ describe('room events across nodes', () => {
     await y.close();
     expect(await x.next('AGENT_DISCONNECTED')).toEqual([yId]);
     expect(await t1.next('AGENT_DISCONNECTED')).toEqual([yId]);
-    await t1.quiet('NO_AGENT');
+    await t1.quietFor('NO_AGENT');
     const xId = x.id;
     await x.close();
     expect(await t1.next('AGENT_DISCONNECTED')).toEqual([xId]);
@@ -170,7 +170,7 @@ describe('room events across nodes', () => {
 
     const z = await agent(a, 'carol');
     await t2.close();
-    await z.quiet('SESSION_DISCONNECTED');
+    await z.quietFor('SESSION_DISCONNECTED');
     await t1.close();
     expect(await z.next('SESSION_DISCONNECTED')).toEqual([]);
     // An agent event with no tab left: the agent is told so.
