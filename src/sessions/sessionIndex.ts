@@ -122,7 +122,10 @@ class ProjectIndex {
   version = 0;
 }
 
-/** A secondary-index key. `join` builds a flat string: a `+` would keep a 32 B cons wrapper in the map. */
+/**
+ * A secondary-index key. `join` builds a flat string, where a `+` would keep a cons wrapper in the map
+ * for as long as the key lives (figures: docs/performance.md, "Figures behind choices in the code").
+ */
 function indexKey(attribute: string, text: string): string {
   return [attribute, text].join('\0');
 }
