@@ -8,7 +8,7 @@
 import { NodeProcess, RetryingTab, agentAt, idsAt, listAt } from './support/cluster';
 import { type Peer, closeAllPeers, connectTracker, newSessionId, projectKey, trackerPeer } from './support/live';
 import { RedisServer } from './support/redis';
-import { eventually } from './support/wait';
+import { eventually, pause, scaled } from './support/wait';
 
 const PK = projectKey('faults');
 
@@ -42,7 +42,7 @@ async function convergedOn(group: NodeProcess[], truth: () => string[], ms: numb
     return true;
   };
   const took = await eventually(check, describe, ms);
-  await new Promise((r) => setTimeout(r, 1_500));
+  await pause(1_500);
   if (!(await check())) throw new Error(`converged, then diverged again:\n${await describe()}`);
   return took;
 }
@@ -53,7 +53,7 @@ test('a hub started while Redis is unreachable does not crash: /ready 503, track
   nodes.push(x);
   await eventually(async () => (await x.readyStatus()) === 503, () => `ready: not 503\n${x.logs()}`, 60_000);
   // Past the ~2.4 s at which the adapter's SUBSCRIBE used to time out and end the process.
-  await new Promise((r) => setTimeout(r, 3_000));
+  await pause(3_000);
   expect(x.alive).toBe(true);
   expect(await x.readyStatus()).toBe(503);
   // A node that has not joined cannot tell a duplicate tab from a new one: it refuses trackers.
@@ -83,7 +83,7 @@ test('a frozen Redis is marked partial within about a second, and counted', asyn
   }
   // CLUSTER_STALL_MS is 500 ms: a ping unanswered that long, pings every 250 ms: about 750 ms at
   // most, plus slack for a loaded shared machine; the command timeouts alone took 6 s.
-  expect(delay).toBeLessThan(3_000);
+  expect(delay).toBeLessThan(scaled(3_000));
   expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(delay);
   await eventually(async () => !(await listAt(a.url, PK)).partial, () => 'still partial after the thaw', 5_000);
   const metrics = await (await fetch(`${a.url}/metrics`)).text();
@@ -171,10 +171,10 @@ test('a node killed with kill -9: its tabs reconnecting elsewhere are accepted l
   const reconnectedIn = Date.now() - killedAt;
   // The first retry comes 1 s after the drop, when C is already three heartbeats late: accepted
   // (taken over). A loaded machine may delay a sweep past that: the next retry (3 s) then is.
-  expect(reconnectedIn).toBeLessThan(6_000);
+  expect(reconnectedIn).toBeLessThan(scaled(6_000));
   for (const t of tabs) expect(t.attempts.length).toBeLessThanOrEqual(3);
   expect(tabs.filter((t) => t.attempts.length === 2).length).toBeGreaterThan(0);
   // After C's eviction (its TTL) the taken-over tabs stay, on every node.
-  await new Promise((r) => setTimeout(r, Math.max(0, 9_000 - (Date.now() - killedAt))));
+  await pause(Math.max(0, 9_000 - (Date.now() - killedAt)));
   await convergedOn([a, b], () => [...sids].sort(), 5_000);
 }, 120_000);

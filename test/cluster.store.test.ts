@@ -15,7 +15,7 @@ import { SessionIndex, findTab } from '../src/sessions/sessionIndex';
 import { HEARTBEAT_MS, NODE_TTL_MS, REMOVAL_BOUND_MS } from './support/cluster';
 import { RedisServer } from './support/redis';
 import { PROJECT, agentUp, dataOp, makeAgent, makeData, makeTab, tabDown, tabUp } from './support/sessions';
-import { eventually } from './support/wait';
+import { eventually, pause, scaled } from './support/wait';
 
 const PREFIX = 'hubtest:';
 const keys = clusterKeys(PREFIX);
@@ -188,7 +188,7 @@ describe('RedisStore replication', () => {
     expect(c.index.session(PROJECT, 's1')?.userID).toBe('from-b');
     // The loser's tab leaving later changes nothing anywhere.
     loser.store.publish(tabDown('s1', 't1', loser === a ? 'sock-a' : 'sock-b'));
-    await new Promise((r) => setTimeout(r, 100));
+    await pause(100);
     await converged(1_000, a, b, c);
     expect(findTab(c.index.room(PROJECT, 's1'), 't1')?.socketId).toBe(holder?.socketId);
   });
@@ -224,7 +224,7 @@ describe('RedisStore replication', () => {
     const frozenAt = Date.now();
     try {
       await eventually(() => a.store.status().partial, () => JSON.stringify(a.store.status()), 3_000);
-      expect(Date.now() - frozenAt).toBeLessThan(3_000);
+      expect(Date.now() - frozenAt).toBeLessThan(scaled(3_000));
       expect(a.store.status().reason).toMatch(/not answering/);
     } finally {
       redis.thaw();
@@ -260,7 +260,7 @@ describe('RedisStore replication', () => {
     await c.store.close(false);
     nodes.splice(nodes.indexOf(c), 1);
     const took = await eventually(() => a.index.session(PROJECT, 's1') === undefined && b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index), REMOVAL_BOUND_MS + 1_000);
-    expect(took).toBeLessThan(REMOVAL_BOUND_MS);
+    expect(took).toBeLessThan(scaled(REMOVAL_BOUND_MS));
     expect(a.index.room(PROJECT, 's2')).toBeUndefined();
     expect(b.index.session(PROJECT, 's3')).toBeDefined();
     expect(await admin.exists(keys.node('c'), keys.alive('c'))).toBe(0);
@@ -275,7 +275,7 @@ describe('RedisStore replication', () => {
     await converged(2_000, a, b);
     await b.store.close(true);
     const took = await eventually(() => a.index.session(PROJECT, 's1') === undefined, () => viewOf(a.index), 1_000);
-    expect(took).toBeLessThan(HEARTBEAT_MS * 2);
+    expect(took).toBeLessThan(scaled(HEARTBEAT_MS * 2));
   });
 
   test('a node removed while alive (a long pause) re-states its share and comes back', async () => {
@@ -334,7 +334,7 @@ describe('RedisStore replication', () => {
     nodes.splice(nodes.indexOf(c), 1);
     await redis.resume();
     const took = await eventually(() => a.index.session(PROJECT, 'on-c') === undefined, () => viewOf(a.index), REMOVAL_BOUND_MS + 3_000);
-    expect(took).toBeLessThan(REMOVAL_BOUND_MS + 1_000);
+    expect(took).toBeLessThan(scaled(REMOVAL_BOUND_MS + 1_000));
     expect(a.index.session(PROJECT, 'on-a')).toBeDefined();
   });
 

@@ -7,6 +7,7 @@ import type { Hub } from '../src/server';
 import { startTestHub } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
 import { connectTracker } from './support/live';
+import { pause } from './support/wait';
 
 let hub: Hub;
 
@@ -279,7 +280,7 @@ describe('rate limit', () => {
       expect(statuses).toEqual([200, 200, 429]);
       const retryAfter = Number((await call(app.url, sessionsPath(PROJECT_A))).headers.get('retry-after'));
       expect(retryAfter).toBe(1);
-      await new Promise((r) => setTimeout(r, retryAfter * 1000 + 50));
+      await pause(retryAfter * 1000 + 50);
       expect((await call(app.url, sessionsPath(PROJECT_A))).status).toBe(200);
     } finally {
       await app.close();

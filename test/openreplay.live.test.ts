@@ -12,6 +12,7 @@ import { io } from 'socket.io-client';
 import { ConfigError, loadConfig } from '../src/config';
 import { type Hub, startHub } from '../src/server';
 import { CHROME_UA, EVENT_TIMEOUT_MS, JWT_SECRET, Peer, WS_PATH, closeAllPeers, connectTracker, projectKey, sessionOf, startLiveHub, waitNoSession, waitSession } from './support/live';
+import { scaled } from './support/wait';
 import { cityRecord, writeMmdb } from './support/mmdb';
 
 const PK = projectKey('orlive');
@@ -55,7 +56,7 @@ function realPlayer(hub: Hub, sessionId: string, o: { config?: string; token?: s
     query,
     forceNew: true,
     reconnection: false,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
   return new Peer(socket);
 }

@@ -7,7 +7,7 @@ import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
 import { API_KEY, JWT_SECRET, projectKey, restSearch, startTestHub } from './support/hub';
 import { connectTracker } from './support/live';
-import { eventually } from './support/wait';
+import { eventually, pause } from './support/wait';
 
 const P1 = projectKey('dash1');
 const P2 = projectKey('dash2');
@@ -152,7 +152,7 @@ describe('/dashboard', () => {
       // A change that does not alter the view ({}) sends nothing.
       const before = diffs.length;
       t.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: {} });
-      await new Promise((r) => setTimeout(r, 150));
+      await pause(150);
       for (const d of diffs) expect(d.added.length + d.updated.length + d.removed.length).toBeGreaterThan(0);
       expect(diffs.length - before).toBeLessThanOrEqual(1);
     });
@@ -219,7 +219,7 @@ describe('/dashboard', () => {
       c.socket.disconnect(); // the client will not reconnect by itself after a manual disconnect
       for (let i = 0; i < 8; i++) {
         t.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: `v${i}` } });
-        await new Promise((r) => setTimeout(r, 40)); // > diff window: one diff each, more than the history holds
+        await pause(40); // > diff window: one diff each, more than the history holds
       }
       const raw = rawDashboard(hub, API_KEY);
       closers.push(() => raw.close());
@@ -273,7 +273,7 @@ describe('/dashboard', () => {
           async () => {
             round++;
             for (const [i, t] of tabs.entries()) t.emit('UPDATE_SESSION', { meta: { tabId: 't' }, data: { userID: `u${i}-${round}`, big } });
-            await new Promise((r) => setTimeout(r, 10));
+            await pause(10);
             if (serverSlow) maxPending = Math.max(maxPending, pendingBytes(serverSlow));
             return (await resyncs()) >= 1;
           },

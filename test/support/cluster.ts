@@ -15,7 +15,7 @@ import type { Session } from '../../src/sessions/model';
 import { API_KEY, JWT_SECRET, Peer, type TrackerOptions, WS_PATH, agentInfo, agentToken, CHROME_UA, trackerPeer } from './live';
 import { freePort } from './redis';
 import { assertMatchesOpenApi } from './openapi';
-import { eventually } from './wait';
+import { eventually, scaled } from './wait';
 
 export const HEARTBEAT_MS = 200;
 export const NODE_TTL_MS = 1_000;
@@ -203,7 +203,7 @@ export function agentAt(url: string, o: { projectKey: string; sessionId: string;
     extraHeaders: { 'user-agent': CHROME_UA },
     reconnection: false,
     forceNew: true,
-    timeout: 3_000,
+    timeout: scaled(3_000),
   });
   return new Peer(socket);
 }

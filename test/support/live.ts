@@ -18,8 +18,8 @@ export const WS_PATH = '/ws-assist/socket';
 export const IPHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
 
-/** Default wait for an expected event (scaled by TEST_TIME_FACTOR). */
-export const EVENT_TIMEOUT_MS = scaled(3000);
+/** Default wait for an expected event (every wait of a Peer is scaled by TEST_TIME_FACTOR). */
+export const EVENT_TIMEOUT_MS = 3000;
 /**
  * How long a "nothing happens" check waits for an event another node would relay through Redis:
  * no barrier on this node can order what another node has yet to send (see `Peer.quietFor`).
@@ -89,7 +89,8 @@ export class Peer {
   }
 
   /** Resolves with `check()`'s first non-undefined result, re-checked on every received event. */
-  private until<T>(check: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
+  private until<T>(check: () => T | undefined, what: string, unscaledMs: number): Promise<T> {
+    const timeoutMs = scaled(unscaledMs);
     return new Promise((resolve, reject) => {
       const first = check();
       if (first !== undefined) return resolve(first);
@@ -299,7 +300,7 @@ export function trackerPeer(target: Hub | string, o: TrackerOptions): Peer {
     reconnectionDelay: 100,
     reconnectionDelayMax: 200,
     forceNew: true,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
   return new Peer(socket, typeof target === 'string' ? undefined : target);
 }
@@ -348,7 +349,7 @@ export function agentPeer(hub: Hub, o: AgentOptions): Peer {
     extraHeaders: { 'user-agent': CHROME_UA },
     reconnection: false,
     forceNew: true,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
   return new Peer(socket, hub);
 }
