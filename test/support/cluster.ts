@@ -72,15 +72,20 @@ export class NodeProcess {
   }
 
   static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
-    const node = await NodeProcess.launch(redisUrl, nodeId, extra);
-    try {
-      await node.waitReady();
-    } catch (err) {
-      // Not left running behind the failed test.
-      await node.kill9();
-      throw err;
+    // The port is free when picked, not necessarily when the child listens seconds later (tsx
+    // compiles first): on a shared machine any outgoing connection may take it meanwhile. Such a
+    // start is tried again on another port; any other failure is the test's.
+    for (let attempt = 1; ; attempt++) {
+      const node = await NodeProcess.launch(redisUrl, nodeId, extra);
+      try {
+        await node.waitReady();
+        return node;
+      } catch (err) {
+        // Not left running behind the failed test.
+        await node.kill9();
+        if (attempt >= 3 || !node.output.includes('EADDRINUSE')) throw err;
+      }
     }
-    return node;
   }
 
   /** Starts the process without waiting for it to be ready. */
