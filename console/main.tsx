@@ -225,9 +225,10 @@ function Chart(props: { samples: Sample[]; now: number }) {
   const height = 56;
   const peak = Math.max(0, ...props.samples.map((s) => s.total));
   const max = niceMax(peak);
-  const current = props.samples.length ? props.samples[props.samples.length - 1].total : 0;
+  const current = props.samples[props.samples.length - 1]?.total ?? 0;
   // The window grows from the first sample (sign-in) to 10 minutes, so the line fills the chart at once.
-  const span = props.samples.length ? Math.min(CHART_WINDOW_MS, Math.max(60_000, props.now - props.samples[0].t)) : CHART_WINDOW_MS;
+  const first = props.samples[0];
+  const span = first ? Math.min(CHART_WINDOW_MS, Math.max(60_000, props.now - first.t)) : CHART_WINDOW_MS;
   const minutes = Math.round(span / 60_000);
   const path = chartPath(props.samples, props.now, span, width, height, max);
   return (

@@ -158,9 +158,9 @@ export function addSample(samples: readonly Sample[], sample: Sample, windowMs: 
   const kept = samples.filter((s) => s.t < sample.t);
   kept.push(sample);
   const start = sample.t - windowMs;
-  let first = 0;
-  while (first + 1 < kept.length && kept[first + 1].t <= start) first++;
-  return kept.slice(first);
+  // From the last sample at or before the window's start (it gives the line's left end).
+  const after = kept.findIndex((s, i) => i > 0 && s.t > start);
+  return kept.slice((after < 0 ? kept.length : after) - 1);
 }
 
 /**
@@ -168,11 +168,12 @@ export function addSample(samples: readonly Sample[], sample: Sample, windowMs: 
  * window ending `now`, scaled so that `max` is the top. Empty when there is no sample.
  */
 export function chartPath(samples: readonly Sample[], now: number, windowMs: number, width: number, height: number, max: number): string {
-  if (samples.length === 0) return '';
+  const [first] = samples;
+  if (!first) return '';
   const start = now - windowMs;
   const x = (t: number) => Math.round(((Math.max(t, start) - start) / windowMs) * width * 10) / 10;
   const y = (total: number) => Math.round((height - (max > 0 ? (total / max) * height : 0)) * 10) / 10;
-  let path = `M${x(samples[0].t)} ${y(samples[0].total)}`;
+  let path = `M${x(first.t)} ${y(first.total)}`;
   for (const s of samples.slice(1)) path += ` H${x(s.t)} V${y(s.total)}`;
   return `${path} H${width}`;
 }

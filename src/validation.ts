@@ -12,15 +12,25 @@ type RawIssue = z.core.$ZodRawIssue;
 export function editDistance(a: string, b: string): number {
   const s = a.toLowerCase();
   const t = b.toLowerCase();
+  // Row by row of the edit table; within a row, `left` is the cell just computed and `diagonal`
+  // the one above-left, so no cell is read by an index that could miss.
   let previous = Array.from({ length: t.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= s.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= t.length; j++) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
+  let distance = t.length;
+  for (let i = 0; i < s.length; i++) {
+    const current = [i + 1];
+    let left = i + 1;
+    let diagonal = 0;
+    for (const [j, up] of previous.entries()) {
+      if (j > 0) {
+        left = Math.min(up + 1, left + 1, diagonal + (s[i] === t[j - 1] ? 0 : 1));
+        current.push(left);
+      }
+      diagonal = up;
     }
     previous = current;
+    distance = left;
   }
-  return previous[t.length];
+  return distance;
 }
 
 /**
@@ -97,9 +107,10 @@ function wrongType(issues: readonly z.core.$ZodIssue[]): boolean {
  */
 function matchedBranch(branches: readonly (readonly z.core.$ZodIssue[])[]): string | undefined {
   const matched = branches.filter((issues) => !wrongType(issues));
-  if (matched.length === 1 && matched[0].every((i) => i.path.length === 0)) return matched[0].map((i) => i.message).join('; ');
+  const [only] = matched;
+  if (matched.length === 1 && only && only.every((i) => i.path.length === 0)) return only.map((i) => i.message).join('; ');
   if (matched.length === 0) {
-    const types = branches.map((issues) => (issues[0]?.code === 'invalid_type' ? (ARTICLE[issues[0].expected] ?? issues[0].expected) : ''));
+    const types = branches.map(([first]) => (first?.code === 'invalid_type' ? (ARTICLE[first.expected] ?? first.expected) : ''));
     return `must be ${[...new Set(types)].join(' or ')}`;
   }
   return undefined;

@@ -7,8 +7,10 @@ import type { Socket } from 'socket.io-client';
 import { type ConnectionState, DashboardClient, Emitter } from '../src/client/index';
 import type { Hub } from '../src/server';
 import { REPO_ROOT } from './support/buildLock';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, startTestHub } from './support/hub';
 import { run } from './support/run';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 class Probe extends Emitter<{ ping: [n: number]; error: [e: Error] }> {
   fire<K extends 'ping' | 'error'>(event: K, ...args: K extends 'ping' ? [number] : [Error]): boolean {
@@ -92,7 +94,7 @@ describe('DashboardClient states', () => {
 
   test('a cut connection: reconnecting, then live, and the subscription says it resumed', async () => {
     const project = projectKey('states');
-    trackers.push(await connectTracker(hub, { projectKey: project, sessionId: 's1', tabId: 't1', info: { userID: 'a' } }));
+    trackers.push((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 's1', tabId: 't1', info: { userID: 'a' } })).socket);
     const c = client();
     const sub = await c.subscribe({ projectKey: project });
     const states: ConnectionState[] = [];
@@ -119,7 +121,7 @@ describe('DashboardClient states', () => {
     sub.on('resync', () => resumed++);
     await eventually(() => minted >= 2 && resumed >= 1 && c.state === 'live', () => `minted ${minted}, resumed ${resumed}, ${c.state}`, 6000);
     // Still live: a session that connects now reaches the view.
-    trackers.push(await connectTracker(hub, { projectKey: project, sessionId: 'f1', tabId: 't1', info: { userID: 'fresh' } }));
+    trackers.push((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 'f1', tabId: 't1', info: { userID: 'fresh' } })).socket);
     await eventually(() => sub.view.list().some((s) => s.userID === 'fresh'));
   });
 
@@ -146,7 +148,7 @@ describe('DashboardClient states', () => {
     sub.on('resync', () => resumes++);
     holder.socket.io.engine.close();
     await eventually(() => holder.state === 'live');
-    trackers.push(await connectTracker(hub, { projectKey: project, sessionId: 'r1', tabId: 't1' }));
+    trackers.push((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 'r1', tabId: 't1' })).socket);
     await eventually(() => hub.ctx.index.room(project, 'r1') !== undefined);
     expect(resumes).toBe(0);
     expect(sub.stats.resumes).toBe(0);

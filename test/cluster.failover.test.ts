@@ -5,9 +5,10 @@
  * restarted mid-run. REST answers and dashboard subscriptions on the surviving nodes are checked.
  */
 import { DashboardClient, type LiveSubscription } from '../src/client/dashboardClient';
-import { Balancer, NodeProcess, REMOVAL_BOUND_MS, agentAt, idsAt, listAt, trackerAt, within } from './support/cluster';
-import { API_KEY, closeAllPeers, newSessionId, projectKey } from './support/live';
+import { Balancer, NodeProcess, REMOVAL_BOUND_MS, agentAt, idsAt, listAt } from './support/cluster';
+import { API_KEY, closeAllPeers, connectTracker, newSessionId, projectKey } from './support/live';
 import { RedisServer } from './support/redis';
+import { eventually, scaled } from './support/wait';
 
 const PK = projectKey('failover');
 
@@ -53,20 +54,20 @@ test('a node killed with SIGKILL: its sessions leave every node and every dashbo
   const sub = await dashboardOn(b);
   const onA = newSessionId();
   const onC = newSessionId();
-  await trackerAt(a.url, { projectKey: PK, sessionId: onA }).connected();
-  const tracker = await trackerAt(c.url, { projectKey: PK, sessionId: onC, info: { userID: 'carol' } }).connected();
+  await connectTracker(a.url, { projectKey: PK, sessionId: onA });
+  const tracker = await connectTracker(c.url, { projectKey: PK, sessionId: onC, info: { userID: 'carol' } });
 
   // A dashboard on b sees sessions created on other nodes, and their changes.
-  await within(2_000, () => viewIds(sub).join() === [onA, onC].sort().join(), () => viewIds(sub).join());
+  await eventually(() => viewIds(sub).join() === [onA, onC].sort().join(), () => viewIds(sub).join(), 2_000);
   tracker.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: 'carol@updated' } });
-  await within(2_000, () => sub.view.sessions.get(onC)?.userID === 'carol@updated', () => JSON.stringify(sub.view.sessions.get(onC)));
+  await eventually(() => sub.view.sessions.get(onC)?.userID === 'carol@updated', () => JSON.stringify(sub.view.sessions.get(onC)), 2_000);
 
   const killedAt = Date.now();
   await c.kill9();
-  const gone = await within(REMOVAL_BOUND_MS + 2_000, async () => !(await idsAt(a.url, PK)).includes(onC) && !(await idsAt(b.url, PK)).includes(onC), async () => (await idsAt(a.url, PK)).join());
-  await within(500, () => !sub.view.sessions.has(onC), () => viewIds(sub).join());
-  expect(Date.now() - killedAt).toBeLessThan(REMOVAL_BOUND_MS + 500);
-  expect(gone).toBeLessThan(REMOVAL_BOUND_MS + 500);
+  const gone = await eventually(async () => !(await idsAt(a.url, PK)).includes(onC) && !(await idsAt(b.url, PK)).includes(onC), async () => (await idsAt(a.url, PK)).join(), REMOVAL_BOUND_MS + 2_000);
+  await eventually(() => !sub.view.sessions.has(onC), () => viewIds(sub).join(), 500);
+  expect(Date.now() - killedAt).toBeLessThan(scaled(REMOVAL_BOUND_MS + 500));
+  expect(gone).toBeLessThan(scaled(REMOVAL_BOUND_MS + 500));
   expect(viewIds(sub)).toEqual([onA]);
   expect(await idsAt(b.url, PK)).toEqual([onA]);
   expect(sub.stats.gaps).toBe(0);
@@ -81,10 +82,10 @@ test('a graceful shutdown hands off at once; its trackers reconnect through the 
     const stays = newSessionId();
     const moves = newSessionId();
     const ends = newSessionId();
-    await trackerAt(a.url, { projectKey: PK, sessionId: stays }).connected();
-    const mover = await trackerAt(balancer.url, { projectKey: PK, sessionId: moves, reconnection: true }).connected();
-    await trackerAt(balancer.url, { projectKey: PK, sessionId: ends }).connected();
-    await within(2_000, () => viewIds(sub).length === 3, () => viewIds(sub).join());
+    await connectTracker(a.url, { projectKey: PK, sessionId: stays });
+    const mover = await connectTracker(balancer.url, { projectKey: PK, sessionId: moves, reconnection: true });
+    await connectTracker(balancer.url, { projectKey: PK, sessionId: ends });
+    await eventually(() => viewIds(sub).length === 3, () => viewIds(sub).join(), 2_000);
 
     // The balancer stops sending new connections to d (its /ready turns 503 as it drains).
     balancer.remove(d.port);
@@ -92,14 +93,14 @@ test('a graceful shutdown hands off at once; its trackers reconnect through the 
     const stoppedAt = Date.now();
     await d.terminate();
     // d's tracker that does not reconnect: removed everywhere long before d's 8 s TTL.
-    await within(2_000, () => !sub.view.sessions.has(ends), () => viewIds(sub).join());
-    expect(Date.now() - stoppedAt).toBeLessThan(2_000);
+    await eventually(() => !sub.view.sessions.has(ends), () => viewIds(sub).join(), 2_000);
+    expect(Date.now() - stoppedAt).toBeLessThan(scaled(2_000));
     expect(await idsAt(a.url, PK)).not.toContain(ends);
 
     // The other one was told to reconnect (transport closed, not a server disconnect) and is back, on a.
     expect(mover.all('disconnect')[0]).toEqual(['transport close']);
-    await within(3_000, () => mover.socket.connected, () => 'tracker did not reconnect');
-    await within(2_000, async () => (await idsAt(b.url, PK)).includes(moves) && viewIds(sub).includes(moves), async () => (await idsAt(b.url, PK)).join());
+    await eventually(() => mover.socket.connected, () => 'tracker did not reconnect', 3_000);
+    await eventually(async () => (await idsAt(b.url, PK)).includes(moves) && viewIds(sub).includes(moves), async () => (await idsAt(b.url, PK)).join(), 2_000);
     expect((await idsAt(a.url, PK)).sort()).toEqual([stays, moves].sort());
   } finally {
     await balancer.close();
@@ -108,11 +109,11 @@ test('a graceful shutdown hands off at once; its trackers reconnect through the 
 
 test('a node that joins late, or restarts with the same id, has the whole view before it reports ready', async () => {
   const ids = [newSessionId(), newSessionId(), newSessionId()];
-  await trackerAt(a.url, { projectKey: PK, sessionId: ids[0] as string }).connected();
-  await trackerAt(b.url, { projectKey: PK, sessionId: ids[1] as string }).connected();
+  await connectTracker(a.url, { projectKey: PK, sessionId: ids[0] as string });
+  await connectTracker(b.url, { projectKey: PK, sessionId: ids[1] as string });
   const c = await spawn('node-c');
-  await trackerAt(c.url, { projectKey: PK, sessionId: ids[2] as string }).connected();
-  await within(2_000, async () => (await idsAt(a.url, PK)).length === 3, async () => (await idsAt(a.url, PK)).join());
+  await connectTracker(c.url, { projectKey: PK, sessionId: ids[2] as string });
+  await eventually(async () => (await idsAt(a.url, PK)).length === 3, async () => (await idsAt(a.url, PK)).join(), 2_000);
 
   // Ready means loaded: the first answer after /ready is 200 is already complete.
   const late = await spawn('node-late');
@@ -122,7 +123,7 @@ test('a node that joins late, or restarts with the same id, has the whole view b
   await c.kill9();
   const again = await spawn('node-c');
   expect(await idsAt(again.url, PK)).toEqual([ids[0], ids[1]].sort());
-  await within(1_000, async () => (await idsAt(a.url, PK)).length === 2, async () => (await idsAt(a.url, PK)).join());
+  await eventually(async () => (await idsAt(a.url, PK)).length === 2, async () => (await idsAt(a.url, PK)).join(), 1_000);
 });
 
 test('Redis stopped and restarted: nodes keep serving (marked partial), then every view converges', async () => {
@@ -131,14 +132,14 @@ test('Redis stopped and restarted: nodes keep serving (marked partial), then eve
   const startsInOutage = newSessionId();
   const onB = newSessionId();
   const localId = newSessionId();
-  const ending = await trackerAt(a.url, { projectKey: PK, sessionId: endsInOutage }).connected();
-  const local = await trackerAt(a.url, { projectKey: PK, sessionId: localId }).connected();
-  await trackerAt(b.url, { projectKey: PK, sessionId: onB }).connected();
-  await within(2_000, () => viewIds(sub).length === 3, () => viewIds(sub).join());
+  const ending = await connectTracker(a.url, { projectKey: PK, sessionId: endsInOutage });
+  const local = await connectTracker(a.url, { projectKey: PK, sessionId: localId });
+  await connectTracker(b.url, { projectKey: PK, sessionId: onB });
+  await eventually(() => viewIds(sub).length === 3, () => viewIds(sub).join(), 2_000);
   const agent = await agentAt(a.url, { projectKey: PK, sessionId: localId }).connected();
 
   await redis.pause();
-  await within(3_000, async () => (await listAt(a.url, PK)).partial, () => 'a never reported partial');
+  await eventually(async () => (await listAt(a.url, PK)).partial, () => 'a never reported partial', 3_000);
   const during = await listAt(a.url, PK);
   expect(during.status).toBe(200);
   expect(during.sessions.map((s) => s.sessionID)).toContain(onB);
@@ -151,14 +152,14 @@ test('Redis stopped and restarted: nodes keep serving (marked partial), then eve
   expect(await local.next('ping_tab')).toEqual([agent.id, { meta: { tabId: 'tab1' } }]);
 
   await ending.close();
-  await trackerAt(a.url, { projectKey: PK, sessionId: startsInOutage }).connected();
+  await connectTracker(a.url, { projectKey: PK, sessionId: startsInOutage });
   expect(await idsAt(a.url, PK)).toContain(startsInOutage);
 
   await redis.resume();
   const truth = [localId, onB, startsInOutage].sort();
-  await within(8_000, async () => !(await listAt(a.url, PK)).partial && !(await listAt(b.url, PK)).partial, () => 'still partial');
-  await within(2_000, async () => (await idsAt(b.url, PK)).join() === truth.join() && (await idsAt(a.url, PK)).join() === truth.join(), async () => `a: ${(await idsAt(a.url, PK)).join()} b: ${(await idsAt(b.url, PK)).join()}`);
+  await eventually(async () => !(await listAt(a.url, PK)).partial && !(await listAt(b.url, PK)).partial, () => 'still partial', 8_000);
+  await eventually(async () => (await idsAt(b.url, PK)).join() === truth.join() && (await idsAt(a.url, PK)).join() === truth.join(), async () => `a: ${(await idsAt(a.url, PK)).join()} b: ${(await idsAt(b.url, PK)).join()}`, 2_000);
   // No dashboard keeps a session that ended while Redis was away.
-  await within(2_000, () => viewIds(sub).join() === truth.join(), () => viewIds(sub).join());
+  await eventually(() => viewIds(sub).join() === truth.join(), () => viewIds(sub).join(), 2_000);
   expect(await (await fetch(`${b.url}/ready`)).json()).toEqual({ status: 'ready', partial: false });
 });

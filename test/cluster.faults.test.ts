@@ -5,9 +5,10 @@
  * in REST answers. The invariant checked after every fault: every node lists the same sessions,
  * exactly those whose tabs are really connected.
  */
-import { NodeProcess, RetryingTab, agentAt, idsAt, listAt, trackerAt, within } from './support/cluster';
-import { type Peer, closeAllPeers, newSessionId, projectKey } from './support/live';
+import { NodeProcess, RetryingTab, agentAt, idsAt, listAt } from './support/cluster';
+import { type Peer, closeAllPeers, connectTracker, newSessionId, projectKey, trackerPeer } from './support/live';
 import { RedisServer } from './support/redis';
+import { eventually, pause, scaled } from './support/wait';
 
 const PK = projectKey('faults');
 
@@ -40,8 +41,8 @@ async function convergedOn(group: NodeProcess[], truth: () => string[], ms: numb
     for (const n of group) if ((await idsAt(n.url, PK)).join() !== want) return false;
     return true;
   };
-  const took = await within(ms, check, describe);
-  await new Promise((r) => setTimeout(r, 1_500));
+  const took = await eventually(check, describe, ms);
+  await pause(1_500);
   if (!(await check())) throw new Error(`converged, then diverged again:\n${await describe()}`);
   return took;
 }
@@ -50,19 +51,19 @@ test('a hub started while Redis is unreachable does not crash: /ready 503, track
   await redis.pause();
   const x = await NodeProcess.launch(redis.url, 'node-x', { CLUSTER_JOIN_TIMEOUT_MS: '300' });
   nodes.push(x);
-  await within(60_000, async () => (await x.readyStatus()) === 503, () => `ready: not 503\n${x.logs()}`);
+  await eventually(async () => (await x.readyStatus()) === 503, () => `ready: not 503\n${x.logs()}`, 60_000);
   // Past the ~2.4 s at which the adapter's SUBSCRIBE used to time out and end the process.
-  await new Promise((r) => setTimeout(r, 3_000));
+  await pause(3_000);
   expect(x.alive).toBe(true);
   expect(await x.readyStatus()).toBe(503);
   // A node that has not joined cannot tell a duplicate tab from a new one: it refuses trackers.
-  const early = trackerAt(x.url, { projectKey: PK, sessionId: newSessionId() });
+  const early = trackerPeer(x.url, { projectKey: PK, sessionId: newSessionId() });
   expect(await early.refused()).toMatch(/joining the cluster/);
 
   await redis.resume();
   await x.waitReady(15_000);
   const sid = newSessionId();
-  await trackerAt(x.url, { projectKey: PK, sessionId: sid }).connected();
+  await connectTracker(x.url, { projectKey: PK, sessionId: sid });
   const y = await spawn('node-y');
   expect(await idsAt(y.url, PK)).toEqual([sid]);
   expect(x.alive).toBe(true);
@@ -70,21 +71,21 @@ test('a hub started while Redis is unreachable does not crash: /ready 503, track
 
 test('a frozen Redis is marked partial within about a second, and counted', async () => {
   const a = await spawn('node-a');
-  await trackerAt(a.url, { projectKey: PK, sessionId: newSessionId() }).connected();
+  await connectTracker(a.url, { projectKey: PK, sessionId: newSessionId() });
   expect((await listAt(a.url, PK)).partial).toBe(false);
   redis.freeze();
   const frozenAt = Date.now();
   let delay = 0;
   try {
-    delay = await within(5_000, async () => (await listAt(a.url, PK)).partial, () => 'never partial');
+    delay = await eventually(async () => (await listAt(a.url, PK)).partial, () => 'never partial', 5_000);
   } finally {
     redis.thaw();
   }
   // CLUSTER_STALL_MS is 500 ms: a ping unanswered that long, pings every 250 ms: about 750 ms at
   // most, plus slack for a loaded shared machine; the command timeouts alone took 6 s.
-  expect(delay).toBeLessThan(3_000);
+  expect(delay).toBeLessThan(scaled(3_000));
   expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(delay);
-  await within(5_000, async () => !(await listAt(a.url, PK)).partial, () => 'still partial after the thaw');
+  await eventually(async () => !(await listAt(a.url, PK)).partial, () => 'still partial after the thaw', 5_000);
   const metrics = await (await fetch(`${a.url}/metrics`)).text();
   expect(metrics).toMatch(/^hub_cluster_stalls_total 1$/m);
   expect(metrics).toMatch(/^hub_cluster_resyncs_total\{reason="stall"\} 1$/m);
@@ -93,7 +94,7 @@ test('a frozen Redis is marked partial within about a second, and counted', asyn
 test('a frozen Redis does not hold up room traffic between two sockets of one node', async () => {
   const a = await spawn('node-a');
   const sid = newSessionId();
-  const tab = await trackerAt(a.url, { projectKey: PK, sessionId: sid }).connected();
+  const tab = await connectTracker(a.url, { projectKey: PK, sessionId: sid });
   const agent = await agentAt(a.url, { projectKey: PK, sessionId: sid }).connected();
   redis.freeze();
   try {
@@ -122,9 +123,9 @@ describe.each([
     const doubled = Array.from({ length: 5 }, () => newSessionId());
     // Connected through C at first; every later attempt goes to B (a navigation behind a balancer).
     for (const sid of movers) tabs.push(new RetryingTab((n) => (n === 0 ? c.url : b.url), { projectKey: PK, sessionId: sid }).start());
-    const ending = await Promise.all(enders.map((sid) => trackerAt(c.url, { projectKey: PK, sessionId: sid }).connected()));
-    await Promise.all(stayers.map((sid) => trackerAt(a.url, { projectKey: PK, sessionId: sid }).connected()));
-    await within(5_000, () => tabs.every((t) => t.connected), () => 'movers not connected');
+    const ending = await Promise.all(enders.map((sid) => connectTracker(c.url, { projectKey: PK, sessionId: sid })));
+    await Promise.all(stayers.map((sid) => connectTracker(a.url, { projectKey: PK, sessionId: sid })));
+    await eventually(() => tabs.every((t) => t.connected), () => 'movers not connected', 5_000);
     const all = [...movers, ...enders, ...stayers].sort();
     await convergedOn([a, b, c], () => all, 5_000);
 
@@ -136,16 +137,16 @@ describe.each([
       await Promise.all(tabs.map((t) => t.peer?.socket.io.engine.close()));
       await Promise.all(ending.map((p) => p.close()));
       // The same tab opened on B and on C while neither can see the other: both accept it.
-      twins = await Promise.all(doubled.map((sid) => Promise.all([b, c].map((n) => trackerAt(n.url, { projectKey: PK, sessionId: sid }).connected()))));
+      twins = await Promise.all(doubled.map((sid) => Promise.all([b, c].map((n) => connectTracker(n.url, { projectKey: PK, sessionId: sid })))));
       await new Promise((r) => setTimeout(r, faultMs));
     } finally {
       if (fault === 'frozen') redis.thaw();
       else await redis.resume();
     }
     // Attempts refused while C's leaves were stuck are retried (1, 2, 4, 8, 10 s): all of them get back in.
-    await within(40_000, () => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`);
+    await eventually(() => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`, 40_000);
     // Of each pair of twins exactly one socket stays: the other is refused (SESSION_ALREADY_CONNECTED).
-    await within(10_000, () => twins.every((pair) => pair.filter((p) => p.socket.connected).length === 1), () => `twins: ${twins.map((pair) => pair.filter((p) => p.socket.connected).length).join(',')}`);
+    await eventually(() => twins.every((pair) => pair.filter((p) => p.socket.connected).length === 1), () => `twins: ${twins.map((pair) => pair.filter((p) => p.socket.connected).length).join(',')}`, 10_000);
     const truth = [...movers, ...stayers, ...doubled].sort();
     await convergedOn([a, b, c], () => truth, 15_000);
     expect(tabs.filter((t) => t.connected)).toHaveLength(movers.length);
@@ -161,19 +162,19 @@ test('a node killed with kill -9: its tabs reconnecting elsewhere are accepted l
   const [a, b, c] = await Promise.all([spawn('node-a', env), spawn('node-b', env), spawn('node-c', env)]);
   const sids = Array.from({ length: 15 }, () => newSessionId());
   for (const sid of sids) tabs.push(new RetryingTab((n) => (n === 0 ? c.url : n % 2 === 1 ? b.url : a.url), { projectKey: PK, sessionId: sid }).start());
-  await within(5_000, () => tabs.every((t) => t.connected), () => 'tabs not connected');
+  await eventually(() => tabs.every((t) => t.connected), () => 'tabs not connected', 5_000);
   await convergedOn([a, b, c], () => [...sids].sort(), 5_000);
 
   const killedAt = Date.now();
   await c.kill9();
-  await within(10_000, () => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`);
+  await eventually(() => tabs.every((t) => t.connected), () => `not reconnected: ${tabs.filter((t) => !t.connected).length}`, 10_000);
   const reconnectedIn = Date.now() - killedAt;
   // The first retry comes 1 s after the drop, when C is already three heartbeats late: accepted
   // (taken over). A loaded machine may delay a sweep past that: the next retry (3 s) then is.
-  expect(reconnectedIn).toBeLessThan(6_000);
+  expect(reconnectedIn).toBeLessThan(scaled(6_000));
   for (const t of tabs) expect(t.attempts.length).toBeLessThanOrEqual(3);
   expect(tabs.filter((t) => t.attempts.length === 2).length).toBeGreaterThan(0);
   // After C's eviction (its TTL) the taken-over tabs stay, on every node.
-  await new Promise((r) => setTimeout(r, Math.max(0, 9_000 - (Date.now() - killedAt))));
+  await pause(Math.max(0, 9_000 - (Date.now() - killedAt)));
   await convergedOn([a, b], () => [...sids].sort(), 5_000);
 }, 120_000);

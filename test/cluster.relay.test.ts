@@ -6,9 +6,10 @@
  */
 import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
-import { agentAt, idsAt, listAt, startClusterHub, trackerAt, within } from './support/cluster';
-import { API_KEY, type Peer, agentInfo, closeAllPeers, newSessionId, projectKey } from './support/live';
+import { agentAt, idsAt, listAt, startClusterHub } from './support/cluster';
+import { API_KEY, type Peer, agentInfo, closeAllPeers, connectTracker, newSessionId, projectKey, trackerPeer } from './support/live';
 import { RedisServer } from './support/redis';
+import { eventually } from './support/wait';
 
 const PK = projectKey('relay');
 const configOf = (name: string) => JSON.stringify({ iceServers: [{ urls: `stun:${name}.stun.test:3478` }] });
@@ -34,15 +35,15 @@ afterAll(async () => {
 
 /** A tab of `sid` on `hub`, once every node's index holds it. */
 async function tab(hub: Hub, tabId: string, session = sid): Promise<Peer> {
-  const peer = await trackerAt(hub.url, { projectKey: PK, sessionId: session, tabId }).connected();
-  await within(2_000, () => [a, b].every((h) => h.ctx.index.session(PK, session)?.tabIds.includes(tabId)), () => `tab ${tabId} not replicated`);
+  const peer = await connectTracker(hub, { projectKey: PK, sessionId: session, tabId });
+  await eventually(() => [a, b].every((h) => h.ctx.index.session(PK, session)?.tabIds.includes(tabId)), () => `tab ${tabId} not replicated`, 2_000);
   return peer;
 }
 
 /** An agent of `sid` on `hub`, once every node's index holds it. */
 async function agent(hub: Hub, name: string, session = sid): Promise<Peer> {
   const peer = await agentAt(hub.url, { projectKey: PK, sessionId: session, name, config: configOf(name) }).connected();
-  await within(2_000, () => [a, b].every((h) => h.ctx.index.room(PK, session)?.agents.has(peer.id)), () => `agent ${name} not replicated`);
+  await eventually(() => [a, b].every((h) => h.ctx.index.room(PK, session)?.agents.has(peer.id)), () => `agent ${name} not replicated`, 2_000);
   return peer;
 }
 
@@ -50,10 +51,10 @@ describe('one view', () => {
   test('REST on either node lists, finds and searches every node\u2019s sessions', async () => {
     const onA = newSessionId();
     const onB = newSessionId();
-    await trackerAt(a.url, { projectKey: PK, sessionId: onA, info: { userID: 'alice@a.test', metadata: { plan: 'trial' } } }).connected();
-    await trackerAt(b.url, { projectKey: PK, sessionId: onB, info: { userID: 'bob@b.test', metadata: { plan: 'free' } } }).connected();
+    await connectTracker(a.url, { projectKey: PK, sessionId: onA, info: { userID: 'alice@a.test', metadata: { plan: 'trial' } } });
+    await connectTracker(b.url, { projectKey: PK, sessionId: onB, info: { userID: 'bob@b.test', metadata: { plan: 'free' } } });
     for (const hub of [a, b]) {
-      await within(2_000, async () => (await idsAt(hub.url, PK)).join() === [onA, onB].sort().join(), async () => (await idsAt(hub.url, PK)).join());
+      await eventually(async () => (await idsAt(hub.url, PK)).join() === [onA, onB].sort().join(), async () => (await idsAt(hub.url, PK)).join(), 2_000);
       const list = await listAt(hub.url, PK);
       expect(list.partial).toBe(false);
       const one = await fetch(`${hub.url}/api/v1/${PK}/assist/sessions/${hub === a ? onB : onA}`, { headers: { authorization: API_KEY } });
@@ -75,10 +76,10 @@ describe('one view', () => {
     const x = await agent(a, 'alice');
     t.emit('UPDATE_SESSION', { meta: { tabId: 'tab1', version: 2 }, data: { metadata: { plan: 'enterprise' }, pageTitle: 'Checkout' } });
     expect(await x.next('UPDATE_SESSION')).toEqual([{ meta: { tabId: 'tab1', version: 2 }, data: { metadata: { plan: 'enterprise' }, pageTitle: 'Checkout' } }]);
-    await within(
-      2_000,
+    await eventually(
       async () => (await listAt(a.url, PK)).sessions.some((s) => s.sessionID === sid && s.metadata.plan === 'enterprise' && s.metadata.company === 'acme' && s.pageTitle === 'Checkout'),
       async () => JSON.stringify((await listAt(a.url, PK)).sessions),
+      2_000,
     );
   });
 });
@@ -90,14 +91,14 @@ describe('room events across nodes', () => {
     expect(await x.next('WEBRTC_CONFIG')).toEqual([configOf('alice')]);
     expect(await t.next('WEBRTC_CONFIG')).toEqual([configOf('alice')]);
     expect(await t.next('NEW_AGENT')).toEqual([x.id, agentInfo('alice')]);
-    await Promise.all([x.quiet('SESSION_DISCONNECTED'), x.quiet('NEW_AGENT')]);
+    await Promise.all([x.quietFor('SESSION_DISCONNECTED'), x.quietFor('NEW_AGENT')]);
   });
 
   test('tab joins a room whose agents are on another node: config and agents to it, SESSION_RECONNECTED to the rest', async () => {
     const t1 = await tab(a, 'tab1');
     const x = await agent(a, 'alice');
     const y = await agent(b, 'bob');
-    const t2 = await trackerAt(b.url, { projectKey: PK, sessionId: sid, tabId: 'tab2' }).connected();
+    const t2 = await connectTracker(b.url, { projectKey: PK, sessionId: sid, tabId: 'tab2' });
     expect(await t2.next('WEBRTC_CONFIG')).toEqual([configOf('bob')]);
     expect(await t2.next('AGENTS_CONNECTED')).toEqual([[x.id, y.id]]);
     expect(await t2.next('AGENTS_INFO_CONNECTED')).toEqual([
@@ -138,7 +139,7 @@ describe('room events across nodes', () => {
     expect(await t2.next('move')).toEqual([x.id, toTab2]);
     x.emit('click', { data: 'no tab named' });
     expect(await t1.next('click')).toEqual([x.id, { data: 'no tab named' }]);
-    await Promise.all([t2.quiet('click'), t1.quiet('move'), t2.quiet('move')]);
+    await Promise.all([t2.quietFor('click'), t1.quietFor('move'), t2.quietFor('move')]);
   });
 
   test('WEBRTC_AGENT_CALL reaches only the named agent, on the other node', async () => {
@@ -149,7 +150,7 @@ describe('room events across nodes', () => {
     x.emit('WEBRTC_AGENT_CALL', call);
     expect(await y.next('WEBRTC_AGENT_CALL')).toEqual([call]);
     x.emit('WEBRTC_AGENT_CALL', { data: { toAgentId: 'not-in-this-room' } });
-    await Promise.all([t.quiet('WEBRTC_AGENT_CALL'), x.quiet('WEBRTC_AGENT_CALL'), y.quiet('WEBRTC_AGENT_CALL')]);
+    await Promise.all([t.quietFor('WEBRTC_AGENT_CALL'), x.quietFor('WEBRTC_AGENT_CALL'), y.quietFor('WEBRTC_AGENT_CALL')]);
   });
 
   test('leaves: AGENT_DISCONNECTED and NO_AGENT, then SESSION_DISCONNECTED when the last tab (on the other node) goes', async () => {
@@ -161,7 +162,7 @@ describe('room events across nodes', () => {
     await y.close();
     expect(await x.next('AGENT_DISCONNECTED')).toEqual([yId]);
     expect(await t1.next('AGENT_DISCONNECTED')).toEqual([yId]);
-    await t1.quiet('NO_AGENT');
+    await t1.quietFor('NO_AGENT');
     const xId = x.id;
     await x.close();
     expect(await t1.next('AGENT_DISCONNECTED')).toEqual([xId]);
@@ -169,11 +170,11 @@ describe('room events across nodes', () => {
 
     const z = await agent(a, 'carol');
     await t2.close();
-    await z.quiet('SESSION_DISCONNECTED');
+    await z.quietFor('SESSION_DISCONNECTED');
     await t1.close();
     expect(await z.next('SESSION_DISCONNECTED')).toEqual([]);
     // An agent event with no tab left: the agent is told so.
-    await within(2_000, () => a.ctx.index.session(PK, sid) === undefined, () => 'session still on a');
+    await eventually(() => a.ctx.index.session(PK, sid) === undefined, () => 'session still on a', 2_000);
     z.emit('move', { meta: { tabId: 'tab1' } });
     expect(await z.next('SESSION_DISCONNECTED')).toEqual([]);
   });
@@ -188,7 +189,7 @@ describe('duplicate tabs across nodes', () => {
   test('a tabId already connected on another node is refused; the first keeps its place', async () => {
     const first = await tab(a, 'tab1');
     const x = await agent(b, 'alice');
-    const dup = trackerAt(b.url, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+    const dup = trackerPeer(b.url, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
     expect(await dup.next('SESSION_ALREADY_CONNECTED')).toEqual([]);
     expect(await dup.next('disconnect')).toEqual(['io server disconnect']);
     for (const hub of [a, b]) expect(findTab(hub.ctx.index.room(PK, sid), 'tab1')?.socketId).toBe(first.id);
@@ -199,20 +200,20 @@ describe('duplicate tabs across nodes', () => {
   test('the same tabId on two nodes at the same moment: one keeps it everywhere, the other is refused', async () => {
     for (let round = 0; round < 5; round++) {
       const session = newSessionId();
-      const onA = trackerAt(a.url, { projectKey: PK, sessionId: session, tabId: 'tab1' });
-      const onB = trackerAt(b.url, { projectKey: PK, sessionId: session, tabId: 'tab1' });
+      const onA = trackerPeer(a.url, { projectKey: PK, sessionId: session, tabId: 'tab1' });
+      const onB = trackerPeer(b.url, { projectKey: PK, sessionId: session, tabId: 'tab1' });
       await Promise.all([onA.connected(), onB.connected()]);
-      await within(
-        3_000,
+      await eventually(
         () => [onA, onB].filter((p) => p.socket.connected).length === 1,
         () => `round ${round}: both still connected`,
+        3_000,
       );
       const winner = onA.socket.connected ? onA : onB;
       const loser = winner === onA ? onB : onA;
       expect(loser.all('SESSION_ALREADY_CONNECTED')).toHaveLength(1);
-      await within(2_000, () => [a, b].every((h) => findTab(h.ctx.index.room(PK, session), 'tab1')?.socketId === winner.id), () => `round ${round}: views differ`);
+      await eventually(() => [a, b].every((h) => findTab(h.ctx.index.room(PK, session), 'tab1')?.socketId === winner.id), () => `round ${round}: views differ`, 2_000);
       await winner.close();
-      await within(2_000, () => [a, b].every((h) => h.ctx.index.session(PK, session) === undefined), () => `round ${round}: session left behind`);
+      await eventually(() => [a, b].every((h) => h.ctx.index.session(PK, session) === undefined), () => `round ${round}: session left behind`, 2_000);
     }
     // The rounds were true races (both nodes accepted the tab), settled by the store, not by the handshake check.
     const conflicts = await a.ctx.metrics.registry.getSingleMetric('hub_cluster_tab_conflicts_total')?.get();

@@ -9,9 +9,10 @@ import path from 'node:path';
 import { redisTarget } from '../src/cluster/connection';
 import { ConfigError, loadConfig } from '../src/config';
 import type { Hub } from '../src/server';
-import { idsAt, listAt, startClusterHub, trackerAt, within } from './support/cluster';
-import { closeAllPeers, newSessionId, projectKey } from './support/live';
+import { idsAt, listAt, startClusterHub } from './support/cluster';
+import { closeAllPeers, connectTracker, newSessionId, projectKey } from './support/live';
 import { RedisSentinel, RedisServer } from './support/redis';
+import { eventually } from './support/wait';
 
 const PK = projectKey('sentinel');
 const SECRET = 'sentinel-test-secret-0001';
@@ -51,8 +52,8 @@ describe('through a real Sentinel, password from a file', () => {
     hubs.push(b);
     expect(a.ctx.store.status()).toEqual({ ready: true, partial: false });
     const sid = newSessionId();
-    await trackerAt(a.url, { projectKey: PK, sessionId: sid }).connected();
-    await within(3_000, async () => (await idsAt(b.url, PK)).includes(sid), async () => (await idsAt(b.url, PK)).join());
+    await connectTracker(a.url, { projectKey: PK, sessionId: sid });
+    await eventually(async () => (await idsAt(b.url, PK)).includes(sid), async () => (await idsAt(b.url, PK)).join(), 3_000);
     expect((await listAt(b.url, PK)).partial).toBe(false);
   }, 30_000);
 

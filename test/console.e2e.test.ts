@@ -13,8 +13,10 @@ import type { Hub } from '../src/server';
 import { type TestBrowser, launchChromium } from './support/browser';
 import { REPO_ROOT } from './support/buildLock';
 import jwt from 'jsonwebtoken';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, startTestHub } from './support/hub';
 import { runOk } from './support/run';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 jest.setTimeout(60_000);
 
@@ -35,7 +37,7 @@ const liveRows = () => page.locator('tbody tr[data-session]:not([data-change="re
 const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
 
 async function track(sessionId: string, info: Record<string, unknown>, userAgent?: string): Promise<Socket> {
-  const socket = await connectTracker(hub, { projectKey: PROJECT, sessionId, tabId: 'tab1', info, userAgent });
+  const socket = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT, sessionId, tabId: 'tab1', info, userAgent })).socket;
   trackers.set(sessionId, socket);
   return socket;
 }

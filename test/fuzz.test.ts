@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { io, type Socket } from 'socket.io-client';
 import { ErrorCode } from '../src/errors';
 import type { Hub } from '../src/server';
-import { API_KEY, CHROME_UA, WS_PATH, closeAllPeers, connectAgent, connectTracker, eventually, projectKey, startLiveHub, type Peer } from './support/live';
+import { API_KEY, CHROME_UA, WS_PATH, closeAllPeers, connectAgent, connectTracker, projectKey, startLiveHub, type Peer } from './support/live';
+import { eventually } from './support/wait';
 
 const SEED = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : 20261130;
 const RUNS = process.env.FC_RUNS !== undefined ? Number(process.env.FC_RUNS) : 60;

@@ -7,7 +7,9 @@ import { io, type Socket } from 'socket.io-client';
 import { pendingBytes } from '../src/live/dashboard';
 import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually, pause, scaled } from './support/wait';
 
 const OTHER_KEY = 'other-api-key-0002';
 
@@ -71,21 +73,21 @@ describe('dashboard hardening', () => {
     const base = track(await connected(rawDashboard(hub, API_KEY)));
     expect(await ask(base, { projectKey: project })).toMatchObject({ ok: true });
     // Load: a tracker keeps changing the cohort while newcomers subscribe.
-    const busy = track(await connectTracker(hub, { projectKey: project, sessionId: '900', tabId: 'tab1', info: { userID: 'busy' } }));
+    const busy = track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: '900', tabId: 'tab1', info: { userID: 'busy' } })).socket);
     let n = 0;
     const churn = setInterval(() => busy.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: `busy${n++}` } }), 3);
     const problems: string[] = [];
     try {
       for (let i = 0; i < 12; i++) {
         // A change the window has not sent yet: the cohort is dirty when the newcomer subscribes.
-        track(await connectTracker(hub, { projectKey: project, sessionId: String(1000 + i), tabId: 'tab1', info: { userID: `u${i}` } }));
+        track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: String(1000 + i), tabId: 'tab1', info: { userID: `u${i}` } })).socket);
         const s = track(rawDashboard(hub, API_KEY));
         const diffs: SessionsDiff[] = [];
         s.on('sessions:diff', (d: SessionsDiff) => diffs.push(d));
         await connected(s);
         const ack = await ask(s, { projectKey: project });
         if (!ack.ok) throw new Error(JSON.stringify(ack));
-        await new Promise((r) => setTimeout(r, 100));
+        await pause(100);
         diffs.forEach((d, k) => {
           if (d.seq !== ack.seq + 1 + k) problems.push(`newcomer ${i}: ack seq ${ack.seq}, diff #${k} seq ${d.seq}`);
         });
@@ -112,7 +114,7 @@ describe('dashboard hardening', () => {
   test('resumes from a dashboard that does not read are bounded by its buffer', async () => {
     const project = projectKey('paused');
     const big = 'x'.repeat(3000);
-    for (let i = 0; i < 100; i++) track(await connectTracker(hub, { projectKey: project, sessionId: String(2000 + i), tabId: 'tab1', info: { userID: `user${i}`, metadata: { blob: big } } }));
+    for (let i = 0; i < 100; i++) track((await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: String(2000 + i), tabId: 'tab1', info: { userID: `user${i}`, metadata: { blob: big } } })).socket);
     const s = track(await connected(rawDashboard(hub, API_KEY)));
     const first = await ask(s, { projectKey: project, limit: 100 });
     if (!first.ok) throw new Error(JSON.stringify(first));
@@ -124,7 +126,7 @@ describe('dashboard hardening', () => {
     const watch = setInterval(() => (peak = Math.max(peak, pendingBytes(server))), 5);
     // A seq ahead of the hub's cannot be resumed: each answer is a full snapshot.
     for (let i = 0; i < 80; i++) s.emit('subscribe', { projectKey: project, limit: 100, resume: { subscriptionId: first.subscriptionId, seq: 999 } }, () => undefined);
-    await new Promise((r) => setTimeout(r, 1500));
+    await pause(1500);
     clearInterval(watch);
     peak = Math.max(peak, pendingBytes(server));
     resumeReading();
@@ -149,7 +151,7 @@ describe('dashboard hardening', () => {
     a1.close();
     a2.close();
     await eventually(() => hub.ctx.metrics !== undefined && hub.io.of('/dashboard').sockets.size <= 2);
-    await new Promise((r) => setTimeout(r, 50));
+    await pause(50);
     const b2 = track(await connected(rawDashboard(hub, OTHER_KEY)));
     for (let i = 0; i < 2; i++) expect(await ask(b2, { projectKey: project, limit: i + 20 })).toMatchObject({ ok: true });
     expect(await ask(a3, { projectKey: project })).toMatchObject({ ok: true });
@@ -167,7 +169,7 @@ describe('dashboard hardening', () => {
     const stolen = await ask(thief, { projectKey: project, resume: { subscriptionId: sub.subscriptionId, seq: sub.seq } });
     expect(stolen).toMatchObject({ ok: true });
     expect(stolen.ok && stolen.subscriptionId).not.toBe(sub.subscriptionId);
-    await new Promise((r) => setTimeout(r, 100));
+    await pause(100);
     expect(told).toEqual([]);
     // The same credential from another socket takes it over; the holder is told it moved.
     const heir = track(await connected(rawDashboard(hub, API_KEY)));
@@ -185,7 +187,7 @@ describe('dashboard hardening', () => {
     s.on('error', (e: unknown) => errors.push(e));
     const gone = new Promise<string>((resolve) => s.once('disconnect', (reason) => resolve(reason)));
     expect(await ask(s, { projectKey: project })).toMatchObject({ ok: true });
-    expect(await Promise.race([gone, new Promise((r) => setTimeout(() => r('still connected'), 4000))])).toBe('io server disconnect');
+    expect(await Promise.race([gone, new Promise((r) => setTimeout(() => r('still connected'), scaled(4000)))])).toBe('io server disconnect');
     expect(errors).toEqual([expect.objectContaining({ code: 'TOKEN_EXPIRED' })]);
   });
 });

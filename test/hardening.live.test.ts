@@ -7,7 +7,8 @@ import { io } from 'socket.io-client';
 import { probeAlive } from '../src/live/backpressure';
 import { connectionFits, defaultMaxConnections, readOpenFileLimit } from '../src/live/connectionCap';
 import type { Hub } from '../src/server';
-import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
+import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
+import { eventually, pause } from './support/wait';
 
 const PK = projectKey('harden');
 
@@ -86,7 +87,7 @@ describe('live hardening', () => {
     agent.socket.on('dom', () => agentGot++);
     for (let i = 0; i < 24; i++) {
       sender.emit('dom', { meta: { tabId: 's1' }, data: chunk });
-      await new Promise((r) => setTimeout(r, 20));
+      await pause(20);
     }
     await eventually(() => !hub.io.of('/').sockets.has(slowId), () => 'the paused tab is still connected', 5000);
     resume();

@@ -28,6 +28,7 @@ describe('shutdown drain', () => {
     expect(await get(hub.url, '/ready')).toMatchObject({ status: 200, connection: 'keep-alive' });
     const stopping = hub.shutdown();
     expect(await get(hub.url, '/ready')).toEqual({ status: 503, connection: 'close' });
+    // Not scaled by TEST_TIME_FACTOR: the wait must end inside the 600 ms drain it looks into.
     await new Promise((r) => setTimeout(r, 300));
     expect(await get(hub.url, '/health')).toEqual({ status: 200, connection: 'close' });
     await stopping;

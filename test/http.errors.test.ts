@@ -4,8 +4,10 @@
  */
 import { type IncomingHttpHeaders, request } from 'node:http';
 import type { Hub } from '../src/server';
-import { connectTracker, startTestHub } from './support/hub';
+import { startTestHub } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
+import { connectTracker } from './support/live';
+import { pause } from './support/wait';
 
 let hub: Hub;
 
@@ -278,7 +280,7 @@ describe('rate limit', () => {
       expect(statuses).toEqual([200, 200, 429]);
       const retryAfter = Number((await call(app.url, sessionsPath(PROJECT_A))).headers.get('retry-after'));
       expect(retryAfter).toBe(1);
-      await new Promise((r) => setTimeout(r, retryAfter * 1000 + 50));
+      await pause(retryAfter * 1000 + 50);
       expect((await call(app.url, sessionsPath(PROJECT_A))).status).toBe(200);
     } finally {
       await app.close();
@@ -324,7 +326,7 @@ describe('unexpected failures', () => {
 
 describe('sessions on a hub with trackers keep answering bad input with 4xx', () => {
   it('a bad request does not disturb the next good one', async () => {
-    const tracker = await connectTracker(hub, { projectKey: PROJECT_A, sessionId: '7', tabId: 't', info: { userID: 'x' } });
+    const tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT_A, sessionId: '7', tabId: 't', info: { userID: 'x' } })).socket;
     try {
       expect((await call(hub.url, sessionsPath(PROJECT_A), { body: '{' })).status).toBe(400);
       expect(page(await call(hub.url, sessionsPath(PROJECT_A))).total).toBe(1);

@@ -5,8 +5,9 @@
  */
 import { io } from 'socket.io-client';
 import type { Hub } from '../src/server';
-import { connectTracker, startTestHub } from './support/hub';
+import { startTestHub } from './support/hub';
 import { API_KEYS_SPEC, PROJECT_A, type TestApp, addSession, call, errorOf, sessionsPath, startTestApp } from './support/http';
+import { connectTracker } from './support/live';
 
 describe('on a whole hub', () => {
   let hub: Hub;
@@ -32,7 +33,7 @@ describe('on a whole hub', () => {
   });
 
   it('/metrics has request durations labelled by route pattern, never by raw URL', async () => {
-    const tracker = await connectTracker(hub, { projectKey: PROJECT_A, sessionId: '55', tabId: 't' });
+    const tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT_A, sessionId: '55', tabId: 't' })).socket;
     try {
       expect((await call(hub.url, sessionsPath(PROJECT_A))).status).toBe(200);
       expect((await call(hub.url, sessionsPath(PROJECT_A, '/55'))).status).toBe(200);

@@ -6,9 +6,11 @@ import { type IncomingHttpHeaders, request } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import type { Socket } from 'socket.io-client';
 import type { Hub } from '../src/server';
-import { connectTracker, eventually, startTestHub } from './support/hub';
+import { startTestHub } from './support/hub';
 import { SPEC_EXAMPLE_SEARCH } from './support/sessions';
 import { API_KEYS_SPEC, KEY_A, KEY_ALL, PROJECT_A, PROJECT_B, type Reply, call, errorOf, page, sessionsPath } from './support/http';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 const P = PROJECT_A;
 const Q = PROJECT_B;
@@ -38,7 +40,7 @@ const search = (body: unknown, project = P): Promise<Reply> => call(hub.url, ses
 beforeAll(async () => {
   hub = await startTestHub({ HUB_API_KEYS: API_KEYS_SPEC });
   for (const t of TRACKERS) {
-    const socket = await connectTracker(hub, { projectKey: t.projectKey, sessionId: t.sessionId, tabId: 'tab1', info: t.info, userAgent: t.ua });
+    const socket = (await connectTracker(hub, { minimalInfo: true, projectKey: t.projectKey, sessionId: t.sessionId, tabId: 'tab1', info: t.info, userAgent: t.ua })).socket;
     sockets.set(t.sessionId, socket);
   }
   await eventually(
@@ -304,7 +306,7 @@ describe('changes reach REST (the search cache never serves a stale page)', () =
   });
 
   it('drops a session whose last tab left from the list, the search and the one-session route', async () => {
-    const extra = await connectTracker(hub, { projectKey: P, sessionId: '106', tabId: 'tab1', info: { userID: 'erin', timestamp: 6000 } });
+    const extra = (await connectTracker(hub, { minimalInfo: true, projectKey: P, sessionId: '106', tabId: 'tab1', info: { userID: 'erin', timestamp: 6000 } })).socket;
     await eventually(async () => page(await call(hub.url, sessionsPath(P))).total === 6, () => 'session 106 never appeared');
     expect(ids(await call(hub.url, `${sessionsPath(P)}?limit=1`))).toEqual(['106']);
 

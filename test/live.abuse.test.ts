@@ -1,6 +1,8 @@
 /** Hostile payloads cost the sender its event, never the process or another session. */
 import type { Hub } from '../src/server';
-import { connectTracker, eventually, projectKey, startTestHub } from './support/hub';
+import { projectKey, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 describe('hostile tracker payloads', () => {
   let hub: Hub;
@@ -13,9 +15,9 @@ describe('hostile tracker payloads', () => {
 
   test('a payload nested too deep to re-encode is dropped; the hub and other tabs keep working', async () => {
     const project = projectKey('abuse');
-    const attacker = await connectTracker(hub, { projectKey: project, sessionId: 'evil', tabId: 't1' });
-    const peer = await connectTracker(hub, { projectKey: project, sessionId: 'evil', tabId: 't2' });
-    const bystander = await connectTracker(hub, { projectKey: project, sessionId: 'good', tabId: 't1' });
+    const attacker = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 'evil', tabId: 't1' })).socket;
+    const peer = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 'evil', tabId: 't2' })).socket;
+    const bystander = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 'good', tabId: 't1' })).socket;
     try {
       const depth = 200_000;
       const nested = `${'['.repeat(depth)}${']'.repeat(depth)}`;

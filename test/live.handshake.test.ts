@@ -4,26 +4,7 @@
  */
 import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
-import {
-  CHROME_UA,
-  IPHONE_UA,
-  JWT_SECRET,
-  WS_PATH,
-  agentPeer,
-  agentToken,
-  closeAllPeers,
-  connectAgent,
-  connectTracker,
-  newSessionId,
-  projectKey,
-  restSession,
-  sessionOf,
-  startLiveHub,
-  trackerPeer,
-  waitSession,
-  Peer,
-} from './support/live';
-import { io } from 'socket.io-client';
+import { CHROME_UA, IPHONE_UA, JWT_SECRET, agentPeer, agentToken, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, restSession, sessionOf, startLiveHub, trackerPeer, waitSession } from './support/live';
 import type { Socket as ServerSocket } from 'socket.io';
 
 const PK = projectKey('handshake');
@@ -283,14 +264,12 @@ describe('live handshake', () => {
 
     test('polling transport works for other clients', async () => {
       const sid = newSessionId();
-      const socket = io(hub.url, {
-        path: WS_PATH,
+      await connectTracker(hub, {
+        projectKey: PK,
+        sessionId: sid,
         transports: ['polling'],
         query: { peerId: `${PK}-${sid}-poll`, identity: 'session', sessionInfo: JSON.stringify({ userID: 'poller' }) },
-        reconnection: false,
-        forceNew: true,
       });
-      await new Peer(socket).connected();
       expect((await waitSession(hub, PK, sid)).userID).toBe('poller');
     });
   });

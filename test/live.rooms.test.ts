@@ -3,7 +3,8 @@
  * the OpenReplay tracker-assist plugin and agent player expect them.
  */
 import type { Hub } from '../src/server';
-import { agentInfo, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey, startLiveHub, waitSession } from './support/live';
+import { agentInfo, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, startLiveHub, waitSession } from './support/live';
+import { eventually } from './support/wait';
 
 const PK = projectKey('rooms');
 

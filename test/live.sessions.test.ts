@@ -5,20 +5,7 @@
 import { findTab } from '../src/sessions/sessionIndex';
 import type { Session } from '../src/sessions/model';
 import type { Hub } from '../src/server';
-import {
-  type Peer,
-  closeAllPeers,
-  connectAgent,
-  connectTracker,
-  newSessionId,
-  projectKey,
-  restSession,
-  sessionOf,
-  startLiveHub,
-  trackerPeer,
-  waitNoSession,
-  waitSession,
-} from './support/live';
+import { type Peer, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, restSession, sessionOf, startLiveHub, trackerPeer, waitNoSession, waitSession } from './support/live';
 
 const PK = projectKey('sessions');
 

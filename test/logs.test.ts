@@ -8,8 +8,8 @@ import { io } from 'socket.io-client';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/ops/logger';
 import { type Hub, startHub } from '../src/server';
-import { eventually } from './support/hub';
 import { API_KEYS_SPEC, KEY_A, PROJECT_A, PROJECT_B, call, sessionsPath } from './support/http';
+import { eventually } from './support/wait';
 
 type Line = Record<string, unknown>;
 
@@ -30,7 +30,7 @@ it('writes level labels and ISO 8601 times', () => {
   logger.debug('not at info');
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatchObject({ level: 'info', msg: 'hello', a: 1, name: 'hub' });
-  expect(String(lines[0].time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });
 
 describe('refusals', () => {
@@ -68,16 +68,16 @@ describe('refusals', () => {
     await eventually(() => lines.some((l) => l.msg?.toString().startsWith('refused handshakes and requests')), () => JSON.stringify(lines.slice(-5)));
     const debug = lines.filter((l) => l.msg === 'handshake refused');
     expect(debug[0]).toMatchObject({ level: 'debug', reason: 'peer_id', peerId: 'not-a-valid-peer-id-at-all', identity: 'session', message: expect.stringContaining('peerId') });
-    expect(String(debug[0].address)).toMatch(/127\.0\.0\.1/);
+    expect(String(debug[0]?.address)).toMatch(/127\.0\.0\.1/);
     expect(debug[1]).toMatchObject({ reason: 'authentication', peerId: `${PROJECT_A}-123`, identity: 'agent' });
     const rest = lines.filter((l) => l.status === 401);
     expect(rest[0]).toMatchObject({ level: 'debug', code: 'UNAUTHORIZED', route: '/api/v1/:projectKey/assist/sessions' });
-    expect(String(rest[0].address)).toMatch(/127\.0\.0\.1/);
+    expect(String(rest[0]?.address)).toMatch(/127\.0\.0\.1/);
 
     // The summaries of the windows add up to what was refused.
     const summaries = (): Line[] => lines.filter((l) => l.msg?.toString().startsWith('refused handshakes and requests'));
     const total = (kind: 'handshakes' | 'http', key: string): number =>
-      summaries().reduce((sum, l) => sum + ((l.refused as Record<string, Record<string, number>>)[kind][key] ?? 0), 0);
+      summaries().reduce((sum, l) => sum + ((l.refused as Record<string, Record<string, number>>)[kind]?.[key] ?? 0), 0);
     await eventually(() => total('http', '429') >= 1, () => JSON.stringify(summaries()));
     expect(summaries().every((l) => l.level === 'info' && l.windowSeconds === 0.2)).toBe(true);
     expect(total('handshakes', 'peer_id')).toBe(1);

@@ -36,9 +36,9 @@ it('takes its request parts from the zod schemas the routes validate with', () =
   const { $schema: _, ...body } = z.toJSONSchema(searchBodySchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   expect(doc.components.schemas.SearchBody).toEqual(body);
   expect(body.additionalProperties).toBe(false);
-  const listParams = doc.paths['/api/v1/{projectKey}/assist/sessions'].get.parameters?.map((p) => p.name).sort();
+  const listParams = doc.paths['/api/v1/{projectKey}/assist/sessions']?.get?.parameters?.map((p) => p.name).sort();
   expect(listParams).toEqual(Object.keys(listQuerySchema.shape).sort());
-  const autocomplete = doc.paths['/api/v1/{projectKey}/assist/autocomplete'].get.parameters ?? [];
+  const autocomplete = doc.paths['/api/v1/{projectKey}/assist/autocomplete']?.get?.parameters ?? [];
   expect(autocomplete.find((p) => p.name === 'type')?.required).toBe(true);
 });
 

@@ -12,6 +12,7 @@ import { io } from 'socket.io-client';
 import { ConfigError, loadConfig } from '../src/config';
 import { type Hub, startHub } from '../src/server';
 import { CHROME_UA, EVENT_TIMEOUT_MS, JWT_SECRET, Peer, WS_PATH, closeAllPeers, connectTracker, projectKey, sessionOf, startLiveHub, waitNoSession, waitSession } from './support/live';
+import { scaled } from './support/wait';
 import { cityRecord, writeMmdb } from './support/mmdb';
 
 const PK = projectKey('orlive');
@@ -55,7 +56,7 @@ function realPlayer(hub: Hub, sessionId: string, o: { config?: string; token?: s
     query,
     forceNew: true,
     reconnection: false,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
   return new Peer(socket);
 }
@@ -261,14 +262,7 @@ describe('Socket.IO at /socket, where OpenReplay\'s ingress sends /ws-assist/soc
 
   test.each([[['websocket']], [['polling']]])('a tracker and the real player connect on /socket (%j)', async (transports) => {
     const sid = numericSessionId();
-    const socket = io(hub.url, {
-      path: '/socket',
-      transports: transports as ('websocket' | 'polling')[],
-      forceNew: true,
-      reconnection: false,
-      query: { peerId: `${PK}-${sid}-tab1`, identity: 'session', tabId: 'tab1', sessionInfo: JSON.stringify({ sessionID: sid, timestamp: Date.now() }) },
-    });
-    const tab = await new Peer(socket).connected();
+    const tab = await connectTracker(hub, { projectKey: PK, sessionId: sid, tabId: 'tab1', minimalInfo: true, path: '/socket', transports: transports as ('websocket' | 'polling')[] });
     await waitSession(hub, PK, sid);
     expect(tab.socket.connected).toBe(true);
     // Closed here, and waited for on the hub: a polling client's close is a request of its own,

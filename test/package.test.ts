@@ -11,10 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'socket.io-client';
 import type { Hub } from '../src/server';
+import { defined } from './support/assert';
 import { launchChromium } from './support/browser';
 import { REPO_ROOT, withBuildLock } from './support/buildLock';
-import { API_KEY, connectTracker, projectKey, startTestHub } from './support/hub';
+import { API_KEY, projectKey, startTestHub } from './support/hub';
 import { runOk } from './support/run';
+import { connectTracker } from './support/live';
 
 jest.setTimeout(240_000);
 
@@ -29,11 +31,12 @@ const expected = { total: 1, users: ['packed@example.com'] };
 
 beforeAll(async () => {
   hub = await startTestHub();
-  tracker = await connectTracker(hub, { projectKey: PROJECT, sessionId: '1001', tabId: 't1', info: { userID: 'packed@example.com' } });
+  tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT, sessionId: '1001', tabId: 't1', info: { userID: 'packed@example.com' } })).socket;
   const packed = await withBuildLock(() =>
     runOk('npm', ['pack', '--json', '--pack-destination', scratch], { cwd: REPO_ROOT, timeoutMs: 200_000 }),
   );
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  const [packResult] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  const info = defined(packResult, "npm pack's report");
   packedFiles = info.files.map((f) => f.path);
   mkdirSync(modules);
   await runOk('tar', ['-xzf', join(scratch, info.filename), '-C', modules], { cwd: scratch });
@@ -153,7 +156,7 @@ window.readHub = async (url, token, projectKey) => {
   try {
     const page = await browser.context.newPage();
     await page.setContent('<!doctype html><title>bundle</title>');
-    await page.addScriptTag({ content: result.outputFiles[0].text });
+    await page.addScriptTag({ content: defined(result.outputFiles[0], "esbuild's bundle").text });
     const out = await page.evaluate(([url, token, project]) => (globalThis as unknown as { readHub(u: string, t: string, p: string): Promise<unknown> }).readHub(url, token, project), [hub.url, API_KEY, PROJECT] as const);
     expect(out).toEqual(expected);
   } finally {

@@ -17,8 +17,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT, withBuildLock } from './support/buildLock';
-import { eventually } from './support/hub';
 import { killGroup, run, runOk } from './support/run';
+import { eventually } from './support/wait';
 
 jest.setTimeout(300_000);
 
@@ -33,15 +33,24 @@ interface Block {
 function codeBlocks(markdown: string): Block[] {
   const blocks: Block[] = [];
   const lines = markdown.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\S*)\s*$/.exec(lines[i]);
-    if (!open) continue;
-    const start = i;
-    const body: string[] = [];
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]); i++) body.push(lines[i]);
+  let open: { lang: string; start: number; body: string[] } | undefined;
+  const close = ({ lang, start, body }: { lang: string; start: number; body: string[] }): void => {
     const before = lines.slice(Math.max(0, start - 2), start).join('\n');
-    blocks.push({ lang: open[1], code: body.join('\n'), line: start + 1, skip: /<!--\s*readme-test:\s*skip\b/.test(before) });
+    blocks.push({ lang, code: body.join('\n'), line: start + 1, skip: /<!--\s*readme-test:\s*skip\b/.test(before) });
+  };
+  for (const [i, line] of lines.entries()) {
+    if (open) {
+      if (/^```\s*$/.test(line)) {
+        close(open);
+        open = undefined;
+      } else open.body.push(line);
+      continue;
+    }
+    const fence = /^```(\S*)\s*$/.exec(line);
+    if (fence) open = { lang: fence[1] ?? '', start: i, body: [] };
   }
+  // A block left open runs to the end of the text.
+  if (open) close(open);
   return blocks;
 }
 

@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, eventually, newSessionId, projectKey } from './support/live';
+import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey } from './support/live';
 import type { Hub } from '../src/server';
+import { eventually, scaled } from './support/wait';
 
 const ROOT = resolve(__dirname, '..');
 const SHUTDOWN_TIMEOUT_MS = 2000;
@@ -131,13 +132,13 @@ describe('graceful shutdown of the real process', () => {
       expect(child.proc.kill(signal)).toBe(true);
 
       // Not ready any more: 503 while draining, or nothing listening.
-      const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS + 3000;
       let last = await ready(url);
-      while (last === 200) {
-        if (Date.now() > deadline) throw new Error('/ready still answers 200 after the signal');
-        await new Promise((r) => setTimeout(r, 5));
-        last = await ready(url);
-      }
+      await eventually(
+        async () => (last = await ready(url)) !== 200,
+        () => `/ready after the signal: ${last}`,
+        SHUTDOWN_TIMEOUT_MS + 3000,
+        5,
+      );
       expect([503, 'refused']).toContain(last);
 
       const [reason] = await tracker.next('disconnect', SHUTDOWN_TIMEOUT_MS + 3000);
@@ -146,7 +147,7 @@ describe('graceful shutdown of the real process', () => {
 
       const exit = await child.exited;
       expect(exit).toMatchObject({ code: 0, signal: null });
-      expect(exit.at - sentAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 3000);
+      expect(exit.at - sentAt).toBeLessThan(scaled(SHUTDOWN_TIMEOUT_MS + 3000));
       expect(child.stdout.some((l) => l.includes('"hub stopped"'))).toBe(true);
       expect(await ready(url)).toBe('refused');
     },
@@ -161,7 +162,7 @@ describe('shutdown with a closed stdout', () => {
     // The reader of the hub's stdout goes away, as pino-pretty does on Ctrl-C.
     child.proc.stdout?.destroy();
     child.proc.kill('SIGTERM');
-    const exit = await Promise.race([child.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), SHUTDOWN_TIMEOUT_MS + 5000))]);
+    const exit = await Promise.race([child.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), scaled(SHUTDOWN_TIMEOUT_MS + 5000)))]);
     expect(exit).toMatchObject({ signal: null });
   }, 30_000);
 });

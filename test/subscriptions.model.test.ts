@@ -10,8 +10,10 @@
 import type { Socket } from 'socket.io-client';
 import { DashboardClient, type DashboardQuery, type LiveSubscription } from '../src/client/dashboardClient';
 import type { Hub } from '../src/server';
-import { API_KEY, connectTracker, eventually, projectKey, restSearch, startTestHub } from './support/hub';
+import { API_KEY, projectKey, restSearch, startTestHub } from './support/hub';
 import { Rng, seedFromEnv } from './support/random';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
 
 const PROJECTS = [projectKey('alpha'), projectKey('beta'), projectKey('gamma')];
 const USERS = ['ann@acme.io', 'bob@acme.io', 'carl@beta.org', 'dora@beta.org', ''];
@@ -80,7 +82,8 @@ describe('live subscriptions, model-based', () => {
 
     const connectTab = async (project: string, sessionId: string) => {
       const tabId = `t${rng.int(1_000_000)}`;
-      const socket = await connectTracker(hub, {
+      const socket = (await connectTracker(hub, {
+        minimalInfo: true,
         projectKey: project,
         sessionId,
         tabId,
@@ -92,7 +95,7 @@ describe('live subscriptions, model-based', () => {
           timestamp: 1_700_000_000_000 + rng.int(1000) * 1000,
           active: rng.chance(0.7),
         },
-      });
+      })).socket;
       tabs.push({ socket, project, sessionId, tabId });
     };
 

@@ -5,7 +5,9 @@ import { DashboardClient, SubscribeError } from '../src/client/dashboardClient';
 import { pendingBytes } from '../src/live/dashboard';
 import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
-import { API_KEY, JWT_SECRET, connectTracker, eventually, projectKey, restSearch, startTestHub } from './support/hub';
+import { API_KEY, JWT_SECRET, projectKey, restSearch, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually, pause } from './support/wait';
 
 const P1 = projectKey('dash1');
 const P2 = projectKey('dash2');
@@ -60,7 +62,7 @@ describe('/dashboard', () => {
     return c;
   };
   const tracker = async (project: string, sessionId: string, info: Record<string, unknown> = {}, tabId = 'tab1') => {
-    const s = await connectTracker(hub, { projectKey: project, sessionId, tabId, info });
+    const s = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId, tabId, info })).socket;
     closers.push(() => s.close());
     return s;
   };
@@ -150,7 +152,7 @@ describe('/dashboard', () => {
       // A change that does not alter the view ({}) sends nothing.
       const before = diffs.length;
       t.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: {} });
-      await new Promise((r) => setTimeout(r, 150));
+      await pause(150);
       for (const d of diffs) expect(d.added.length + d.updated.length + d.removed.length).toBeGreaterThan(0);
       expect(diffs.length - before).toBeLessThanOrEqual(1);
     });
@@ -217,7 +219,7 @@ describe('/dashboard', () => {
       c.socket.disconnect(); // the client will not reconnect by itself after a manual disconnect
       for (let i = 0; i < 8; i++) {
         t.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: `v${i}` } });
-        await new Promise((r) => setTimeout(r, 40)); // > diff window: one diff each, more than the history holds
+        await pause(40); // > diff window: one diff each, more than the history holds
       }
       const raw = rawDashboard(hub, API_KEY);
       closers.push(() => raw.close());
@@ -246,7 +248,7 @@ describe('/dashboard', () => {
       try {
         const tabs: Socket[] = [];
         for (let i = 0; i < 40; i++) {
-          const s = await connectTracker(slowHub, { projectKey: project, sessionId: `slow${i}`, tabId: 't', info: { userID: `u${i}` } });
+          const s = (await connectTracker(slowHub, { minimalInfo: true, projectKey: project, sessionId: `slow${i}`, tabId: 't', info: { userID: `u${i}` } })).socket;
           socketsToClose.push(s);
           tabs.push(s);
         }
@@ -271,7 +273,7 @@ describe('/dashboard', () => {
           async () => {
             round++;
             for (const [i, t] of tabs.entries()) t.emit('UPDATE_SESSION', { meta: { tabId: 't' }, data: { userID: `u${i}-${round}`, big } });
-            await new Promise((r) => setTimeout(r, 10));
+            await pause(10);
             if (serverSlow) maxPending = Math.max(maxPending, pendingBytes(serverSlow));
             return (await resyncs()) >= 1;
           },

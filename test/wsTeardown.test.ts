@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import { endUnlessEnded, installReceiverEndGuard } from '../src/live/wsTeardown';
 import type { Hub } from '../src/server';
-import { connectTracker, eventually, newSessionId, projectKey, startLiveHub } from './support/live';
+import { connectTracker, newSessionId, projectKey, startLiveHub } from './support/live';
+import { eventually } from './support/wait';
 
 type ReceiverCtor = new (options?: object) => Writable;
 const engineWs = createRequire(require.resolve('engine.io'))('ws') as { Receiver: ReceiverCtor };

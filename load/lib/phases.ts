@@ -255,14 +255,14 @@ export async function runRest(
   options: RestOptions,
 ): Promise<RestPhaseResult> {
   // Clients are dealt out over the REST worker processes (one client: one process).
-  const shares = workers.rest.map((_, i) => Math.floor(clients / workers.rest.length) + (i < clients % workers.rest.length ? 1 : 0));
+  const share = (i: number): number => Math.floor(clients / workers.rest.length) + (i < clients % workers.rest.length ? 1 : 0);
   const results = await Promise.all(
     workers.rest.flatMap((worker, i) =>
-      shares[i] > 0
+      share(i) > 0
         ? [
             worker.request(
               'rest.run',
-              { operation, concurrency: shares[i], durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs, gzip: options.gzip, searchLimit: options.searchLimit },
+              { operation, concurrency: share(i), durationMs: options.durationMs, liveTabs, requestTimeoutMs: options.requestTimeoutMs, gzip: options.gzip, searchLimit: options.searchLimit },
               options.durationMs + options.requestTimeoutMs + REQUEST_SLACK_MS,
             ),
           ]

@@ -51,7 +51,8 @@ export function readBodyText(req: IncomingMessage, limit: number): Promise<strin
     };
     const onEnd = (): void => {
       cleanup();
-      resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, received).toString('utf8'));
+      const [only] = chunks;
+      resolve(chunks.length === 1 && only ? only.toString('utf8') : Buffer.concat(chunks, received).toString('utf8'));
     };
     // An aborted upload has nobody to answer: the promise settles so that nothing waits on it.
     const onAbort = (): void => {

@@ -24,13 +24,15 @@ const FILES: Readonly<Record<string, string>> = {
   'icon.svg': 'icon.svg',
 };
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 const TYPES: Readonly<Record<string, string>> = {
   html: 'text/html; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
   map: 'application/json; charset=utf-8',
   css: 'text/css; charset=utf-8',
   svg: 'image/svg+xml',
-  json: 'application/json; charset=utf-8',
+  json: JSON_TYPE,
 };
 
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -43,7 +45,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 /** The file a console path names (`''` = the page), or undefined when it is not a console path. */
 export function consoleFile(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
-  const path = url.split('?', 1)[0];
+  const queryAt = url.indexOf('?');
+  const path = queryAt < 0 ? url : url.slice(0, queryAt);
   if (path === '/console') return '';
   if (!path.startsWith('/console/')) return undefined;
   return path.slice('/console/'.length);
@@ -71,7 +74,7 @@ export function consoleHandler(ctx: HubContext, dir = CONSOLE_DIR): (req: Incomi
       return;
     }
     if (file === 'config.json') {
-      return send(res, 200, TYPES.json, JSON.stringify({ wsPath: ctx.config.wsPath }), head);
+      return send(res, 200, JSON_TYPE, JSON.stringify({ wsPath: ctx.config.wsPath }), head);
     }
     const name = FILES[file];
     if (name === undefined) return sendError(res, new HubError(ErrorCode.NOT_FOUND, `no console file ${JSON.stringify(file.slice(0, 100))}`));

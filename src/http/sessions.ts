@@ -67,10 +67,10 @@ export function matchSessionRoute(_method: string | undefined, url: string | und
   if (url === undefined) return undefined;
   const queryAt = url.indexOf('?');
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
-  const m = SESSION_ROUTE.exec(path);
-  if (!m) return undefined;
-  const route: RouteName = m[3] ? 'autocomplete' : m[2] ? 'session' : 'sessions';
-  return { route, projectKey: m[1], sessionId: m[2], search: queryAt < 0 ? '' : url.slice(queryAt + 1) };
+  const [, projectKey, sessionId, autocomplete] = SESSION_ROUTE.exec(path) ?? [];
+  if (projectKey === undefined) return undefined;
+  const route: RouteName = autocomplete ? 'autocomplete' : sessionId ? 'session' : 'sessions';
+  return { route, projectKey, sessionId, search: queryAt < 0 ? '' : url.slice(queryAt + 1) };
 }
 
 /** A parse failure of the search grammar: a filter at fault, or the rest of the body. */

@@ -46,7 +46,7 @@ export function browserOf(name: string | undefined, version: string | undefined,
   if (name === 'Firefox' && MOBILE_FIREFOX.test(ua)) return { name: 'Mobile Firefox', version: version || null };
   if (name === 'Android Browser') {
     const webview = WEBVIEW.exec(ua);
-    if (webview) return { name: 'Chrome WebView', version: webview[1] };
+    if (webview) return { name: 'Chrome WebView', version: webview[1] ?? null };
   }
   return { name, version: version || null };
 }

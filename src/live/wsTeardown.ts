@@ -4,9 +4,10 @@
  * When a client's TCP connection ends, `ws` ends its frame Receiver (a Writable) on the socket's
  * 'end', and ends it again on the socket's 'close'. Node answers the second `end()` by building an
  * `ERR_STREAM_ALREADY_FINISHED` error, full stack trace included, and then drops it (no callback
- * was given). One per closing socket: 6 % of the hub's CPU while 10,000 tabs drop at once
- * (docs/performance.md). The guard below makes a bare `end()` on an already ended Receiver
- * return at once, which is exactly what Node's `end()` does in that case, minus the error.
+ * was given). One per closing socket, so a mass disconnect spends a visible share of the hub's CPU
+ * building errors nobody reads (figures: docs/performance.md, "Figures behind choices in the code").
+ * The guard below makes a bare `end()` on an already ended Receiver return at once, which is
+ * exactly what Node's `end()` does in that case, minus the error.
  */
 import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';

@@ -44,14 +44,72 @@ const NO_TABS: readonly TabState[] = Object.freeze([]);
 /** A room as readers see it: nothing of it can be assigned (only the index replaces its parts). */
 export type ReadonlyRoom = Readonly<Room>;
 
-/** What one op changed. */
-export interface Applied {
-  /** The op's room has other session data than before (replaced, or gone with its last tab). */
-  readonly dataChanged: boolean;
+/** What one op did to its session's view, as the change listeners hear it. */
+export type ViewChange = 'none' | 'appeared' | 'changed' | 'ended';
+
+/** A tab that joined or left a session's room. */
+export interface TabMove {
+  readonly projectKey: string;
+  readonly sessionId: string;
+  readonly tab: TabState;
 }
 
-const UNCHANGED: Applied = Object.freeze({ dataChanged: false });
-const DATA_CHANGED: Applied = Object.freeze({ dataChanged: true });
+/**
+ * What one op changed, as Phoenix presence's merge returns its joins and leaves: what a caller
+ * (replication, tab claims) needs without comparing the room before and after itself.
+ */
+export interface Applied {
+  /** The op's room has other session data than before (replaced, or gone with its last tab); false for `node:down`. */
+  readonly dataChanged: boolean;
+  /** The op's session view; `none` for `node:down`, whose sessions the listeners hear one by one. */
+  readonly view: ViewChange;
+  /**
+   * Tabs in the room now that were not before, and the other way round. A tab is its id and its
+   * socket: one taken over by a new socket leaves and joins; a tab whose fields changed does neither.
+   * `node:down` leaves every tab the node held, in every room.
+   */
+  readonly joins: readonly TabMove[];
+  readonly leaves: readonly TabMove[];
+}
+
+const NO_MOVES: readonly TabMove[] = Object.freeze([]);
+
+/** An outcome without joins or leaves, shared and frozen: the common path allocates nothing. */
+function settled(dataChanged: boolean, view: ViewChange): Applied {
+  return Object.freeze({ dataChanged, view, joins: NO_MOVES, leaves: NO_MOVES });
+}
+
+const SETTLED: Readonly<Record<ViewChange, readonly [unchangedData: Applied, changedData: Applied]>> = {
+  none: [settled(false, 'none'), settled(true, 'none')],
+  appeared: [settled(false, 'appeared'), settled(true, 'appeared')],
+  changed: [settled(false, 'changed'), settled(true, 'changed')],
+  ended: [settled(false, 'ended'), settled(true, 'ended')],
+};
+
+function viewChange(before: Session | undefined, after: Session | undefined): ViewChange {
+  if (before === after) return 'none';
+  if (!before) return 'appeared';
+  return after ? 'changed' : 'ended';
+}
+
+/** The tabs of `from` that `to` does not hold (same id and socket), as moves of one room. */
+function missingFrom(from: readonly TabState[], to: readonly TabState[], projectKey: string, sessionId: string, moves?: TabMove[]): TabMove[] | undefined {
+  for (const tab of from) {
+    if (!to.some((t) => t.tabId === tab.tabId && t.socketId === tab.socketId)) (moves ??= []).push({ projectKey, sessionId, tab });
+  }
+  return moves;
+}
+
+/** The outcome of an op on one room, from the room's tabs before and after it. */
+function appliedTo(projectKey: string, sessionId: string, dataChanged: boolean, view: ViewChange, before: readonly TabState[], after: readonly TabState[]): Applied {
+  const shared = SETTLED[view][dataChanged ? 1 : 0];
+  // Tabs are replaced, never changed in place: the same array is the same tabs.
+  if (before === after) return shared;
+  const joins = missingFrom(after, before, projectKey, sessionId);
+  const leaves = missingFrom(before, after, projectKey, sessionId);
+  if (!joins && !leaves) return shared;
+  return { dataChanged, view, joins: joins ?? NO_MOVES, leaves: leaves ?? NO_MOVES };
+}
 
 /**
  * The index as adapters (live handlers, REST, subscriptions) see it: every read, no write. Only
@@ -122,7 +180,10 @@ class ProjectIndex {
   version = 0;
 }
 
-/** A secondary-index key. `join` builds a flat string: a `+` would keep a 32 B cons wrapper in the map. */
+/**
+ * A secondary-index key. `join` builds a flat string, where a `+` would keep a cons wrapper in the map
+ * for as long as the key lives (figures: docs/performance.md, "Figures behind choices in the code").
+ */
 function indexKey(attribute: string, text: string): string {
   return [attribute, text].join('\0');
 }
@@ -180,16 +241,38 @@ export class SessionIndex implements SessionIndexView {
 
   /** Applies one op (only the store calls this) and says what it changed. */
   apply(op: IndexOp): Applied {
-    if (op.type === 'node:down') {
-      this.applyOp(op);
-      return UNCHANGED;
-    }
-    const before = this.room(op.projectKey, op.sessionId)?.data;
+    if (op.type === 'node:down') return this.nodeDown(op.nodeId);
+    const { projectKey, sessionId } = op;
+    const before = this.room(projectKey, sessionId);
+    const data = before?.data;
+    const tabs = before?.tabs ?? NO_TABS;
+    const view = before?.view;
     this.applyOp(op);
-    return this.room(op.projectKey, op.sessionId)?.data !== before ? DATA_CHANGED : UNCHANGED;
+    const after = this.room(projectKey, sessionId);
+    return appliedTo(projectKey, sessionId, after?.data !== data, viewChange(view, after?.view), tabs, after?.tabs ?? NO_TABS);
   }
 
-  private applyOp(op: IndexOp): void {
+  /** Every tab and agent of a node goes; the tabs are the outcome's leaves. */
+  private nodeDown(nodeId: string): Applied {
+    let leaves: TabMove[] | undefined;
+    for (const project of this.projects.values()) {
+      for (const room of [...project.rooms.values()]) {
+        const tabs = room.tabs;
+        room.tabs = withoutTabs(tabs, (tab) => tab.nodeId === nodeId);
+        const tabsGone = room.tabs !== tabs;
+        this.dropAgents(room, (agent) => agent.nodeId === nodeId);
+        if (tabsGone) {
+          leaves = missingFrom(tabs, room.tabs, room.projectKey, room.sessionId, leaves);
+          this.refresh(room);
+        } else {
+          this.dropIfEmpty(room);
+        }
+      }
+    }
+    return leaves ? { dataChanged: false, view: 'none', joins: NO_MOVES, leaves } : SETTLED.none[0];
+  }
+
+  private applyOp(op: Exclude<IndexOp, { type: 'node:down' }>): void {
     switch (op.type) {
       case 'tab:up': {
         const room = this.roomFor(op.projectKey, op.sessionId);
@@ -227,19 +310,6 @@ export class SessionIndex implements SessionIndexView {
         if (!room) return;
         this.dropAgents(room, (agent) => agent.socketId === op.socketId);
         this.dropIfEmpty(room);
-        return;
-      }
-      case 'node:down': {
-        for (const project of this.projects.values()) {
-          for (const room of [...project.rooms.values()]) {
-            const tabs = room.tabs;
-            room.tabs = withoutTabs(tabs, (tab) => tab.nodeId === op.nodeId);
-            const tabsGone = room.tabs !== tabs;
-            this.dropAgents(room, (agent) => agent.nodeId === op.nodeId);
-            if (tabsGone) this.refresh(room);
-            else this.dropIfEmpty(room);
-          }
-        }
         return;
       }
     }

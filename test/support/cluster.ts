@@ -12,9 +12,10 @@ import { io } from 'socket.io-client';
 import { loadConfig } from '../../src/config';
 import { type Hub, startHub } from '../../src/server';
 import type { Session } from '../../src/sessions/model';
-import { API_KEY, JWT_SECRET, Peer, WS_PATH, agentInfo, agentToken, trackerInfo, CHROME_UA } from './live';
+import { API_KEY, JWT_SECRET, Peer, type TrackerOptions, WS_PATH, agentInfo, agentToken, CHROME_UA, trackerPeer } from './live';
 import { freePort } from './redis';
 import { assertMatchesOpenApi } from './openapi';
+import { eventually, scaled } from './wait';
 
 export const HEARTBEAT_MS = 200;
 export const NODE_TTL_MS = 1_000;
@@ -71,15 +72,20 @@ export class NodeProcess {
   }
 
   static async spawn(redisUrl: string, nodeId: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
-    const node = await NodeProcess.launch(redisUrl, nodeId, extra);
-    try {
-      await node.waitReady();
-    } catch (err) {
-      // Not left running behind the failed test.
-      await node.kill9();
-      throw err;
+    // The port is free when picked, not necessarily when the child listens seconds later (tsx
+    // compiles first): on a shared machine any outgoing connection may take it meanwhile. Such a
+    // start is tried again on another port; any other failure is the test's.
+    for (let attempt = 1; ; attempt++) {
+      const node = await NodeProcess.launch(redisUrl, nodeId, extra);
+      try {
+        await node.waitReady();
+        return node;
+      } catch (err) {
+        // Not left running behind the failed test.
+        await node.kill9();
+        if (attempt >= 3 || !node.output.includes('EADDRINUSE')) throw err;
+      }
     }
-    return node;
   }
 
   /** Starts the process without waiting for it to be ready. */
@@ -101,20 +107,23 @@ export class NodeProcess {
 
   /** Resolves once GET /ready answers 200; fails with the node's output if it exits or times out (generous: tsx compiles at start, slow on a loaded machine). */
   async waitReady(timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = 'not listening';
-    for (;;) {
-      if (!this.alive) throw new Error(`node ${this.nodeId} exited before it was ready:\n${this.output}`);
-      try {
-        const res = await fetch(`${this.url}/ready`);
-        if (res.status === 200) return;
-        last = `${res.status} ${await res.text()}`;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms (last /ready: ${last}):\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(
+      async () => {
+        if (!this.alive) throw new Error(`node ${this.nodeId} exited before it was ready:\n${this.output}`);
+        try {
+          const res = await fetch(`${this.url}/ready`);
+          if (res.status === 200) return true;
+          last = `${res.status} ${await res.text()}`;
+        } catch {
+          // not listening yet
+        }
+        return false;
+      },
+      () => `node ${this.nodeId}'s /ready: ${last}\n${this.output}`,
+      timeoutMs,
+      50,
+    );
   }
 
   /** Dies without warning. */
@@ -183,37 +192,6 @@ export class Balancer {
   }
 }
 
-export interface TabAt {
-  projectKey: string;
-  sessionId: string;
-  tabId?: string;
-  info?: Record<string, unknown>;
-  /** socket.io-client's own reconnection (off by default: a drop is then visible to the test). */
-  reconnection?: boolean;
-}
-
-/** A tracker tab connecting to `url` (not awaited: `.connected()` or `.refused()`). */
-export function trackerAt(url: string, o: TabAt): Peer {
-  const tabId = o.tabId ?? 'tab1';
-  const socket = io(url, {
-    path: WS_PATH,
-    transports: ['websocket'],
-    query: {
-      peerId: `${o.projectKey}-${o.sessionId}-${tabId}`,
-      identity: 'session',
-      tabId,
-      sessionInfo: JSON.stringify(trackerInfo(o, o.info)),
-    },
-    extraHeaders: { 'user-agent': CHROME_UA },
-    reconnection: o.reconnection ?? false,
-    reconnectionDelay: 100,
-    reconnectionDelayMax: 200,
-    forceNew: true,
-    timeout: 3_000,
-  });
-  return new Peer(socket);
-}
-
 /** An agent attached to a session through `url` (not awaited). */
 export function agentAt(url: string, o: { projectKey: string; sessionId: string; name?: string; config?: unknown }): Peer {
   const socket = io(url, {
@@ -230,7 +208,7 @@ export function agentAt(url: string, o: { projectKey: string; sessionId: string;
     extraHeaders: { 'user-agent': CHROME_UA },
     reconnection: false,
     forceNew: true,
-    timeout: 3_000,
+    timeout: scaled(3_000),
   });
   return new Peer(socket);
 }
@@ -257,16 +235,6 @@ export async function idsAt(url: string, projectKey: string): Promise<string[]> 
   return (await listAt(url, projectKey)).sessions.map((s) => s.sessionID).sort();
 }
 
-/** Polls until `check` holds; returns how long it took. */
-export async function within(ms: number, check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - start;
-    if (Date.now() - start > ms) throw new Error(`not reached within ${ms} ms: ${await describe()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The OpenReplay tracker's reconnection delays after a refusal or a lost connection (then 10 s on). */
 export const TRACKER_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 10_000];
 
@@ -285,7 +253,7 @@ export class RetryingTab {
 
   constructor(
     private readonly route: (attempt: number) => string,
-    private readonly o: TabAt,
+    private readonly o: TrackerOptions,
   ) {}
 
   get connected(): boolean {
@@ -308,7 +276,7 @@ export class RetryingTab {
     if (this.stopped) return;
     const record: { at: number; outcome: 'connected' | 'refused' | 'pending' } = { at: Date.now() - this.startedAt, outcome: 'pending' };
     this.attempts.push(record);
-    const peer = trackerAt(this.route(this.attempts.length - 1), this.o);
+    const peer = trackerPeer(this.route(this.attempts.length - 1), this.o);
     this.peer = peer;
     const retry = () => {
       if (this.stopped || this.peer !== peer || this.timer) return;

@@ -1,5 +1,4 @@
-/** Starts a real hub on an ephemeral port for a test, and real socket.io-client trackers against it. */
-import { io, type Socket } from 'socket.io-client';
+/** Starts a real hub on an ephemeral port for a test (trackers: support/live.ts's `connectTracker`). */
 import { loadConfig } from '../../src/config';
 import { type Hub, startHub } from '../../src/server';
 import { assertMatchesOpenApi } from './openapi';
@@ -24,45 +23,6 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Hu
 /** A 20-character project key from a short name (letters/digits only: `-` separates peerId parts). */
 export function projectKey(name: string): string {
   return `${name.replace(/[^A-Za-z0-9]/g, '')}${'0'.repeat(20)}`.slice(0, 20);
-}
-
-export interface TrackerOptions {
-  projectKey: string;
-  sessionId: string;
-  tabId: string;
-  info?: Record<string, unknown>;
-  userAgent?: string;
-}
-
-/** Connects one tracker tab and resolves once the hub accepted it. */
-export function connectTracker(hub: Hub, o: TrackerOptions): Promise<Socket> {
-  const socket = io(hub.url, {
-    path: '/ws-assist/socket',
-    transports: ['websocket'],
-    forceNew: true,
-    reconnection: false,
-    query: {
-      peerId: `${o.projectKey}-${o.sessionId}-${o.tabId}`,
-      identity: 'session',
-      tabId: o.tabId,
-      sessionInfo: JSON.stringify({ sessionID: o.sessionId, timestamp: Date.now(), ...o.info }),
-    },
-    extraHeaders: { 'user-agent': o.userAgent ?? CHROME_UA },
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err) => reject(err));
-  });
-}
-
-/** Resolves when `check` returns true, polling every `everyMs`; rejects with `describe()` after the timeout. */
-export async function eventually(check: () => boolean | Promise<boolean>, describe: () => string = () => '', timeoutMs = 5000, everyMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${describe()}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /**

@@ -9,18 +9,26 @@ import jwt from 'jsonwebtoken';
 import { io, type Socket } from 'socket.io-client';
 import type { Session } from '../../src/sessions/model';
 import type { Hub } from '../../src/server';
-import { API_KEY, CHROME_UA, JWT_SECRET, eventually, startTestHub } from './hub';
+import { API_KEY, CHROME_UA, JWT_SECRET, startTestHub } from './hub';
 import { assertMatchesOpenApi } from './openapi';
+import { eventually, pause, scaled } from './wait';
 
-export { API_KEY, CHROME_UA, JWT_SECRET, eventually, projectKey } from './hub';
+export { API_KEY, CHROME_UA, JWT_SECRET, projectKey } from './hub';
 export const WS_PATH = '/ws-assist/socket';
 export const IPHONE_UA =
   'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
 
-/** Default wait for an expected event. */
+/** Default wait for an expected event (every wait of a Peer is scaled by TEST_TIME_FACTOR). */
 export const EVENT_TIMEOUT_MS = 3000;
-/** Window in which an event must NOT arrive ("nothing happens" checks). */
-export const QUIET_MS = 150;
+/**
+ * How long a "nothing happens" check waits for an event another node would relay through Redis:
+ * no barrier on this node can order what another node has yet to send (see `Peer.quietFor`).
+ */
+export const CROSS_NODE_QUIET_MS = 150;
+
+/** The event a barrier's marker is sent as (the hub never sends it otherwise). */
+const BARRIER_EVENT = 'test:barrier';
+let barriers = 0;
 
 export const startLiveHub = startTestHub;
 
@@ -47,7 +55,11 @@ export class Peer {
   private readonly cursors = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly socket: Socket) {
+  /** `hub`: the in-process hub the socket connects to, for `barrier()` (absent for a socket made by URL). */
+  constructor(
+    readonly socket: Socket,
+    readonly hub?: Hub,
+  ) {
     live.add(this);
     socket.onAny((event: string, ...args: unknown[]) => this.push(event, args));
     socket.on('disconnect', (reason) => this.push('disconnect', [reason]));
@@ -77,7 +89,8 @@ export class Peer {
   }
 
   /** Resolves with `check()`'s first non-undefined result, re-checked on every received event. */
-  private until<T>(check: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
+  private until<T>(check: () => T | undefined, what: string, unscaledMs: number): Promise<T> {
+    const timeoutMs = scaled(unscaledMs);
     return new Promise((resolve, reject) => {
       const first = check();
       if (first !== undefined) return resolve(first);
@@ -148,9 +161,42 @@ export class Peer {
     return String(r.args[0]);
   }
 
-  /** Fails if an unconsumed `event` is there at the end of a short window. */
-  async quiet(event: string, ms = QUIET_MS): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
+  /**
+   * Resolves once everything the hub had sent this socket when called has arrived. The hub sends
+   * the socket a marker itself, and Socket.IO delivers one socket's packets in order (one
+   * engine.io write buffer, one transport, decoded in order): whatever the hub emitted to it
+   * before, directly or through a room, arrives before the marker. So a test that has seen the
+   * hub handle a trigger (an event it caused elsewhere, an index change; the hub's handlers emit
+   * synchronously) knows, past the barrier, every event that trigger sent here.
+   */
+  async barrier(): Promise<void> {
+    if (!this.hub) throw new Error('a barrier needs the in-process hub the socket is on (made by URL: use quietFor)');
+    const server = this.hub.io.of('/').sockets.get(this.id);
+    if (!server) throw new Error(`the hub holds no socket ${this.id} (received: ${this.received.map((r) => r.event).join(', ')})`);
+    barriers += 1;
+    const marker = barriers;
+    server.emit(BARRIER_EVENT, marker);
+    await this.until(() => (this.received.some((r) => r.event === BARRIER_EVENT && r.args[0] === marker) ? true : undefined), `barrier marker ${marker}`, EVENT_TIMEOUT_MS);
+  }
+
+  /** Fails if an unconsumed `event` arrived before a barrier (see `barrier`). */
+  async quiet(event: string): Promise<void> {
+    await this.barrier();
+    this.expectNone(event);
+  }
+
+  /**
+   * Fails if an unconsumed `event` is there after a fixed window (scaled): for events another node
+   * would relay through Redis, which no barrier on this node orders. Then a local barrier, so
+   * whatever this node had queued is in too.
+   */
+  async quietFor(event: string, ms = CROSS_NODE_QUIET_MS): Promise<void> {
+    await pause(ms);
+    if (this.hub) await this.barrier();
+    this.expectNone(event);
+  }
+
+  private expectNone(event: string): void {
     const extra = this.pending(event);
     if (extra.length > 0) throw new Error(`unexpected "${event}": ${JSON.stringify(extra).slice(0, 500)}`);
   }
@@ -188,8 +234,13 @@ export interface TrackerOptions {
   sessionId: string;
   /** The tab part of the peerId; `null` sends the two-part peerId. */
   tabId?: string | null;
-  /** Merged over a realistic tracker sessionInfo. */
+  /** Merged over a realistic tracker sessionInfo (see `minimalInfo`). */
   info?: Record<string, unknown>;
+  /**
+   * The sessionInfo is only `sessionID` and `timestamp` under `info`, not `trackerInfo`'s
+   * realistic fields: for suites whose searches and views must see exactly what they set.
+   */
+  minimalInfo?: boolean;
   /** Sent as is in the query instead of JSON.stringify(info) (for malformed values). */
   rawSessionInfo?: string;
   /** Replaces the query entirely (peerId/identity tests). */
@@ -199,6 +250,10 @@ export interface TrackerOptions {
   headers?: Record<string, string>;
   /** Socket.IO client transports; trackers use WebSocket only. */
   transports?: ('polling' | 'websocket')[];
+  /** The Socket.IO path (default WS_PATH; `/socket` is OpenReplay's alias). */
+  path?: string;
+  /** socket.io-client's own reconnection (off by default: a drop is then visible to the test). */
+  reconnection?: boolean;
 }
 
 /** The sessionInfo a v11 tracker sends (see protocol.md). */
@@ -220,31 +275,39 @@ export function trackerInfo(o: { projectKey: string; sessionId: string }, extra:
   };
 }
 
-/** Creates a tracker socket (not awaited): use `.connected()` or `.refused()`. */
-export function trackerPeer(hub: Hub, o: TrackerOptions): Peer {
+function sessionInfoOf(o: TrackerOptions): string {
+  if (o.rawSessionInfo !== undefined) return o.rawSessionInfo;
+  return JSON.stringify(o.minimalInfo ? { sessionID: o.sessionId, timestamp: Date.now(), ...o.info } : trackerInfo(o, o.info));
+}
+
+/** Creates a tracker socket to a hub (or a node's URL), not awaited: use `.connected()` or `.refused()`. */
+export function trackerPeer(target: Hub | string, o: TrackerOptions): Peer {
   const tabId = o.tabId === undefined ? 'tab1' : o.tabId;
   const peerId = tabId === null ? `${o.projectKey}-${o.sessionId}` : `${o.projectKey}-${o.sessionId}-${tabId}`;
   const query: Record<string, string> = o.query ?? {
     peerId,
     identity: 'session',
     tabId: tabId ?? '',
-    ...(o.auth?.sessionInfo !== undefined ? {} : { sessionInfo: o.rawSessionInfo ?? JSON.stringify(trackerInfo(o, o.info)) }),
+    ...(o.auth?.sessionInfo !== undefined ? {} : { sessionInfo: sessionInfoOf(o) }),
   };
-  const socket = io(hub.url, {
-    path: WS_PATH,
+  const socket = io(typeof target === 'string' ? target : target.url, {
+    path: o.path ?? WS_PATH,
     transports: o.transports ?? ['websocket'],
     query,
     auth: o.auth ?? {},
     extraHeaders: { 'user-agent': o.userAgent ?? CHROME_UA, ...o.headers },
-    reconnection: false,
+    reconnection: o.reconnection ?? false,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
     forceNew: true,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
-  return new Peer(socket);
+  return new Peer(socket, typeof target === 'string' ? undefined : target);
 }
 
-export function connectTracker(hub: Hub, o: TrackerOptions): Promise<Peer> {
-  return trackerPeer(hub, o).connected();
+/** The one way the suites connect a tracker tab: resolves once the hub accepted it, rejects with its refusal. */
+export function connectTracker(target: Hub | string, o: TrackerOptions): Promise<Peer> {
+  return trackerPeer(target, o).connected();
 }
 
 export function agentToken(claims: Record<string, unknown>, options: jwt.SignOptions = {}, secret = JWT_SECRET): string {
@@ -286,9 +349,9 @@ export function agentPeer(hub: Hub, o: AgentOptions): Peer {
     extraHeaders: { 'user-agent': CHROME_UA },
     reconnection: false,
     forceNew: true,
-    timeout: EVENT_TIMEOUT_MS,
+    timeout: scaled(EVENT_TIMEOUT_MS),
   });
-  return new Peer(socket);
+  return new Peer(socket, hub);
 }
 
 export function connectAgent(hub: Hub, o: AgentOptions): Promise<Peer> {

@@ -4,6 +4,7 @@
  * GeoIP2-City-shaped database. Written from the format's specification
  * (https://maxmind.github.io/MaxMind-DB/), so tests need no downloaded database.
  */
+import { defined } from './assert';
 
 type Value = string | number | Value[] | { [key: string]: Value };
 
@@ -59,18 +60,19 @@ export function writeMmdb(networks: ReadonlyArray<[cidr: string, record: Value]>
   networks.forEach(([cidr], dataIndex) => {
     const [ip, lenText] = cidr.split('/');
     const len = Number(lenText);
-    const addr = ip.split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
+    const addr = defined(ip, `an address in ${cidr}`).split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
     let node = 0;
     for (let bit = 0; bit < len; bit++) {
       const side = (addr >>> (31 - bit)) & 1;
+      const current = defined(nodes[node], `tree node ${node}`);
       if (bit === len - 1) {
-        nodes[node][side] = { data: dataIndex };
+        current[side] = { data: dataIndex };
       } else {
-        let next = nodes[node][side];
+        let next = current[side];
         if (typeof next !== 'number' || next === -1) {
           nodes.push([-1, -1]);
           next = nodes.length - 1;
-          nodes[node][side] = next;
+          current[side] = next;
         }
         node = next;
       }
@@ -85,7 +87,7 @@ export function writeMmdb(networks: ReadonlyArray<[cidr: string, record: Value]>
     offset += r.length;
   }
   const tree = Buffer.alloc(nodeCount * 6);
-  const recordValue = (ref: Ref): number => (typeof ref === 'number' ? (ref === -1 ? nodeCount : ref) : nodeCount + 16 + offsets[ref.data]);
+  const recordValue = (ref: Ref): number => (typeof ref === 'number' ? (ref === -1 ? nodeCount : ref) : nodeCount + 16 + defined(offsets[ref.data], `the offset of record ${ref.data}`));
   nodes.forEach(([left, right], i) => {
     tree.writeUIntBE(recordValue(left), i * 6, 3);
     tree.writeUIntBE(recordValue(right), i * 6 + 3, 3);

@@ -48,12 +48,12 @@ export interface Answer {
 
 /** Why an answer does not match the document (empty when it does). */
 export function openApiProblems(a: Answer): string[] {
-  const path = a.url.split('?')[0];
+  const path = a.url.replace(/\?.*$/s, '');
   const method = a.method.toLowerCase();
   // No body to check: HEAD, preflights and OPTIONS, 204s.
   if (method === 'head' || method === 'options' || a.status === 204) return [];
   const match = templates.find((t) => t.pattern.test(path));
-  const operation = match ? doc.paths[match.template][method] : undefined;
+  const operation = match ? doc.paths[match.template]?.[method] : undefined;
   if (!match || !operation) {
     // The public API's own paths (unknown ones, methods a route does not answer): an Error, and
     // never a success the document does not have. Other paths (/debug, OpenReplay's internal API

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { eventually } from './wait';
 
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 
@@ -37,9 +38,8 @@ export function freePort(): Promise<number> {
 
 /** Resolves once something accepts TCP connections on the port and answers PING. */
 async function waitForPing(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const ping = (): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       socket.setTimeout(500);
       socket.once('connect', () => socket.write('PING\r\n'));
@@ -54,10 +54,7 @@ async function waitForPing(port: number, timeoutMs: number): Promise<void> {
         resolve(false);
       });
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(ping, () => `redis-server on port ${port} does not answer PING`, timeoutMs, 50);
 }
 
 export class RedisServer {

@@ -1,4 +1,4 @@
-import type { JsonObject } from '../../src/sessions/model';
+import type { JsonObject, TabState } from '../../src/sessions/model';
 import { type SearchPage, type SessionChange, SessionIndex } from '../../src/sessions/sessionIndex';
 import {
   OTHER_PROJECT,
@@ -479,21 +479,92 @@ describe('SessionIndex.autocomplete', () => {
   });
 });
 
-
 describe('apply says what changed', () => {
+  const NONE = { joins: [], leaves: [] };
+  const move = (sessionId: string, tab: TabState, projectKey = PROJECT) => ({ projectKey, sessionId, tab });
+
   test('dataChanged only when the room holds other data afterwards', () => {
     const index = new SessionIndex();
     const d1 = makeData({ userID: 'u1' }, 1);
-    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toEqual({ dataChanged: true });
+    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toMatchObject({ dataChanged: true });
     // The same op again (a replay), a tab field, an agent, older data: the data stays.
-    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toEqual({ dataChanged: false });
-    expect(index.apply(tabUp('s1', makeTab('t1', { pageTitle: 'Other' })))).toEqual({ dataChanged: false });
-    expect(index.apply(agentUp('s1', makeAgent('a1')))).toEqual({ dataChanged: false });
-    expect(index.apply(dataOp('s1', makeData({ userID: 'old' }, 1)))).toEqual({ dataChanged: false });
-    expect(index.apply(dataOp('s1', makeData({ userID: 'u2' }, 2)))).toEqual({ dataChanged: true });
+    expect(index.apply(tabUp('s1', makeTab('t1'), d1))).toMatchObject({ dataChanged: false });
+    expect(index.apply(tabUp('s1', makeTab('t1', { pageTitle: 'Other' })))).toMatchObject({ dataChanged: false });
+    expect(index.apply(agentUp('s1', makeAgent('a1')))).toMatchObject({ dataChanged: false });
+    expect(index.apply(dataOp('s1', makeData({ userID: 'old' }, 1)))).toMatchObject({ dataChanged: false });
+    expect(index.apply(dataOp('s1', makeData({ userID: 'u2' }, 2)))).toMatchObject({ dataChanged: true });
     expect(index.room(PROJECT, 's1')?.data?.fields).toEqual({ userID: 'u2' });
     // The last tab leaves: its data goes with it (the agent keeps the room).
-    expect(index.apply(tabDown('s1', 't1'))).toEqual({ dataChanged: true });
-    expect(index.apply({ type: 'node:down', nodeId: 'node-a' })).toEqual({ dataChanged: false });
+    expect(index.apply(tabDown('s1', 't1'))).toMatchObject({ dataChanged: true });
+    expect(index.apply({ type: 'node:down', nodeId: 'node-a' })).toMatchObject({ dataChanged: false });
+  });
+
+  test('the view appears, changes and ends, as the listeners hear it', () => {
+    const { index, changes } = recorded();
+    const t1 = makeTab('t1');
+    const t2 = makeTab('t2');
+    expect(index.apply(tabUp('s1', t1, makeData({ userID: 'u1' })))).toEqual({ dataChanged: true, view: 'appeared', joins: [move('s1', t1)], leaves: [] });
+    expect(index.apply(tabUp('s1', t2))).toEqual({ dataChanged: false, view: 'changed', joins: [move('s1', t2)], leaves: [] });
+    expect(index.apply(dataOp('s1', makeData({ userID: 'u2' }, 2)))).toEqual({ dataChanged: true, view: 'changed', ...NONE });
+    expect(index.apply(tabDown('s1', 't1'))).toEqual({ dataChanged: false, view: 'changed', joins: [], leaves: [move('s1', t1)] });
+    expect(index.apply(tabDown('s1', 't2'))).toEqual({ dataChanged: true, view: 'ended', joins: [], leaves: [move('s1', t2)] });
+    // One listener event per view change reported, in the same order.
+    expect(changes.map((c) => (c.before ? (c.after ? 'changed' : 'ended') : 'appeared'))).toEqual(['appeared', 'changed', 'changed', 'changed', 'ended']);
+  });
+
+  test('a tab without any data yet joins the room; no view appears', () => {
+    const index = new SessionIndex();
+    const t1 = makeTab('t1');
+    expect(index.apply(tabUp('s1', t1))).toEqual({ dataChanged: false, view: 'none', joins: [move('s1', t1)], leaves: [] });
+    expect(index.session(PROJECT, 's1')).toBeUndefined();
+  });
+
+  test('a tab taken over by a new socket leaves and joins; a tab whose fields change does neither', () => {
+    const index = new SessionIndex();
+    const old = makeTab('t1');
+    index.apply(tabUp('s1', old, makeData({ userID: 'u1' })));
+    const retitled = makeTab('t1', { pageTitle: 'Checkout' });
+    expect(index.apply(tabUp('s1', retitled))).toEqual({ dataChanged: false, view: 'changed', ...NONE });
+    const taken = makeTab('t1', { socketId: 'sock-new', nodeId: 'node-b' });
+    expect(index.apply(tabUp('s1', taken))).toEqual({ dataChanged: false, view: 'changed', joins: [move('s1', taken)], leaves: [move('s1', retitled)] });
+    // The old socket's late leave is stale: nothing changes.
+    expect(index.apply(tabDown('s1', 't1', 'sock-t1'))).toEqual({ dataChanged: false, view: 'none', ...NONE });
+  });
+
+  test('ops that change nothing, and agents, return one shared frozen outcome', () => {
+    const index = new SessionIndex();
+    const t1 = makeTab('t1');
+    const d1 = makeData({ userID: 'u1' });
+    index.apply(tabUp('s1', t1, d1));
+    const replay = index.apply(tabUp('s1', t1, d1));
+    expect(replay).toEqual({ dataChanged: false, view: 'none', ...NONE });
+    expect(Object.isFrozen(replay)).toBe(true);
+    expect(Object.isFrozen(replay.joins)).toBe(true);
+    // The same object for every op with that outcome: nothing allocated.
+    expect(index.apply(agentUp('s1', makeAgent('a1')))).toBe(replay);
+    expect(index.apply(agentDown('s1', 'a1'))).toBe(replay);
+    expect(index.apply(tabDown('nope', 't1'))).toBe(replay);
+    expect(index.apply(dataOp('s1', makeData({ userID: 'older' }, 0)))).toBe(replay);
+    const update = index.apply(dataOp('s1', makeData({ userID: 'u2' }, 2)));
+    expect(index.apply(dataOp('s1', makeData({ userID: 'u3' }, 3)))).toBe(update);
+  });
+
+  test('node:down leaves every tab the node held, in every room and project; the views are heard one by one', () => {
+    const { index, changes } = recorded();
+    const a1 = makeTab('a1');
+    const a2 = makeTab('a2');
+    const b1 = makeTab('b1', { nodeId: 'node-b' });
+    index.apply(tabUp('s1', a1, makeData({ userID: 'u1' })));
+    index.apply(tabUp('s1', b1));
+    index.apply(tabUp('s2', a2, makeData({ userID: 'u2' }), OTHER_PROJECT));
+    index.apply(agentUp('s3', makeAgent('x', { nodeId: 'node-a' })));
+    changes.length = 0;
+    const down = index.apply({ type: 'node:down', nodeId: 'node-a' });
+    expect(down).toEqual({ dataChanged: false, view: 'none', joins: [], leaves: expect.arrayContaining([move('s1', a1), move('s2', a2, OTHER_PROJECT)]) });
+    expect(down.leaves).toHaveLength(2);
+    expect(changes.map((c) => [c.sessionId, Boolean(c.after)])).toEqual(expect.arrayContaining([['s1', true], ['s2', false]]));
+    expect(index.room(PROJECT, 's3')).toBeUndefined();
+    // A node with nothing left: the shared outcome.
+    expect(index.apply({ type: 'node:down', nodeId: 'node-a' })).toEqual({ dataChanged: false, view: 'none', ...NONE });
   });
 });

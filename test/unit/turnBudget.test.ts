@@ -1,5 +1,6 @@
 /** The budgeted job queue that keeps subscribe bursts from holding the event loop. */
 import { TurnBudgetQueue } from '../../src/live/turnBudget';
+import { pause } from '../support/wait';
 
 function busy(ms: number): void {
   const until = performance.now() + ms;
@@ -19,7 +20,7 @@ describe('TurnBudgetQueue', () => {
       });
     }
     setImmediate(() => order.push('other'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await pause(50);
     expect(order).toEqual(['a', 'other', 'b', 'c']);
     expect(queue.size).toBe(0);
   });
@@ -29,7 +30,7 @@ describe('TurnBudgetQueue', () => {
     const queue = new TurnBudgetQueue(50, () => undefined);
     for (const name of ['a', 'b', 'c']) queue.push(() => order.push(name));
     setImmediate(() => order.push('other'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await pause(20);
     expect(order).toEqual(['a', 'b', 'c', 'other']);
   });
 
@@ -41,9 +42,9 @@ describe('TurnBudgetQueue', () => {
       throw new Error('boom');
     });
     queue.push(() => done.push('after'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await pause(20);
     queue.push(() => done.push('later'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await pause(20);
     expect(errors).toEqual([new Error('boom')]);
     expect(done).toEqual(['after', 'later']);
   });
