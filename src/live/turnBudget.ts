@@ -3,17 +3,32 @@
  * turns (setImmediate). A burst of expensive requests (every dashboard subscribing again after a
  * restart: a snapshot each) then delays its own members, not the relay and REST traffic around it.
  * The queue holds what its callers bound (a socket's subscriptions are capped).
+ *
+ * A job's cost does not end when it returns: the process.nextTick callbacks and promise reactions
+ * it queued run after the whole turn (Node drains them once the immediate returns), outside any
+ * check made inside the turn. Socket.IO connects and engine.io upgrades do most of their work
+ * there. So the queue learns what a job costs with its aftermath (a moving average) and runs no
+ * more jobs in a turn than the budget pays for, as well as stopping when the budget's time is up.
  */
 import { performance } from 'node:perf_hooks';
+
+/** Weight of the latest turn in the moving average of a job's cost. */
+const COST_WEIGHT = 0.3;
 
 export class TurnBudgetQueue {
   private readonly jobs: Array<() => void> = [];
   private next = 0;
   private scheduled = false;
+  /** A job's cost with its ticks and microtasks (ms, moving average); 0 until a turn was measured. */
+  private jobCostMs = 0;
+  private turnStart = 0;
+  private turnJobs = 0;
 
   constructor(
     private readonly budgetMs: number,
     private readonly onError: (error: unknown) => void,
+    /** Told the jobs left after each turn (for a gauge). */
+    private readonly onTurnEnd?: (left: number) => void,
   ) {}
 
   get size(): number {
@@ -28,17 +43,21 @@ export class TurnBudgetQueue {
   }
 
   private readonly turn = (): void => {
-    const until = performance.now() + this.budgetMs;
+    const start = performance.now();
+    const until = start + this.budgetMs;
+    const maxJobs = this.jobCostMs > 0 ? Math.max(1, Math.floor(this.budgetMs / this.jobCostMs)) : Number.POSITIVE_INFINITY;
+    let ran = 0;
     // At least one job per turn, however long it takes: progress is guaranteed.
     do {
       const job = this.jobs[this.next];
       this.jobs[this.next++] = noop;
+      ran++;
       try {
         job?.();
       } catch (error) {
         this.onError(error);
       }
-    } while (this.next < this.jobs.length && performance.now() < until);
+    } while (this.next < this.jobs.length && ran < maxJobs && performance.now() < until);
     if (this.next === this.jobs.length) {
       this.jobs.length = 0;
       this.next = 0;
@@ -46,6 +65,20 @@ export class TurnBudgetQueue {
     } else {
       setImmediate(this.turn);
     }
+    this.turnStart = start;
+    this.turnJobs = ran;
+    // Runs after the ticks the jobs queued, and its microtask after their promise reactions.
+    process.nextTick(this.afterTicks);
+    this.onTurnEnd?.(this.size);
+  };
+
+  private readonly afterTicks = (): void => {
+    queueMicrotask(this.measured);
+  };
+
+  private readonly measured = (): void => {
+    const perJob = (performance.now() - this.turnStart) / this.turnJobs;
+    this.jobCostMs = this.jobCostMs === 0 ? perJob : this.jobCostMs + COST_WEIGHT * (perJob - this.jobCostMs);
   };
 }
 
