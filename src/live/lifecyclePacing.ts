@@ -9,7 +9,9 @@
  * hub: /health, REST, relays, dashboards.
  *
  * Here the expensive part of each event waits in one queue run in turns of at most `turnMs`, with
- * I/O between turns. The burst costs the same CPU, but everyone else waits at most about one turn,
+ * I/O between turns. Connects and teardowns go before upgrades not yet started: a connection under
+ * way is finished before new ones are let in (otherwise, in a storm of 19,000, every client's
+ * connect would wait behind every other client's upgrade, and time out). The burst costs the same CPU, but everyone else waits at most about one turn,
  * and the listener keeps accepting (the kernel's accept queue drains at once, so fewer clients
  * fall back to SYN retries).
  *
@@ -46,7 +48,7 @@ export interface LifecyclePacing {
   readonly queuedUpgrades: number;
   /** Jobs (upgrades, teardown events, deferred connects) waiting for their turn. */
   readonly queued: number;
-  /** Runs `job` in a later turn, in order with the upgrades and teardowns. */
+  /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
   defer(job: () => void): void;
 }
 
@@ -72,7 +74,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
     // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
     const args = Array.prototype.slice.call(arguments);
-    queue.push(() => Reflect.apply(socketEmit, this, args));
+    queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
     return this.listenerCount(event) > 0;
   }
 
@@ -102,7 +104,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     get queued() {
       return queue.size;
     },
-    defer: (job) => queue.push(job),
+    defer: (job) => queue.pushUrgent(job),
   };
 }
 

@@ -18,6 +18,9 @@ const COST_WEIGHT = 0.3;
 export class TurnBudgetQueue {
   private readonly jobs: Array<() => void> = [];
   private next = 0;
+  /** Jobs that go before every job of `jobs` (work already under way, which holds resources until done). */
+  private readonly urgent: Array<() => void> = [];
+  private nextUrgent = 0;
   private scheduled = false;
   /** A job's cost with its ticks and microtasks (ms, moving average); 0 until a turn was measured. */
   private jobCostMs = 0;
@@ -32,14 +35,44 @@ export class TurnBudgetQueue {
   ) {}
 
   get size(): number {
-    return this.jobs.length - this.next;
+    return this.jobs.length - this.next + this.urgent.length - this.nextUrgent;
   }
 
   push(job: () => void): void {
     this.jobs.push(job);
+    this.schedule();
+  }
+
+  /** Queues `job` ahead of every job queued with `push` (in order with the other urgent ones). */
+  pushUrgent(job: () => void): void {
+    this.urgent.push(job);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.turn);
+  }
+
+  /** The next job, urgent ones first; the arrays are emptied (not shrunk one by one) once drained. */
+  private take(): (() => void) | undefined {
+    if (this.nextUrgent < this.urgent.length) {
+      const job = this.urgent[this.nextUrgent];
+      this.urgent[this.nextUrgent++] = noop;
+      if (this.nextUrgent === this.urgent.length) {
+        this.urgent.length = 0;
+        this.nextUrgent = 0;
+      }
+      return job;
+    }
+    const job = this.jobs[this.next];
+    this.jobs[this.next++] = noop;
+    if (this.next === this.jobs.length) {
+      this.jobs.length = 0;
+      this.next = 0;
+    }
+    return job;
   }
 
   private readonly turn = (): void => {
@@ -49,22 +82,16 @@ export class TurnBudgetQueue {
     let ran = 0;
     // At least one job per turn, however long it takes: progress is guaranteed.
     do {
-      const job = this.jobs[this.next];
-      this.jobs[this.next++] = noop;
+      const job = this.take();
       ran++;
       try {
         job?.();
       } catch (error) {
         this.onError(error);
       }
-    } while (this.next < this.jobs.length && ran < maxJobs && performance.now() < until);
-    if (this.next === this.jobs.length) {
-      this.jobs.length = 0;
-      this.next = 0;
-      this.scheduled = false;
-    } else {
-      setImmediate(this.turn);
-    }
+    } while (this.size > 0 && ran < maxJobs && performance.now() < until);
+    if (this.size === 0) this.scheduled = false;
+    else setImmediate(this.turn);
     this.turnStart = start;
     this.turnJobs = ran;
     // Runs after the ticks the jobs queued, and its microtask after their promise reactions.
