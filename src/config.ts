@@ -53,6 +53,8 @@ const settings = {
   compression: { env: ['COMPRESSION'], schema: bool, default: false },
   restBodyLimit: { env: ['REST_BODY_LIMIT'], schema: int(1024, 10 * 1024 * 1024), default: 64 * 1024 },
   restRateLimit: { env: ['REST_RATE_LIMIT'], schema: int(0, 1_000_000), default: 10_000 },
+  /** Longest run of REST searches, lists and autocompletes before other I/O gets a turn; 0 = inline. */
+  restTurnMs: { env: ['REST_TURN_MS'], schema: int(0, 1_000), default: 5 },
   restGzipMinBytes: { env: ['REST_GZIP_MIN_BYTES'], schema: int(0, 100 * 1024 * 1024), default: 1024 },
   geoCountryHeader: { env: ['GEO_COUNTRY_HEADER'], schema: z.string().min(1).optional(), default: undefined },
   geoStateHeader: { env: ['GEO_STATE_HEADER'], schema: z.string().min(1).optional(), default: undefined },

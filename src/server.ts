@@ -27,6 +27,7 @@ import { RefusalSummary } from './ops/refusals';
 import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
 import { SessionIndex } from './sessions/sessionIndex';
 import { SubscriptionRegistry } from './subscriptions/registry';
+import { TurnBudgetQueue } from './turnBudget';
 
 export interface Hub {
   readonly ctx: HubContext;
@@ -73,6 +74,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: DEFAULT_SESSION_DATA_LIMITS.maxMetadataKeys },
     lifecycle: () => lifecycle,
     refusals: new RefusalSummary(logger, config.logSummaryMs),
+    restTurns: config.restTurnMs > 0 ? new TurnBudgetQueue(config.restTurnMs, (error) => logger.error({ err: error }, 'error in a REST turn')) : undefined,
   };
 
   // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.

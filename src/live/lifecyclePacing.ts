@@ -27,7 +27,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../errors';
-import { TurnBudgetQueue } from './turnBudget';
+import { TurnBudgetQueue } from '../turnBudget';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
