@@ -125,4 +125,25 @@ describe('paceLifecycle on a bare HTTP server', () => {
     expect(upgraded).toEqual([]);
     expect(errors).toEqual([]);
   });
+
+  test('an upgrade still waiting when the server stops listening is closed, not served', async () => {
+    const upgraded: string[] = [];
+    const http = createServer();
+    server = http;
+    http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
+    const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: () => undefined });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const address = http.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const socket = await new Promise<TcpSocket>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
+    });
+    for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
+    const response = sendUpgrade(socket);
+    await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
+    http.close();
+    // The client sees its connection closed without an answer.
+    expect(await response).toBe('');
+    expect(upgraded).toEqual([]);
+  });
 });

@@ -92,6 +92,11 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
       queuedUpgrades--;
       socket.off('error', ignoreError);
       if (socket.destroyed) return;
+      // Stopped while it waited (shutdown): nothing would serve it any more.
+      if (!server.listening) {
+        socket.destroy();
+        return;
+      }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
       for (const listener of listeners) listener.call(server, req, socket, head);
     });
