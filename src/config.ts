@@ -31,6 +31,10 @@ const settings = {
   },
   /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). Node's default, 511, overflows in a reconnect storm. */
   listenBacklog: { env: ['LISTEN_BACKLOG'], schema: int(1, 65535), default: 4096 },
+  /** Longest run of queued WebSocket upgrades and teardowns before other I/O gets a turn (src/live/lifecyclePacing.ts); 0 = inline, unpaced. */
+  lifecycleTurnMs: { env: ['LIFECYCLE_TURN_MS'], schema: int(0, 1_000), default: 5 },
+  /** Upgrades waiting for their turn at once; 0 = MAX_CONNECTIONS in force. */
+  maxQueuedUpgrades: { env: ['MAX_QUEUED_UPGRADES'], schema: int(0, 10_000_000), default: 0 },
   wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
   corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
   jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },
@@ -49,6 +53,8 @@ const settings = {
   compression: { env: ['COMPRESSION'], schema: bool, default: false },
   restBodyLimit: { env: ['REST_BODY_LIMIT'], schema: int(1024, 10 * 1024 * 1024), default: 64 * 1024 },
   restRateLimit: { env: ['REST_RATE_LIMIT'], schema: int(0, 1_000_000), default: 10_000 },
+  /** Longest run of REST searches, lists and autocompletes before other I/O gets a turn; 0 = inline. */
+  restTurnMs: { env: ['REST_TURN_MS'], schema: int(0, 1_000), default: 5 },
   restGzipMinBytes: { env: ['REST_GZIP_MIN_BYTES'], schema: int(0, 100 * 1024 * 1024), default: 1024 },
   geoCountryHeader: { env: ['GEO_COUNTRY_HEADER'], schema: z.string().min(1).optional(), default: undefined },
   geoStateHeader: { env: ['GEO_STATE_HEADER'], schema: z.string().min(1).optional(), default: undefined },

@@ -7,6 +7,7 @@ import type { Metrics } from './ops/metrics';
 import type { RefusalSummary } from './ops/refusals';
 import type { SessionIndexView } from './sessions/sessionIndex';
 import type { SessionDataLimits } from './sessions/sessionData';
+import type { TurnBudgetQueue } from './turnBudget';
 
 export type Lifecycle = 'starting' | 'ready' | 'draining' | 'stopped';
 
@@ -22,6 +23,12 @@ export interface HubContext {
   readonly sessionLimits: SessionDataLimits;
   /** Info-level summaries of refused handshakes and 401/403/429 (absent: not summarised). */
   readonly refusals?: RefusalSummary;
+  /**
+   * REST work that walks a project's sessions (list, search, autocomplete) runs here, in turns of
+   * REST_TURN_MS with I/O between them: 16 clients searching must not hold the relay and the
+   * dashboards' diffs for 16 searches at a time. Absent: inline.
+   */
+  readonly restTurns?: TurnBudgetQueue;
   /** Where the hub is in its life: only 'ready' serves /ready with 200. */
   lifecycle(): Lifecycle;
 }

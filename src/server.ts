@@ -19,6 +19,7 @@ import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
 import { checkSocketInternals } from './live/socketMemory';
 import { UserAgentCache } from './live/userAgent';
+import { type LifecyclePacing, paceLifecycle } from './live/lifecyclePacing';
 import { installReceiverEndGuard } from './live/wsTeardown';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
@@ -26,6 +27,7 @@ import { RefusalSummary } from './ops/refusals';
 import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
 import { SessionIndex } from './sessions/sessionIndex';
 import { SubscriptionRegistry } from './subscriptions/registry';
+import { TurnBudgetQueue } from './turnBudget';
 
 export interface Hub {
   readonly ctx: HubContext;
@@ -72,6 +74,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     sessionLimits: { maxBytes: config.sessionDataMaxBytes, maxDepth: config.sessionDataMaxDepth, maxMetadataKeys: DEFAULT_SESSION_DATA_LIMITS.maxMetadataKeys },
     lifecycle: () => lifecycle,
     refusals: new RefusalSummary(logger, config.logSummaryMs),
+    restTurns: config.restTurnMs > 0 ? new TurnBudgetQueue(config.restTurnMs, (error) => logger.error({ err: error }, 'error in a REST turn')) : undefined,
   };
 
   // Real trackers put sessionInfo in the query string: Node's 16 KiB default header limit answers 431.
@@ -123,12 +126,32 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     httpServer.prependListener('request', rewrite);
     httpServer.prependListener('upgrade', rewrite);
   }
+  // Last of the 'upgrade' listeners: from here on they run in bounded turns.
+  let pacing: LifecyclePacing | undefined;
+  if (config.lifecycleTurnMs > 0) {
+    const upgradesRefused = new RefusalLog(logger);
+    pacing = paceLifecycle(httpServer, {
+      turnMs: config.lifecycleTurnMs,
+      maxQueuedUpgrades: config.maxQueuedUpgrades > 0 ? config.maxQueuedUpgrades : maxConnections > 0 ? maxConnections : Number.MAX_SAFE_INTEGER,
+      onQueueFull: () => {
+        metrics.connectsRefused.inc({ reason: 'upgrade_queue_full' });
+        upgradesRefused.refused({ maxQueuedUpgrades: config.maxQueuedUpgrades }, 'WebSocket upgrade answered 503: MAX_QUEUED_UPGRADES upgrades are already waiting');
+      },
+      onError: (error) => logger.error({ err: error }, 'error in a paced WebSocket upgrade or teardown'),
+      onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
+    });
+  }
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base, { refuseTab: (socketId) => refuseLostTab(io, socketId) });
   const ctx: HubContext = { ...base, store };
 
   index.onChange(() => metrics.liveSessions.set(index.size));
   app = createHttpApp(ctx, { internal: config.opsPort === undefined });
   checkSocketInternals(logger);
+  // First middleware of the tabs' and agents' namespace: their connects take turns with upgrades and teardowns.
+  if (pacing) {
+    const paced = pacing;
+    io.use((_socket, next) => paced.defer(() => next()));
+  }
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(
     index,

@@ -22,7 +22,7 @@ import { FILTER_ATTRIBUTES, QUERY_LIMITS, type SearchQuery } from '../sessions/q
 import { parseJsonBody, readBodyText } from './body';
 import { failRequest } from './errors';
 import { observeResponse } from './observe';
-import { type EncodedBody, SearchResponses, SessionJson } from './searchResponses';
+import { type EncodedBody, SearchResponses, SessionJson, inRestTurn } from './searchResponses';
 
 /** Route patterns, as they appear in metrics labels and logs (never with the key). */
 export const OPENREPLAY_ROUTES = {
@@ -134,11 +134,11 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     return responses.body(projectKey, parsed.value as SearchQuery);
   }
 
-  async function live(req: IncomingMessage, res: ServerResponse, m: OpenReplayMatch): Promise<void> {
+  async function live(req: IncomingMessage, res: ServerResponse, m: OpenReplayMatch, fail: (error: unknown) => void): Promise<void> {
     const projectKey = projectOf(m);
     const body = req.method === 'POST' ? parseJsonBody(await readBodyText(req, ctx.config.restBodyLimit)) : {};
     const userId = oneParam(new URLSearchParams(m.search), 'userId');
-    send(res, searchPage(projectKey, body, userId).json);
+    inRestTurn(ctx.restTurns, () => send(res, searchPage(projectKey, body, userId).json), fail);
   }
 
   function session(res: ServerResponse, m: OpenReplayMatch): void {
@@ -186,8 +186,8 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
     try {
       if (m.route === 'ping') send(res, 'ok!', 'text/plain; charset=utf-8');
-      else if (m.route === 'live') live(req, res, m).catch(fail);
-      else if (m.route === 'autocomplete') autocomplete(res, m);
+      else if (m.route === 'live') live(req, res, m, fail).catch(fail);
+      else if (m.route === 'autocomplete') inRestTurn(ctx.restTurns, () => autocomplete(res, m), fail);
       else session(res, m);
     } catch (error) {
       fail(error);

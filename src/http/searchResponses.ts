@@ -12,6 +12,7 @@ import { LRUCache } from 'lru-cache';
 import type { Session } from '../sessions/model';
 import type { SessionIndexView } from '../sessions/sessionIndex';
 import { type SearchQuery, queryKey } from '../sessions/query';
+import type { TurnBudgetQueue } from '../turnBudget';
 
 /** A response body, encoded once: a cached body is written many times. */
 export class EncodedBody {
@@ -122,4 +123,20 @@ export class SearchResponses {
     this.cache?.set(key, body);
     return body;
   }
+}
+
+/**
+ * Runs `work` (a search, list or autocomplete and its answer) in the REST turns when there are
+ * some (HubContext.restTurns), at once otherwise; what it throws goes to `fail`.
+ */
+export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void, fail: (error: unknown) => void): void {
+  const guarded = (): void => {
+    try {
+      work();
+    } catch (error) {
+      fail(error);
+    }
+  };
+  if (turns) turns.push(guarded);
+  else guarded();
 }

@@ -21,7 +21,7 @@ import { failRequest } from './errors';
 import { observeResponse } from './observe';
 import { apiKeyRateLimit } from './rateLimit';
 import { AUTOCOMPLETE_LIMITS, autocompleteQuerySchema, listQuerySchema, sessionQuerySchema } from './schemas';
-import { EncodedBody, SearchResponses, SessionJson } from './searchResponses';
+import { EncodedBody, SearchResponses, SessionJson, inRestTurn } from './searchResponses';
 
 export { AUTOCOMPLETE_LIMITS };
 
@@ -196,7 +196,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     sendData(req, res, responses.body(match.projectKey, query));
   }
 
-  async function search(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): Promise<void> {
+  async function search(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch, fail: (error: unknown) => void): Promise<void> {
     // Every body is read as JSON whatever its Content-Type: `curl -d` sends form-encoded by default,
     // and silently ignoring its filters would answer a different question than the one asked.
     if (match.search !== '') {
@@ -210,7 +210,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
       if (!parsed.ok) throw queryError(parsed);
       return parsed.value;
     });
-    sendData(req, res, responses.body(match.projectKey, query));
+    inRestTurn(ctx.restTurns, () => sendData(req, res, responses.body(match.projectKey, query)), fail);
   }
 
   function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
@@ -250,9 +250,9 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     }
     rateLimit(checkAccess(ctx, req.headers.authorization, match.projectKey));
     if (match.route === 'session') one(req, res, match);
-    else if (match.route === 'autocomplete') autocomplete(req, res, match);
-    else if (req.method === 'POST') search(req, res, match).catch(fail);
-    else list(req, res, match);
+    else if (match.route === 'autocomplete') inRestTurn(ctx.restTurns, () => autocomplete(req, res, match), fail);
+    else if (req.method === 'POST') search(req, res, match, fail).catch(fail);
+    else inRestTurn(ctx.restTurns, () => list(req, res, match), fail);
   }
 
   return (req, res, match) => {

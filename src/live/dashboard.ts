@@ -15,7 +15,7 @@ import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
 import { pendingBytes, refusalError } from './backpressure';
 import { releaseHandshake } from './socketMemory';
-import { TurnBudgetQueue } from './turnBudget';
+import { TurnBudgetQueue } from '../turnBudget';
 
 /** Re-exported: it lived here before the relay used it too. */
 export { pendingBytes } from './backpressure';

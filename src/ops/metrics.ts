@@ -13,7 +13,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** Roles of Socket.IO connections. */
 export const CONNECTION_ROLES = ['session', 'agent', 'dashboard'] as const;
 /** Why handshakes are refused (handshake.ts's reasons, snake_cased, and the connection handlers'). */
-export const CONNECT_REFUSAL_REASONS = ['identity', 'peer_id', 'session_info', 'authentication', 'authorization', 'agent_info', 'duplicate_tab', 'dashboard_auth', 'too_many_tabs', 'max_connections'] as const;
+export const CONNECT_REFUSAL_REASONS = ['identity', 'peer_id', 'session_info', 'authentication', 'authorization', 'agent_info', 'duplicate_tab', 'dashboard_auth', 'too_many_tabs', 'max_connections', 'upgrade_queue_full'] as const;
 export const RELAY_DIRECTIONS = ['tab_to_room', 'tab_to_agents', 'agent_to_tab', 'agent_to_agent'] as const;
 export const SUBSCRIPTION_RESYNC_REASONS = ['unknown_subscription', 'slow_consumer', 'history'] as const;
 
@@ -45,6 +45,7 @@ export function createMetrics() {
     eventsRelayed: new Counter({ name: 'hub_events_relayed_total', help: 'Room events relayed, by direction', labelNames: ['direction'] as const, registers: [registry] }),
     eventsDropped: new Counter({ name: 'hub_events_dropped_total', help: 'Socket events dropped because handling them failed (e.g. a payload the encoder cannot serialise)', registers: [registry] }),
     slowPeersDisconnected: new Counter({ name: 'hub_slow_peers_disconnected_total', help: 'Sockets disconnected because they did not read what was relayed to them (past RELAY_BUFFER_BYTES), by role', labelNames: ['role'] as const, registers: [registry] }),
+    queuedLifecycleJobs: new Gauge({ name: 'hub_lifecycle_queue', help: 'WebSocket upgrades and teardown events waiting for their turn (LIFECYCLE_TURN_MS)', registers: [registry] }),
     maxConnections: new Gauge({ name: 'hub_max_connections', help: 'MAX_CONNECTIONS in force (0 = no cap); compare with hub_connections and process_open_fds / process_max_fds', registers: [registry] }),
     staleTabsReplaced: new Counter({ name: 'hub_stale_tabs_replaced_total', help: 'Tabs whose socket did not answer a ping when the same tab connected again: the newcomer took their place', registers: [registry] }),
     sessionUpdatesRejected: new Counter({ name: 'hub_session_updates_rejected_total', help: 'UPDATE_SESSION payloads refused (size, depth, shape)', registers: [registry] }),

@@ -3,6 +3,7 @@
  * harness (createHttpApp on a real HTTP server, with a context built from the real pieces) for what a
  * whole hub cannot easily show: a store that is partial or not ready, an index that throws.
  */
+import { TurnBudgetQueue } from '../../src/turnBudget';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiKeys } from '../../src/auth';
@@ -125,6 +126,8 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     jwtSecret: 'test-jwt-secret-0001',
     sessionLimits: DEFAULT_SESSION_DATA_LIMITS,
     lifecycle: () => lifecycle,
+    // As the hub builds it (server.ts): searches run in turns unless REST_TURN_MS=0.
+    restTurns: config.restTurnMs > 0 ? new TurnBudgetQueue(config.restTurnMs, (error) => { throw error; }) : undefined,
   };
   const server: Server = createServer(createHttpApp(ctx));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

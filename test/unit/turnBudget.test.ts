@@ -1,5 +1,5 @@
 /** The budgeted job queue that keeps subscribe bursts from holding the event loop. */
-import { TurnBudgetQueue } from '../../src/live/turnBudget';
+import { TurnBudgetQueue } from '../../src/turnBudget';
 import { pause } from '../support/wait';
 
 function busy(ms: number): void {
@@ -47,5 +47,39 @@ describe('TurnBudgetQueue', () => {
     await pause(20);
     expect(errors).toEqual([new Error('boom')]);
     expect(done).toEqual(['after', 'later']);
+  });
+});
+
+describe('TurnBudgetQueue lanes and cost', () => {
+  it('runs urgent jobs before every job pushed the usual way, each lane in order', async () => {
+    const order: string[] = [];
+    const queue = new TurnBudgetQueue(50, () => undefined);
+    queue.push(() => order.push('a'));
+    queue.push(() => order.push('b'));
+    queue.pushUrgent(() => order.push('x'));
+    queue.pushUrgent(() => order.push('y'));
+    expect(queue.size).toBe(4);
+    await pause(20);
+    expect(order).toEqual(['x', 'y', 'a', 'b']);
+    expect(queue.size).toBe(0);
+  });
+
+  it('counts the ticks a job leaves behind in its cost, and runs fewer such jobs per turn', async () => {
+    const order: string[] = [];
+    const queue = new TurnBudgetQueue(4, () => undefined);
+    // Each job returns at once but leaves 3 ms of work in a tick: the turn's clock alone would run them all.
+    const leavesWork = (name: string) => () => {
+      order.push(name);
+      process.nextTick(() => busy(3));
+    };
+    queue.push(leavesWork('warm-up'));
+    await pause(20);
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) queue.push(leavesWork(name));
+    setImmediate(() => order.push('other'));
+    await pause(100);
+    // The first turn ran at most budget / cost (one) job, then other I/O-phase callbacks got their turn.
+    expect(order.indexOf('other')).toBeGreaterThan(order.indexOf('warm-up'));
+    expect(order.indexOf('other')).toBeLessThan(order.indexOf('f'));
+    expect(order.filter((n) => n !== 'other')).toEqual(['warm-up', 'a', 'b', 'c', 'd', 'e', 'f']);
   });
 });

@@ -1,0 +1,116 @@
+/**
+ * WebSocket upgrades and teardowns in bounded turns.
+ *
+ * A restart storm brings thousands of upgrades at once and a balancer failover ends thousands of
+ * sockets at once. libuv hands such a burst to one loop turn: it accepts every pending connection
+ * in one go, reads up to 48 × 1,024 ready sockets before it runs timers again, and runs the close
+ * callbacks of every socket closed in that turn together. Done inline, the burst's whole CPU cost
+ * (seconds at 19,000 sockets: docs/performance.md) is one stall for every other client of the
+ * hub: /health, REST, relays, dashboards.
+ *
+ * Here the expensive part of each event waits in one queue run in turns of at most `turnMs`, with
+ * I/O between turns. Connects and teardowns go before upgrades not yet started: a connection under
+ * way is finished before new ones are let in (otherwise, in a storm of 19,000, every client's
+ * connect would wait behind every other client's upgrade, and time out). The burst costs the same CPU, but everyone else waits at most about one turn,
+ * and the listener keeps accepting (the kernel's accept queue drains at once, so fewer clients
+ * fall back to SYN retries).
+ *
+ * - Upgrades: the server's 'upgrade' listeners (engine.io's, and the path-alias rewrite) run from
+ *   the queue. A socket that closed while it waited is skipped.
+ * - Connects: Socket.IO's CONNECT of the main namespace (the hub's handshake checks, the index
+ *   update and the answer) waits in the same queue (`defer`, from a Socket.IO middleware).
+ * - Teardowns: the 'end' and 'close' events of an upgraded socket are emitted from the queue,
+ *   in their order, as if the peer's FIN had arrived a little later. Everything that runs on them
+ *   (ws, engine.io, Socket.IO, the hub's leave) then runs in turns too.
+ */
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCode } from '../errors';
+import { TurnBudgetQueue } from '../turnBudget';
+
+type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface LifecyclePacingOptions {
+  /** Longest run of queued upgrades and teardowns before I/O gets a turn (ms). */
+  turnMs: number;
+  /** Upgrades waiting at once; past it an upgrade is answered 503 at once. */
+  maxQueuedUpgrades: number;
+  /** Called when an upgrade is refused because the queue is full. */
+  onQueueFull: () => void;
+  onError: (error: unknown) => void;
+  /** Told the jobs still waiting after each turn. */
+  onTurnEnd?: (left: number) => void;
+}
+
+export interface LifecyclePacing {
+  /** Upgrades waiting for their turn. */
+  readonly queuedUpgrades: number;
+  /** Jobs (upgrades, teardown events, deferred connects) waiting for their turn. */
+  readonly queued: number;
+  /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
+  defer(job: () => void): void;
+}
+
+const socketEmit = Socket.prototype.emit;
+
+const QUEUE_FULL_BODY = JSON.stringify({ code: ErrorCode.TOO_MANY_CONNECTIONS, message: 'too many WebSocket upgrades are waiting: retry shortly (MAX_QUEUED_UPGRADES)' });
+const QUEUE_FULL_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(QUEUE_FULL_BODY)}\r\n\r\n${QUEUE_FULL_BODY}`;
+
+/**
+ * Installs the pacing on `server`: call it after every 'upgrade' listener is attached (Socket.IO
+ * and the path aliases). Later 'upgrade' listeners would run unpaced.
+ */
+export function paceLifecycle(server: HttpServer, options: LifecyclePacingOptions): LifecyclePacing {
+  const queue = new TurnBudgetQueue(options.turnMs, options.onError, options.onTurnEnd);
+  let queuedUpgrades = 0;
+  const listeners = server.listeners('upgrade') as UpgradeListener[];
+  server.removeAllListeners('upgrade');
+
+  // One function for every socket (no closure per socket): it reads the socket from `this`. Every
+  // 'data' of the socket passes here, so the common path forwards `arguments` as they are.
+  function pacedEmit(this: Socket, event: string | symbol): boolean {
+    // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
+    if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
+    // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
+    const args = Array.prototype.slice.call(arguments);
+    queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
+    return this.listenerCount(event) > 0;
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (queuedUpgrades >= options.maxQueuedUpgrades) {
+      options.onQueueFull();
+      socket.end(QUEUE_FULL_RESPONSE);
+      return;
+    }
+    // Node removed its own error listener when it handed the socket over: without one, a reset
+    // while the upgrade waits would be an uncaught error.
+    socket.on('error', ignoreError);
+    queuedUpgrades++;
+    queue.push(() => {
+      queuedUpgrades--;
+      socket.off('error', ignoreError);
+      if (socket.destroyed) return;
+      // Stopped while it waited (shutdown): nothing would serve it any more.
+      if (!server.listening) {
+        socket.destroy();
+        return;
+      }
+      (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
+      for (const listener of listeners) listener.call(server, req, socket, head);
+    });
+  });
+
+  return {
+    get queuedUpgrades() {
+      return queuedUpgrades;
+    },
+    get queued() {
+      return queue.size;
+    },
+    defer: (job) => queue.pushUrgent(job),
+  };
+}
+
+function ignoreError(): void {}

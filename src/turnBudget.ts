@@ -1,0 +1,112 @@
+/**
+ * A queue of jobs run in turns of at most `budgetMs` of event-loop time, yielding to I/O between
+ * turns (setImmediate). A burst of expensive requests (every dashboard subscribing again after a
+ * restart: a snapshot each) then delays its own members, not the relay and REST traffic around it.
+ * The queue holds what its callers bound (a socket's subscriptions are capped).
+ *
+ * A job's cost does not end when it returns: the process.nextTick callbacks and promise reactions
+ * it queued run after the whole turn (Node drains them once the immediate returns), outside any
+ * check made inside the turn. Socket.IO connects and engine.io upgrades do most of their work
+ * there. So the queue learns what a job costs with its aftermath (a moving average) and runs no
+ * more jobs in a turn than the budget pays for, as well as stopping when the budget's time is up.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** Weight of the latest turn in the moving average of a job's cost. */
+const COST_WEIGHT = 0.3;
+
+export class TurnBudgetQueue {
+  private readonly jobs: Array<() => void> = [];
+  private next = 0;
+  /** Jobs that go before every job of `jobs` (work already under way, which holds resources until done). */
+  private readonly urgent: Array<() => void> = [];
+  private nextUrgent = 0;
+  private scheduled = false;
+  /** A job's cost with its ticks and microtasks (ms, moving average); 0 until a turn was measured. */
+  private jobCostMs = 0;
+  private turnStart = 0;
+  private turnJobs = 0;
+
+  constructor(
+    private readonly budgetMs: number,
+    private readonly onError: (error: unknown) => void,
+    /** Told the jobs left after each turn (for a gauge). */
+    private readonly onTurnEnd?: (left: number) => void,
+  ) {}
+
+  get size(): number {
+    return this.jobs.length - this.next + this.urgent.length - this.nextUrgent;
+  }
+
+  push(job: () => void): void {
+    this.jobs.push(job);
+    this.schedule();
+  }
+
+  /** Queues `job` ahead of every job queued with `push` (in order with the other urgent ones). */
+  pushUrgent(job: () => void): void {
+    this.urgent.push(job);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.turn);
+  }
+
+  /** The next job, urgent ones first; the arrays are emptied (not shrunk one by one) once drained. */
+  private take(): (() => void) | undefined {
+    if (this.nextUrgent < this.urgent.length) {
+      const job = this.urgent[this.nextUrgent];
+      this.urgent[this.nextUrgent++] = noop;
+      if (this.nextUrgent === this.urgent.length) {
+        this.urgent.length = 0;
+        this.nextUrgent = 0;
+      }
+      return job;
+    }
+    const job = this.jobs[this.next];
+    this.jobs[this.next++] = noop;
+    if (this.next === this.jobs.length) {
+      this.jobs.length = 0;
+      this.next = 0;
+    }
+    return job;
+  }
+
+  private readonly turn = (): void => {
+    const start = performance.now();
+    const until = start + this.budgetMs;
+    const maxJobs = this.jobCostMs > 0 ? Math.max(1, Math.floor(this.budgetMs / this.jobCostMs)) : Number.POSITIVE_INFINITY;
+    let ran = 0;
+    // At least one job per turn, however long it takes: progress is guaranteed.
+    do {
+      const job = this.take();
+      ran++;
+      try {
+        job?.();
+      } catch (error) {
+        this.onError(error);
+      }
+    } while (this.size > 0 && ran < maxJobs && performance.now() < until);
+    if (this.size === 0) this.scheduled = false;
+    else setImmediate(this.turn);
+    this.turnStart = start;
+    this.turnJobs = ran;
+    // Runs after the ticks the jobs queued, and its microtask after their promise reactions.
+    process.nextTick(this.afterTicks);
+    this.onTurnEnd?.(this.size);
+  };
+
+  private readonly afterTicks = (): void => {
+    queueMicrotask(this.measured);
+  };
+
+  private readonly measured = (): void => {
+    const perJob = (performance.now() - this.turnStart) / this.turnJobs;
+    this.jobCostMs = this.jobCostMs === 0 ? perJob : this.jobCostMs + COST_WEIGHT * (perJob - this.jobCostMs);
+  };
+}
+
+function noop(): void {}

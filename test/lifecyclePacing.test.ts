@@ -1,0 +1,151 @@
+/**
+ * Upgrades, connects and teardowns in bounded turns (src/live/lifecyclePacing.ts), against the
+ * real hub: a burst is still served completely, a socket that gives up while it waits changes
+ * nothing, and a full queue answers 503 with a code.
+ */
+import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { paceLifecycle } from '../src/live/lifecyclePacing';
+import type { Hub } from '../src/server';
+import { call } from './support/http';
+import { projectKey, startTestHub } from './support/hub';
+import { connectTracker } from './support/live';
+import { eventually } from './support/wait';
+
+const WS_PATH = '/ws-assist/socket/';
+
+/** Holds this process's event loop (the hub runs in it) so that what clients send meanwhile reaches the hub in one poll. */
+function holdLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // the hub cannot run: its sockets' data waits in the kernel
+  }
+}
+
+/** A raw TCP connection to the hub, connected, nothing sent yet. */
+function openRaw(hub: Hub): Promise<TcpSocket> {
+  const { hostname, port } = new URL(hub.url);
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(Number(port), hostname, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Sends an engine.io WebSocket upgrade request; resolves with the response head (or what came before the close). */
+function sendUpgrade(socket: TcpSocket): Promise<string> {
+  socket.write(
+    `GET ${WS_PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+  );
+  let received = '';
+  return new Promise<string>((done) => {
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (received.includes('\r\n\r\n')) done(received);
+    });
+    socket.on('close', () => done(received));
+    socket.on('error', () => undefined);
+  });
+}
+
+async function metricValue(hub: Hub, line: string): Promise<number | undefined> {
+  const { text } = await call(hub.url, '/metrics', { key: null });
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? undefined : Number(found.slice(line.length + 1));
+}
+
+describe('lifecycle pacing', () => {
+  let hub: Hub | undefined;
+  afterEach(async () => {
+    await hub?.shutdown();
+    hub = undefined;
+  });
+
+  test('a burst of tabs connecting, then all dropping at once, is seen completely', async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('pacingburst');
+    const tabs = await Promise.all(Array.from({ length: 150 }, (_, i) => connectTracker(live, { projectKey: project, sessionId: `${9000 + i}`, tabId: 't1' })));
+    expect(live.ctx.index.projectSize(project)).toBe(150);
+    // Abrupt: the TCP connections end without a WebSocket close frame or a Socket.IO disconnect.
+    for (const tab of tabs) (tab.socket.io.engine.transport as unknown as { ws: { _socket: TcpSocket } }).ws._socket.destroy();
+    await eventually(
+      () => live.ctx.index.projectSize(project) === 0 && live.io.engine.clientsCount === 0,
+      () => `sessions ${live.ctx.index.projectSize(project)}, connections ${live.io.engine.clientsCount}`,
+    );
+    await Promise.all(tabs.map((tab) => tab.close()));
+  });
+
+  test('past MAX_QUEUED_UPGRADES an upgrade is answered 503 TOO_MANY_CONNECTIONS at once', async () => {
+    hub = await startTestHub({ MAX_QUEUED_UPGRADES: '1' });
+    const first = await openRaw(hub);
+    const second = await openRaw(hub);
+    try {
+      const pending = [sendUpgrade(first), sendUpgrade(second)];
+      // Both requests reach the kernel while the hub cannot run, so it reads them in one poll: the
+      // second finds the first still waiting for its turn.
+      holdLoop(50);
+      const responses = await Promise.all(pending);
+      const statuses = responses.map((r) => r.split('\r\n', 1)[0]);
+      expect(statuses.sort()).toEqual(['HTTP/1.1 101 Switching Protocols', 'HTTP/1.1 503 Service Unavailable']);
+      const refused = responses.find((r) => r.startsWith('HTTP/1.1 503')) ?? '';
+      expect(JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+      expect(await metricValue(hub, 'hub_connects_refused_total{reason="upgrade_queue_full"}')).toBe(1);
+    } finally {
+      first.destroy();
+      second.destroy();
+    }
+  });
+});
+
+describe('paceLifecycle on a bare HTTP server', () => {
+  let server: HttpServer | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+    server = undefined;
+  });
+
+  test('a client that resets its connection while its upgrade waits is skipped, and its error is not fatal', async () => {
+    const upgraded: string[] = [];
+    const errors: unknown[] = [];
+    const http = createServer();
+    server = http;
+    http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
+    const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: (e) => errors.push(e) });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const address = http.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const socket = await new Promise<TcpSocket>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
+    });
+    // Jobs ahead of the upgrade, one per turn: the loop polls I/O several times before its turn.
+    for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
+    void sendUpgrade(socket);
+    await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
+    socket.resetAndDestroy();
+    await eventually(() => pacing.queued === 0, () => `queued jobs: ${pacing.queued}`);
+    expect(upgraded).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  test('an upgrade still waiting when the server stops listening is closed, not served', async () => {
+    const upgraded: string[] = [];
+    const http = createServer();
+    server = http;
+    http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
+    const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: () => undefined });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const address = http.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const socket = await new Promise<TcpSocket>((resolve) => {
+      const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
+    });
+    for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
+    const response = sendUpgrade(socket);
+    await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
+    http.close();
+    // The client sees its connection closed without an answer.
+    expect(await response).toBe('');
+    expect(upgraded).toEqual([]);
+  });
+});
