@@ -5,7 +5,8 @@
 import { API_KEYS_SPEC, KEY_ALL, PROJECT_A, type TestApp, addSession, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
 
 describe.each([
-  ['in turns', '5'],
+  ['in turns of the default length', '5'],
+  ['in turns of 1 ms (most requests queued)', '1'],
   ['inline', '0'],
 ])('REST %s', (_name, restTurnMs) => {
   let app: TestApp;

@@ -126,8 +126,9 @@ export class SearchResponses {
 }
 
 /**
- * Runs `work` (a search, list or autocomplete and its answer) in the REST turns when there are
- * some (HubContext.restTurns), at once otherwise; what it throws goes to `fail`.
+ * Runs `work` (a search, list or autocomplete and its answer) at once, or in the REST turns when
+ * this loop iteration already spent their budget on such work (HubContext.restTurns); what it
+ * throws goes to `fail`.
  */
 export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void, fail: (error: unknown) => void): void {
   const guarded = (): void => {
@@ -137,6 +138,6 @@ export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void,
       fail(error);
     }
   };
-  if (turns) turns.push(guarded);
+  if (turns) turns.runOrPush(guarded);
   else guarded();
 }
