@@ -24,10 +24,10 @@ export interface HubContext {
   /** Info-level summaries of refused handshakes and 401/403/429 (absent: not summarised). */
   readonly refusals?: RefusalSummary;
   /**
-   * REST work that walks a project's sessions (list, search, autocomplete): at once, up to
-   * REST_TURN_MS of it per loop iteration, then in turns of REST_TURN_MS with I/O between them:
-   * 16 clients searching must not hold the relay and the dashboards' diffs for 16 searches at a
-   * time. Absent: always at once.
+   * REST work that walks a project's sessions (list, search, autocomplete) runs here, in turns of
+   * REST_TURN_MS with I/O between them: 16 clients searching must not hold the relay and the
+   * dashboards' diffs for 16 searches at a time. Absent: at once. The trade (relay latency against
+   * REST throughput) is measured in docs/performance.md, "Work in turns".
    */
   readonly restTurns?: TurnBudgetQueue;
   /** Where the hub is in its life: only 'ready' serves /ready with 200. */

@@ -29,9 +29,6 @@ export class TurnBudgetQueue {
   private jobCostMs = 0;
   private turnCpu: NodeJS.CpuUsage = { user: 0, system: 0 };
   private turnJobs = 0;
-  /** CPU time `runOrPush` ran jobs at once in this loop iteration (ms); reset at its check phase. */
-  private spentInline = 0;
-  private resetScheduled = false;
 
   constructor(
     private readonly budgetMs: number,
@@ -48,34 +45,6 @@ export class TurnBudgetQueue {
     this.jobs.push(job);
     this.schedule();
   }
-
-  /**
-   * Runs `job` at once while nothing waits and this loop iteration has not used the budget on
-   * such jobs yet; queues it otherwise. Under light load a request is answered as soon as it is
-   * read (no extra turn); a burst read in one poll still runs at most a budget of it inline.
-   */
-  runOrPush(job: () => void): void {
-    if (this.size > 0 || this.spentInline >= this.budgetMs) {
-      this.push(job);
-      return;
-    }
-    const start = process.cpuUsage();
-    try {
-      job();
-    } catch (error) {
-      this.onError(error);
-    }
-    this.spentInline += cpuMsSince(start);
-    if (!this.resetScheduled) {
-      this.resetScheduled = true;
-      setImmediate(this.resetInline);
-    }
-  }
-
-  private readonly resetInline = (): void => {
-    this.spentInline = 0;
-    this.resetScheduled = false;
-  };
 
   /** Queues `job` ahead of every job queued with `push` (in order with the other urgent ones). */
   pushUrgent(job: () => void): void {

@@ -126,9 +126,8 @@ export class SearchResponses {
 }
 
 /**
- * Runs `work` (a search, list or autocomplete and its answer) at once, or in the REST turns when
- * this loop iteration already spent their budget on such work (HubContext.restTurns); what it
- * throws goes to `fail`.
+ * Runs `work` (a search, list or autocomplete and its answer) in the REST turns when there are
+ * some (HubContext.restTurns), at once otherwise; what it throws goes to `fail`.
  */
 export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void, fail: (error: unknown) => void): void {
   const guarded = (): void => {
@@ -138,6 +137,6 @@ export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void,
       fail(error);
     }
   };
-  if (turns) turns.runOrPush(guarded);
+  if (turns) turns.push(guarded);
   else guarded();
 }

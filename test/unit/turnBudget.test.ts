@@ -83,23 +83,3 @@ describe('TurnBudgetQueue lanes and cost', () => {
     expect(order.filter((n) => n !== 'other')).toEqual(['warm-up', 'a', 'b', 'c', 'd', 'e', 'f']);
   });
 });
-
-describe('TurnBudgetQueue.runOrPush', () => {
-  it('runs at once while the loop iteration has budget left and nothing waits, then queues, and starts afresh next iteration', async () => {
-    const order: string[] = [];
-    const queue = new TurnBudgetQueue(2, () => undefined);
-    queue.runOrPush(() => {
-      busy(3);
-      order.push('a');
-    });
-    // The budget of this iteration is spent: b waits for a turn, and c behind it (nothing jumps the queue).
-    queue.runOrPush(() => order.push('b'));
-    queue.runOrPush(() => order.push('c'));
-    order.push('sync end');
-    expect(order).toEqual(['a', 'sync end']);
-    await pause(20);
-    expect(order).toEqual(['a', 'sync end', 'b', 'c']);
-    queue.runOrPush(() => order.push('d'));
-    expect(order).toEqual(['a', 'sync end', 'b', 'c', 'd']);
-  });
-});
