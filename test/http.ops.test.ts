@@ -3,6 +3,7 @@
  * whole hub where it can show the behaviour, else against the app with a store whose status the test
  * sets.
  */
+import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { io } from 'socket.io-client';
 import type { Hub } from '../src/server';
 import { startTestHub } from './support/hub';
@@ -30,6 +31,27 @@ describe('on a whole hub', () => {
     const reply = await call(hub.url, '/ready', { key: null });
     expect(reply.status).toBe(200);
     expect(reply.json).toEqual({ status: 'ready', partial: false });
+  });
+
+  it('/metrics counts open files (listed off the event loop), and the count follows new connections', async () => {
+    const openFds = async (): Promise<number> => {
+      const line = (await call(hub.url, '/metrics', { key: null })).text.split('\n').find((l) => l.startsWith('process_open_fds '));
+      return Number(line?.slice('process_open_fds '.length));
+    };
+    const before = await openFds();
+    expect(before).toBeGreaterThan(0);
+    const { hostname, port } = new URL(hub.url);
+    const sockets = await Promise.all(
+      Array.from({ length: 20 }, () => new Promise<TcpSocket>((resolve) => {
+        const socket: TcpSocket = tcpConnect(Number(port), hostname, () => resolve(socket));
+      })),
+    );
+    try {
+      // This process holds both ends of each connection (the hub runs in it).
+      expect(await openFds()).toBeGreaterThanOrEqual(before + 20);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
   });
 
   it('/metrics has request durations labelled by route pattern, never by raw URL', async () => {
