@@ -1,6 +1,9 @@
 /** The budgeted job queue that keeps subscribe bursts from holding the event loop. */
 import { TurnBudgetQueue } from '../../src/turnBudget';
-import { pause } from '../support/wait';
+import { eventually } from '../support/wait';
+
+/** Until `list` has `n` entries: the order is what these tests check, not how long it took. */
+const filled = (list: unknown[], n: number) => eventually(() => list.length >= n, () => JSON.stringify(list));
 
 function busy(ms: number): void {
   const until = performance.now() + ms;
@@ -20,7 +23,7 @@ describe('TurnBudgetQueue', () => {
       });
     }
     setImmediate(() => order.push('other'));
-    await pause(50);
+    await filled(order, 4);
     expect(order).toEqual(['a', 'other', 'b', 'c']);
     expect(queue.size).toBe(0);
   });
@@ -30,7 +33,7 @@ describe('TurnBudgetQueue', () => {
     const queue = new TurnBudgetQueue(50, () => undefined);
     for (const name of ['a', 'b', 'c']) queue.push(() => order.push(name));
     setImmediate(() => order.push('other'));
-    await pause(20);
+    await filled(order, 4);
     expect(order).toEqual(['a', 'b', 'c', 'other']);
   });
 
@@ -42,9 +45,9 @@ describe('TurnBudgetQueue', () => {
       throw new Error('boom');
     });
     queue.push(() => done.push('after'));
-    await pause(20);
+    await filled(done, 1);
     queue.push(() => done.push('later'));
-    await pause(20);
+    await filled(done, 2);
     expect(errors).toEqual([new Error('boom')]);
     expect(done).toEqual(['after', 'later']);
   });
@@ -59,7 +62,7 @@ describe('TurnBudgetQueue lanes and cost', () => {
     queue.pushUrgent(() => order.push('x'));
     queue.pushUrgent(() => order.push('y'));
     expect(queue.size).toBe(4);
-    await pause(20);
+    await filled(order, 4);
     expect(order).toEqual(['x', 'y', 'a', 'b']);
     expect(queue.size).toBe(0);
   });
@@ -73,10 +76,12 @@ describe('TurnBudgetQueue lanes and cost', () => {
       process.nextTick(() => busy(3));
     };
     queue.push(leavesWork('warm-up'));
-    await pause(20);
+    await filled(order, 1);
+    // One more loop iteration: the warm-up turn's cost is measured after its ticks.
+    await new Promise((resolve) => setImmediate(resolve));
     for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) queue.push(leavesWork(name));
     setImmediate(() => order.push('other'));
-    await pause(100);
+    await filled(order, 8);
     // The first turn ran at most budget / cost (one) job, then other I/O-phase callbacks got their turn.
     expect(order.indexOf('other')).toBeGreaterThan(order.indexOf('warm-up'));
     expect(order.indexOf('other')).toBeLessThan(order.indexOf('f'));
