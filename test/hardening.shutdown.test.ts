@@ -1,7 +1,9 @@
 /** Shutdown of an in-process hub (issue 12, item 8): a drain delay with /ready 503 first, and no keep-alive. */
 import { request } from 'node:http';
 import type { Hub } from '../src/server';
-import { startTestHub } from './support/hub';
+import { projectKey, startTestHub } from './support/hub';
+import { call } from './support/http';
+import { trackerPeer } from './support/live';
 
 /** GET over its own connection: status and the Connection header, or 'refused'. */
 function get(url: string, path: string): Promise<{ status: number; connection: string | undefined } | 'refused'> {
@@ -33,5 +35,20 @@ describe('shutdown drain', () => {
     expect(await get(hub.url, '/health')).toEqual({ status: 200, connection: 'close' });
     await stopping;
     expect(await get(hub.url, '/health')).toBe('refused');
+  });
+});
+
+describe('handshakes while draining', () => {
+  test('a tab connecting during the drain is refused NOT_READY, and the refusal is counted', async () => {
+    const hub = await startTestHub({ SHUTDOWN_DRAIN_MS: '3000' });
+    const stopping = hub.shutdown();
+    try {
+      const refusal = await trackerPeer(hub, { projectKey: projectKey('draining'), sessionId: '77', tabId: 't1' }).refused();
+      expect(refusal).toMatch(/not accepting connections/);
+      const metrics = (await call(hub.url, '/metrics', { key: null })).text;
+      expect(metrics).toContain('hub_connects_refused_total{reason="not_ready"} 1');
+    } finally {
+      await stopping;
+    }
   });
 });

@@ -3,7 +3,8 @@
  * sends on the Socket.IO handshake (`connect_error` with `data: {code, message}`).
  */
 import type { Socket } from 'socket.io';
-import type { ErrorCode } from '../errors';
+import type { HubContext } from '../context';
+import { ErrorCode } from '../errors';
 
 /**
  * Bytes a socket has queued and not yet handed to the kernel: engine.io's write buffer (packets
@@ -24,6 +25,13 @@ export type RefusalError = Error & { data: { code: ErrorCode; message: string } 
 
 export function refusalError(code: ErrorCode, message: string): RefusalError {
   return Object.assign(new Error(message), { data: { code, message } });
+}
+
+/** The refusal of a handshake while the hub (or its cluster view) is not ready, counted as every refusal is. */
+export function notReady(ctx: Pick<HubContext, 'metrics' | 'refusals'>, message: string): RefusalError {
+  ctx.metrics.connectsRefused.inc({ reason: 'not_ready' });
+  ctx.refusals?.handshake('not_ready');
+  return refusalError(ErrorCode.NOT_READY, message);
 }
 
 interface EngineConnection {

@@ -13,7 +13,7 @@ import { DASHBOARD_NAMESPACE, DashboardEvent, PROJECT_KEY_PATTERN, type Sessions
 import { isPlainObject } from '../sessions/sessionData';
 import { parseSearchQuery } from '../sessions/query';
 import type { DiffSink, SubscriptionRegistry } from '../subscriptions/registry';
-import { pendingBytes, refusalError } from './backpressure';
+import { notReady, pendingBytes, refusalError } from './backpressure';
 import { releaseHandshake } from './socketMemory';
 import { TurnBudgetQueue } from '../turnBudget';
 
@@ -73,7 +73,7 @@ export function attachDashboards(io: Server, ctx: HubContext, registry: Subscrip
   });
 
   nsp.use((socket, next) => {
-    if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
+    if (ctx.lifecycle() !== 'ready') return next(notReady(ctx, 'the hub is not accepting connections (starting or shutting down)'));
     const raw = socket.handshake.auth?.token;
     const token = typeof raw === 'string' ? withoutBearer(raw) : '';
     if (token && looksLikeJwt(token)) {

@@ -15,7 +15,7 @@ import { RoomEvent, type TabPayload } from '../protocol';
 import { isPlainObject } from '../sessions/sessionData';
 import { findTab } from '../sessions/sessionIndex';
 import { TabClock, agentEventTab, lastAgentConfig, tabJoinOp, tabUpdateOp } from '../sessions/tabOps';
-import { pendingBytes, probeAlive, refusalError } from './backpressure';
+import { notReady, pendingBytes, probeAlive, refusalError } from './backpressure';
 import type { GeoLookup } from './geo';
 import { type AgentHandshake, type Handshake, type Refusal, type TrackerHandshake, readHandshake } from './handshake';
 import type { PeerId } from './peerId';
@@ -150,9 +150,9 @@ export function attachRooms(io: Server, ctx: HubContext, userAgents: UserAgentCa
   });
 
   sockets.use((socket, next) => {
-    if (ctx.lifecycle() !== 'ready') return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (starting or shutting down)'));
+    if (ctx.lifecycle() !== 'ready') return next(notReady(ctx, 'the hub is not accepting connections (starting or shutting down)'));
     // A node that has not joined the cluster cannot tell a duplicate tab from a new one: refused until it has.
-    if (!ctx.store.status().ready) return next(refusalError(ErrorCode.NOT_READY, 'the hub is not accepting connections (joining the cluster)'));
+    if (!ctx.store.status().ready) return next(notReady(ctx, 'the hub is not accepting connections (joining the cluster)'));
     const result = readHandshake(
       { query: socket.handshake.query as Record<string, unknown>, auth: socket.handshake.auth, headers: socket.handshake.headers, address: socket.handshake.address },
       { config: ctx.config, jwtSecret: ctx.jwtSecret, sessionLimits: ctx.sessionLimits, userAgents, geo },
