@@ -11,6 +11,7 @@ import { ApiKeys, loadApiKeys } from './auth';
 import type { ClusterStore, StoreHooks } from './cluster/store';
 import { createStore } from './cluster';
 import type { Config } from './config';
+import { ErrorCode } from './errors';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp, createOpsApp } from './http/app';
 import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } from './live/connectionCap';
@@ -19,7 +20,8 @@ import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
 import { checkSocketInternals } from './live/socketMemory';
 import { UserAgentCache } from './live/userAgent';
-import { type LifecyclePacing, paceLifecycle } from './live/lifecyclePacing';
+import { type LifecyclePacing, paceLifecycle, pacedConnects } from './live/lifecyclePacing';
+import { refusalError } from './live/backpressure';
 import { installReceiverEndGuard } from './live/wsTeardown';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics } from './ops/metrics';
@@ -149,8 +151,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   checkSocketInternals(logger);
   // First middleware of the tabs' and agents' namespace: their connects take turns with upgrades and teardowns.
   if (pacing) {
-    const paced = pacing;
-    io.use((_socket, next) => paced.defer(() => next()));
+    io.use(
+      pacedConnects(pacing, () => {
+        metrics.connectsRefused.inc({ reason: 'connect_pending' });
+        base.refusals.handshake('connect_pending');
+        return refusalError(ErrorCode.BAD_REQUEST, 'a connect is already waiting on this connection');
+      }),
+    );
   }
   attachRooms(io, ctx, new UserAgentCache(config.uaCacheSize), geo);
   const subscriptions = new SubscriptionRegistry(

@@ -5,6 +5,7 @@
  */
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { createServer, type Server as HttpServer } from 'node:http';
+import WebSocket from 'ws';
 import { paceLifecycle } from '../src/live/lifecyclePacing';
 import type { Hub } from '../src/server';
 import { call } from './support/http';
@@ -75,6 +76,34 @@ describe('lifecycle pacing', () => {
     await Promise.all(tabs.map((tab) => tab.close()));
   });
 
+  test('a second CONNECT sent while the first waits for its turn is refused, not queued', async () => {
+    hub = await startTestHub();
+    const { host } = new URL(hub.url);
+    const query = new URLSearchParams({
+      peerId: `${projectKey('pacingdup')}-9200-t1`,
+      identity: 'session',
+      tabId: 't1',
+      sessionInfo: JSON.stringify({ sessionID: '9200', timestamp: Date.now() }),
+      EIO: '4',
+      transport: 'websocket',
+    });
+    const ws = new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+    const messages: string[] = [];
+    ws.on('message', (data) => messages.push(String(data)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    await eventually(() => messages.some((m) => m.startsWith('0{')), () => JSON.stringify(messages));
+    // Both in one write: the hub reads them in one poll, while the first is still queued.
+    ws.send('40');
+    ws.send('40');
+    await eventually(() => messages.filter((m) => m.startsWith('4')).length >= 2, () => JSON.stringify(messages));
+    const replies = messages.filter((m) => m.startsWith('4'));
+    expect(replies.filter((m) => m.startsWith('40{'))).toHaveLength(1);
+    expect(replies.find((m) => m.startsWith('44'))).toContain('BAD_REQUEST');
+    expect(await metricValue(hub, 'hub_connects_refused_total{reason="connect_pending"}')).toBe(1);
+    expect(hub.io.of('/').sockets.size).toBe(1);
+    ws.close();
+  });
+
   test('past MAX_QUEUED_UPGRADES an upgrade is answered 503 TOO_MANY_CONNECTIONS at once', async () => {
     hub = await startTestHub({ MAX_QUEUED_UPGRADES: '1' });
     const first = await openRaw(hub);
@@ -97,6 +126,28 @@ describe('lifecycle pacing', () => {
   });
 });
 
+/**
+ * A bare HTTP server with pacing and a recording 'upgrade' listener, and one client connected to
+ * it whose upgrade request will wait behind five busy jobs (one per turn: the loop polls I/O
+ * several times before its turn).
+ */
+async function pacedServerWithQueuedClient(onError: (error: unknown) => void = () => undefined) {
+  const upgraded: string[] = [];
+  const http = createServer();
+  http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
+  const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const address = http.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const socket = await new Promise<TcpSocket>((resolve) => {
+    const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
+  });
+  for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
+  const response = sendUpgrade(socket);
+  await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
+  return { http, pacing, socket, response, upgraded };
+}
+
 describe('paceLifecycle on a bare HTTP server', () => {
   let server: HttpServer | undefined;
   afterEach(async () => {
@@ -106,22 +157,9 @@ describe('paceLifecycle on a bare HTTP server', () => {
   });
 
   test('a client that resets its connection while its upgrade waits is skipped, and its error is not fatal', async () => {
-    const upgraded: string[] = [];
     const errors: unknown[] = [];
-    const http = createServer();
+    const { http, pacing, socket, upgraded } = await pacedServerWithQueuedClient((e) => errors.push(e));
     server = http;
-    http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
-    const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: (e) => errors.push(e) });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const address = http.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const socket = await new Promise<TcpSocket>((resolve) => {
-      const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
-    });
-    // Jobs ahead of the upgrade, one per turn: the loop polls I/O several times before its turn.
-    for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
-    void sendUpgrade(socket);
-    await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
     socket.resetAndDestroy();
     await eventually(() => pacing.queued === 0, () => `queued jobs: ${pacing.queued}`);
     expect(upgraded).toEqual([]);
@@ -129,20 +167,8 @@ describe('paceLifecycle on a bare HTTP server', () => {
   });
 
   test('an upgrade still waiting when the server stops listening is closed, not served', async () => {
-    const upgraded: string[] = [];
-    const http = createServer();
+    const { http, response, upgraded } = await pacedServerWithQueuedClient();
     server = http;
-    http.on('upgrade', (req) => upgraded.push(req.url ?? ''));
-    const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: () => undefined });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const address = http.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const socket = await new Promise<TcpSocket>((resolve) => {
-      const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
-    });
-    for (let i = 0; i < 5; i++) pacing.defer(() => holdLoop(5));
-    const response = sendUpgrade(socket);
-    await eventually(() => pacing.queuedUpgrades === 1, () => `queued upgrades: ${pacing.queuedUpgrades}`);
     http.close();
     // The client sees its connection closed without an answer.
     expect(await response).toBe('');

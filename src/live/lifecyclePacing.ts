@@ -114,3 +114,25 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
 }
 
 function ignoreError(): void {}
+
+/**
+ * The Socket.IO middleware that makes a namespace's connects take their turn. Socket.IO makes a
+ * new socket for every CONNECT packet of a namespace the connection has not joined yet, so while
+ * one connect waits here a client could queue thousands more on the same connection (each a
+ * socket and a job): only the first waits, the others are refused with `refuseDuplicate()`.
+ */
+export function pacedConnects(pacing: LifecyclePacing, refuseDuplicate: () => Error): (socket: { conn: object }, next: (error?: Error) => void) => void {
+  const waiting = new WeakSet<object>();
+  return (socket, next) => {
+    const connection = socket.conn;
+    if (waiting.has(connection)) {
+      next(refuseDuplicate());
+      return;
+    }
+    waiting.add(connection);
+    pacing.defer(() => {
+      waiting.delete(connection);
+      next();
+    });
+  };
+}

@@ -14,7 +14,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** Roles of Socket.IO connections. */
 export const CONNECTION_ROLES = ['session', 'agent', 'dashboard'] as const;
 /** Why handshakes are refused (handshake.ts's reasons, snake_cased, and the connection handlers'). */
-export const CONNECT_REFUSAL_REASONS = ['identity', 'peer_id', 'session_info', 'authentication', 'authorization', 'agent_info', 'duplicate_tab', 'dashboard_auth', 'too_many_tabs', 'max_connections', 'upgrade_queue_full', 'not_ready'] as const;
+export const CONNECT_REFUSAL_REASONS = ['identity', 'peer_id', 'session_info', 'authentication', 'authorization', 'agent_info', 'duplicate_tab', 'dashboard_auth', 'too_many_tabs', 'max_connections', 'upgrade_queue_full', 'not_ready', 'connect_pending'] as const;
 export const RELAY_DIRECTIONS = ['tab_to_room', 'tab_to_agents', 'agent_to_tab', 'agent_to_agent'] as const;
 export const SUBSCRIPTION_RESYNC_REASONS = ['unknown_subscription', 'slow_consumer', 'history'] as const;
 
