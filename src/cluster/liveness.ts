@@ -8,13 +8,9 @@
  *   host), and command timeouts notice that only after seconds. A PING unanswered for `stallMs`
  *   is a stall (the view is partial at once); the first answer after it ends the stall.
  */
-import type Redis from 'ioredis';
-import type { Logger } from '../ops/logger';
-import type { ClusterMetrics } from './metrics';
-import { type ClusterKeys, downScript, heartbeatScript } from './redisSchema';
-import type { ReplicaView } from './replicaView';
-import { type StorePhase, hasJoined, isClosing } from './storePhase';
-import { type RecoveryReason, errorMessage } from './storeSupport';
+import { downScript, heartbeatScript } from './redisSchema';
+import { hasJoined, isClosing } from './storePhase';
+import { type RecoveryReason, type StorePart, errorMessage } from './storeSupport';
 
 /**
  * Other nodes this node has applied entries of (their sessions may be in the index), and those a
@@ -65,21 +61,13 @@ export class KnownNodes {
   }
 }
 
-export interface LivenessOptions {
-  nodeId: string;
-  cmd: Redis;
-  keys: ClusterKeys;
+export interface LivenessOptions extends StorePart {
   heartbeatMs: number;
   nodeTtlMs: number;
   stallMs: number;
   streamMaxLen: number;
   /** Identifies this process in its alive key: a second process with the same node id shows up. */
   token: string;
-  logger: Logger;
-  metrics: ClusterMetrics;
-  view: ReplicaView;
-  nodes: KnownNodes;
-  phase: () => StorePhase;
   connected: () => boolean;
   /** A reload of the view is owed (then what Redis says of nodes may be older than what it brings). */
   resyncOwed: () => boolean;

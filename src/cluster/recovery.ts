@@ -9,16 +9,10 @@
  * 4. the reader goes on after the entry taken in step 2 (whole-state ops replay harmlessly).
  * The stream reader's loop runs it while one is owed.
  */
-import type Redis from 'ioredis';
-import type { Logger } from '../ops/logger';
-import type { KnownNodes } from './liveness';
-import type { ClusterMetrics } from './metrics';
 import { type NodeShares, decodeShares } from './nodeState';
 import type { OpsWriter } from './opsWriter';
-import type { ClusterKeys } from './redisSchema';
-import type { ReplicaView } from './replicaView';
-import { type StorePhase, isClosing } from './storePhase';
-import { type RecoveryReason, errorMessage } from './storeSupport';
+import { isClosing } from './storePhase';
+import { type RecoveryReason, type StorePart, errorMessage } from './storeSupport';
 
 interface LoadedView {
   lastId: string;
@@ -27,16 +21,8 @@ interface LoadedView {
   states: Map<string, NodeShares>;
 }
 
-export interface RecoveryOptions {
-  nodeId: string;
-  cmd: Redis;
-  keys: ClusterKeys;
-  logger: Logger;
-  metrics: ClusterMetrics;
-  view: ReplicaView;
-  nodes: KnownNodes;
+export interface RecoveryOptions extends StorePart {
   writer: OpsWriter;
-  phase: () => StorePhase;
   /** Where the reader goes on from. */
   resumeFrom: (lastId: string, seq: number) => void;
   /** A recovery loaded the whole view (`nodes`: how many, this one included). */

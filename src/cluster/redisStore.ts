@@ -26,7 +26,7 @@ import { ReplicaView } from './replicaView';
 import type { ClusterStore, StoreStatus } from './store';
 import { type PhaseEvent, type StorePhase, hasJoined, isClosing, nextPhase, phaseStatus } from './storePhase';
 import { StreamReader } from './streamReader';
-import { type RecoveryReason, errorMessage, sleep, storeClientOptions, withTimeout } from './storeSupport';
+import { type RecoveryReason, type StorePart, errorMessage, sleep, storeClientOptions, withTimeout } from './storeSupport';
 
 export interface RedisStoreOptions {
   nodeId: string;
@@ -109,48 +109,30 @@ export class RedisStore implements ClusterStore {
       open: () => !isClosing(this.phase),
       onDropped: (why) => this.requestRecovery(why === 'backlog' ? 'backlog' : this.rejoinReason()),
     });
+    // What the parts that read the view are given alike.
+    const part: StorePart = { nodeId, cmd: this.cmd, keys, logger, metrics, view: this.view, nodes, phase };
     this.recovery = new Recovery({
-      nodeId,
-      cmd: this.cmd,
-      keys,
-      logger,
-      metrics,
-      view: this.view,
-      nodes,
+      ...part,
       writer: this.writer,
-      phase,
       resumeFrom: (lastId, seq) => this.stream.resumeFrom(lastId, seq),
       onLoaded: (reason, count) => this.loaded(reason, count),
     });
     this.stream = new StreamReader({
-      nodeId,
+      ...part,
       reader: this.reader,
-      keys,
       readBlockMs,
-      logger,
-      metrics,
-      view: this.view,
-      nodes,
-      phase,
       connected,
       recovery: this.recovery,
       requestRecovery,
       closing: this.closingPromise,
     });
     this.liveness = new Liveness({
-      nodeId,
-      cmd: this.cmd,
-      keys,
+      ...part,
       heartbeatMs: options.heartbeatMs,
       nodeTtlMs: options.nodeTtlMs,
       stallMs: options.stallMs ?? 500,
       streamMaxLen: options.streamMaxLen,
       token,
-      logger,
-      metrics,
-      view: this.view,
-      nodes,
-      phase,
       connected,
       resyncOwed: () => this.recovery.owed(),
       requestRecovery,

@@ -1,5 +1,24 @@
 /** What the Redis store's parts share: how their Redis clients behave, why a view is reloaded, small helpers. */
+import type Redis from 'ioredis';
 import type { RedisOptions } from 'ioredis';
+import type { Logger } from '../ops/logger';
+import type { KnownNodes } from './liveness';
+import type { ClusterMetrics } from './metrics';
+import type { ClusterKeys } from './redisSchema';
+import type { ReplicaView } from './replicaView';
+import type { StorePhase } from './storePhase';
+
+/** What the parts that read the replicated view are given alike (built once by the store). */
+export interface StorePart {
+  nodeId: string;
+  cmd: Redis;
+  keys: ClusterKeys;
+  logger: Logger;
+  metrics: ClusterMetrics;
+  view: ReplicaView;
+  nodes: KnownNodes;
+  phase: () => StorePhase;
+}
 
 /** Why the view is reloaded: the `reason` label of hub_cluster_resyncs_total. */
 export type RecoveryReason = 'join' | 'reconnect' | 'gap' | 'evicted' | 'expired' | 'backlog' | 'stall';

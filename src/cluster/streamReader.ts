@@ -7,29 +7,18 @@
  * growing back-off while it fails, then reads on from where the recovery loaded the view.
  */
 import type Redis from 'ioredis';
-import type { Logger } from '../ops/logger';
 import type { IndexOp } from '../sessions/ops';
-import type { KnownNodes } from './liveness';
-import type { ClusterMetrics } from './metrics';
 import { decodeStatePayload, isIndexOp } from './nodeState';
-import { type ClusterKeys, EntryKind } from './redisSchema';
-import type { ReplicaView } from './replicaView';
-import { type StorePhase, isClosing } from './storePhase';
-import { type RecoveryReason, errorMessage } from './storeSupport';
+import { EntryKind } from './redisSchema';
+import { isClosing } from './storePhase';
+import { type RecoveryReason, type StorePart, errorMessage } from './storeSupport';
 
 type XReadReply = [string, [string, string[]][]][] | null;
 
-export interface StreamReaderOptions {
-  nodeId: string;
+export interface StreamReaderOptions extends StorePart {
   reader: Redis;
-  keys: ClusterKeys;
   /** How long one XREAD blocks: the loop notices a recovery request or a close at the latest after it. */
   readBlockMs: number;
-  logger: Logger;
-  metrics: ClusterMetrics;
-  view: ReplicaView;
-  nodes: KnownNodes;
-  phase: () => StorePhase;
   /** Both store connections are up. */
   connected: () => boolean;
   /** The recovery the loop runs when one is owed; `run` is false when Redis failed meanwhile. */
