@@ -15,15 +15,16 @@
  */
 import { performance } from 'node:perf_hooks';
 
+/** Taken slots a lane that never drains keeps before it drops them (at most half its length). */
+const COMPACT_AFTER = 1024;
+
 /** Weight of the latest turn in the moving average of a job's cost. */
 const COST_WEIGHT = 0.3;
 
 export class TurnBudgetQueue {
-  private readonly jobs: Array<() => void> = [];
-  private next = 0;
+  private readonly jobs = new Lane();
   /** Jobs that go before every job of `jobs` (work already under way, which holds resources until done). */
-  private readonly urgent: Array<() => void> = [];
-  private nextUrgent = 0;
+  private readonly urgent = new Lane();
   private scheduled = false;
   /** A job's cost with its ticks and microtasks (ms, moving average); 0 until a turn was measured. */
   private jobCostMs = 0;
@@ -38,7 +39,7 @@ export class TurnBudgetQueue {
   ) {}
 
   get size(): number {
-    return this.jobs.length - this.next + this.urgent.length - this.nextUrgent;
+    return this.jobs.size + this.urgent.size;
   }
 
   push(job: () => void): void {
@@ -58,24 +59,9 @@ export class TurnBudgetQueue {
     setImmediate(this.turn);
   }
 
-  /** The next job, urgent ones first; the arrays are emptied (not shrunk one by one) once drained. */
+  /** The next job, urgent ones first. */
   private take(): (() => void) | undefined {
-    if (this.nextUrgent < this.urgent.length) {
-      const job = this.urgent[this.nextUrgent];
-      this.urgent[this.nextUrgent++] = noop;
-      if (this.nextUrgent === this.urgent.length) {
-        this.urgent.length = 0;
-        this.nextUrgent = 0;
-      }
-      return job;
-    }
-    const job = this.jobs[this.next];
-    this.jobs[this.next++] = noop;
-    if (this.next === this.jobs.length) {
-      this.jobs.length = 0;
-      this.next = 0;
-    }
-    return job;
+    return this.urgent.size > 0 ? this.urgent.take() : this.jobs.take();
   }
 
   private readonly turn = (): void => {
@@ -113,6 +99,39 @@ export class TurnBudgetQueue {
 }
 
 function noop(): void {}
+
+/** Jobs in order, taken from the front without shifting the array each time. */
+export class Lane {
+  private readonly items: Array<() => void> = [];
+  private next = 0;
+
+  get size(): number {
+    return this.items.length - this.next;
+  }
+
+  /** Array slots held, taken ones included (what the lane costs in memory). */
+  get held(): number {
+    return this.items.length;
+  }
+
+  push(job: () => void): void {
+    this.items.push(job);
+  }
+
+  take(): (() => void) | undefined {
+    const job = this.items[this.next];
+    this.items[this.next++] = noop;
+    if (this.next === this.items.length) {
+      this.items.length = 0;
+      this.next = 0;
+    } else if (this.next >= COMPACT_AFTER && this.next * 2 >= this.items.length) {
+      // A lane that never drains (a steady backlog) would otherwise keep every job it ever held.
+      this.items.splice(0, this.next);
+      this.next = 0;
+    }
+    return job;
+  }
+}
 
 /** CPU time (user + system, ms) the process used since `start`. */
 function cpuMsSince(start: NodeJS.CpuUsage): number {

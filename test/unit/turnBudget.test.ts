@@ -1,5 +1,5 @@
 /** The budgeted job queue that keeps subscribe bursts from holding the event loop. */
-import { TurnBudgetQueue } from '../../src/turnBudget';
+import { Lane, TurnBudgetQueue } from '../../src/turnBudget';
 import { eventually } from '../support/wait';
 
 /** Until `list` has `n` entries: the order is what these tests check, not how long it took. */
@@ -86,5 +86,26 @@ describe('TurnBudgetQueue lanes and cost', () => {
     expect(order.indexOf('other')).toBeGreaterThan(order.indexOf('warm-up'));
     expect(order.indexOf('other')).toBeLessThan(order.indexOf('f'));
     expect(order.filter((n) => n !== 'other')).toEqual(['warm-up', 'a', 'b', 'c', 'd', 'e', 'f']);
+  });
+});
+
+describe('Lane', () => {
+  it('keeps its order and stays bounded under a backlog that never drains', () => {
+    const lane = new Lane();
+    const taken: number[] = [];
+    let pushed = 0;
+    for (; pushed < 100; pushed++) {
+      const n = pushed;
+      lane.push(() => taken.push(n));
+    }
+    // One in, one out, 20,000 times: the backlog of 100 is never worked off.
+    for (let i = 0; i < 20_000; i++, pushed++) {
+      const n = pushed;
+      lane.push(() => taken.push(n));
+      lane.take()?.();
+      expect(lane.size).toBe(100);
+    }
+    expect(taken).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
+    expect(lane.held).toBeLessThan(2_200);
   });
 });
