@@ -3,6 +3,7 @@
  * the answer to their own question, errors included, as they do inline.
  */
 import { API_KEYS_SPEC, KEY_ALL, PROJECT_A, type TestApp, addSession, call, errorOf, page, sessionsPath, startTestApp } from './support/http';
+import { eventually, pause } from './support/wait';
 
 describe.each([
   ['in turns of the default length', '5'],
@@ -46,3 +47,52 @@ describe.each([
     }
   });
 });
+
+describe('REST turns and clients that leave', () => {
+  test('a search whose client went away while it waited for its turn is not run', async () => {
+    const app = await startTestApp({ HUB_API_KEYS: API_KEYS_SPEC, REST_TURN_MS: '1' });
+    try {
+      addSession(app.index, PROJECT_A, '6000', { userID: 'gone' });
+      const turns = app.ctx.restTurns;
+      if (!turns) throw new Error('REST turns are off');
+      // Count the index's searches (the real index, observed, not replaced).
+      let searches = 0;
+      const search = app.index.search.bind(app.index);
+      app.index.search = (...args) => {
+        searches++;
+        return search(...args);
+      };
+      // Urgent work that keeps coming, one job per turn, holds the search in its lane while I/O still runs.
+      let spinning = true;
+      const spin = (): void => {
+        busy(2);
+        if (spinning) turns.pushUrgent(spin);
+      };
+      turns.pushUrgent(spin);
+      const controller = new AbortController();
+      const request = fetch(`${app.url}${sessionsPath(PROJECT_A)}`, {
+        method: 'POST',
+        headers: { authorization: KEY_ALL, 'content-type': 'application/json' },
+        body: JSON.stringify({ filters: [{ type: 'USERID', value: ['gone'], operator: 'is' }] }),
+        signal: controller.signal,
+      }).catch(() => 'aborted');
+      await eventually(() => turns.size === 2, () => `queued: ${turns.size}`);
+      controller.abort();
+      expect(await request).toBe('aborted');
+      // The hub reads the client's close between the turns.
+      await pause(100);
+      spinning = false;
+      await eventually(() => turns.size === 0, () => `queued: ${turns.size}`);
+      expect(searches).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // a job that takes its time
+  }
+}

@@ -138,7 +138,7 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     const projectKey = projectOf(m);
     const body = req.method === 'POST' ? parseJsonBody(await readBodyText(req, ctx.config.restBodyLimit)) : {};
     const userId = oneParam(new URLSearchParams(m.search), 'userId');
-    inRestTurn(ctx.restTurns, () => send(res, searchPage(projectKey, body, userId).json), fail);
+    inRestTurn(ctx.restTurns, res, () => send(res, searchPage(projectKey, body, userId).json), fail);
   }
 
   function session(res: ServerResponse, m: OpenReplayMatch): void {
@@ -187,7 +187,7 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     try {
       if (m.route === 'ping') send(res, 'ok!', 'text/plain; charset=utf-8');
       else if (m.route === 'live') live(req, res, m, fail).catch(fail);
-      else if (m.route === 'autocomplete') inRestTurn(ctx.restTurns, () => autocomplete(res, m), fail);
+      else if (m.route === 'autocomplete') inRestTurn(ctx.restTurns, res, () => autocomplete(res, m), fail);
       else session(res, m);
     } catch (error) {
       fail(error);

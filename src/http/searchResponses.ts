@@ -126,11 +126,13 @@ export class SearchResponses {
 }
 
 /**
- * Runs `work` (a search, list or autocomplete and its answer) in the REST turns when there are
- * some (HubContext.restTurns), at once otherwise; what it throws goes to `fail`.
+ * Runs `work` (a search, list or autocomplete and its answer to `res`) in the REST turns when
+ * there are some (HubContext.restTurns), at once otherwise; what it throws goes to `fail`. A
+ * client that went away while its request waited costs no search.
  */
-export function inRestTurn(turns: TurnBudgetQueue | undefined, work: () => void, fail: (error: unknown) => void): void {
+export function inRestTurn(turns: TurnBudgetQueue | undefined, res: { destroyed: boolean }, work: () => void, fail: (error: unknown) => void): void {
   const guarded = (): void => {
+    if (res.destroyed) return;
     try {
       work();
     } catch (error) {

@@ -210,7 +210,7 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
       if (!parsed.ok) throw queryError(parsed);
       return parsed.value;
     });
-    inRestTurn(ctx.restTurns, () => sendData(req, res, responses.body(match.projectKey, query)), fail);
+    inRestTurn(ctx.restTurns, res, () => sendData(req, res, responses.body(match.projectKey, query)), fail);
   }
 
   function one(req: IncomingMessage, res: ServerResponse, match: SessionRouteMatch): void {
@@ -250,9 +250,9 @@ export function sessionRoutes(ctx: HubContext): (req: IncomingMessage, res: Serv
     }
     rateLimit(checkAccess(ctx, req.headers.authorization, match.projectKey));
     if (match.route === 'session') one(req, res, match);
-    else if (match.route === 'autocomplete') inRestTurn(ctx.restTurns, () => autocomplete(req, res, match), fail);
+    else if (match.route === 'autocomplete') inRestTurn(ctx.restTurns, res, () => autocomplete(req, res, match), fail);
     else if (req.method === 'POST') search(req, res, match, fail).catch(fail);
-    else inRestTurn(ctx.restTurns, () => list(req, res, match), fail);
+    else inRestTurn(ctx.restTurns, res, () => list(req, res, match), fail);
   }
 
   return (req, res, match) => {
