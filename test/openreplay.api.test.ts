@@ -358,4 +358,23 @@ describe('OpenReplay internal API settings', () => {
       await hub.shutdown();
     }
   });
+
+  test('REST_RATE_LIMIT holds for ASSIST_KEY too: one bucket, 429 RATE_LIMITED past the burst', async () => {
+    const hub = await startLiveHub({ ASSIST_KEY, REST_RATE_LIMIT: '1' });
+    try {
+      const statuses: number[] = [];
+      // A burst of twice the rate, across routes: the key has one bucket, not one per route.
+      statuses.push((await post(hub, live(), { filter: {} })).status);
+      statuses.push((await send(hub, `/assist/${ASSIST_KEY}/sockets-list/${PK}/1`)).status);
+      const limited = await post(hub, live(), { filter: {} });
+      statuses.push(limited.status);
+      expect(statuses).toEqual([200, 200, 429]);
+      expect((limited.json as { error?: { code?: string } }).error?.code).toBe('RATE_LIMITED');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // A wrong key is no match at all: it spends nothing and is told 404, not 429.
+      expect((await post(hub, live(PK, 'not-the-assist-key'), { filter: {} })).status).toBe(404);
+    } finally {
+      await hub.shutdown();
+    }
+  });
 });

@@ -22,6 +22,7 @@ import { FILTER_ATTRIBUTES, QUERY_LIMITS, type SearchQuery } from '../sessions/q
 import { parseJsonBody, readBodyText } from './body';
 import { failRequest } from './errors';
 import { observeResponse } from './observe';
+import { apiKeyRateLimit } from './rateLimit';
 import { type EncodedBody, SearchResponses, SessionJson, inRestTurn } from './searchResponses';
 
 /** Route patterns, as they appear in metrics labels and logs (never with the key). */
@@ -37,6 +38,8 @@ type RouteName = keyof typeof OPENREPLAY_ROUTES;
 /** Most results an autocomplete answers (the reference has no bound). */
 export const OPENREPLAY_AUTOCOMPLETE_MAX = 200;
 /** Attributes an autocomplete without `key` looks through, besides the metadata keys. */
+/** The internal API's one bucket id in its own limiter. */
+const ASSIST_KEY_BUCKET = 0;
 const AUTOCOMPLETE_ATTRIBUTES = [...new Set(Object.entries(FILTER_ATTRIBUTES).filter(([t]) => t !== 'METADATA').map(([, a]) => a))];
 
 export interface OpenReplayMatch {
@@ -116,6 +119,8 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
   const match = openReplayMatcher(prefix, assistKey);
   const sessionJson = new SessionJson(ctx.config.sessionJsonCacheSize);
   const responses = new SearchResponses(ctx.index, sessionJson, ctx.config.searchCacheSize);
+  // ASSIST_KEY is one credential, so one bucket: the limit the public API gives each of its keys.
+  const rateLimit = apiKeyRateLimit(ctx.config.restRateLimit);
 
   function send(res: ServerResponse, body: string | Buffer, type = 'application/json; charset=utf-8'): void {
     res.writeHead(200, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
@@ -185,6 +190,7 @@ export function openReplayRoutes(ctx: HubContext): ((req: IncomingMessage, res: 
     observeResponse(ctx, res, req.method, () => route);
     const fail = (error: unknown): void => failRequest(ctx, { route, method: req.method }, res, error);
     try {
+      rateLimit(ASSIST_KEY_BUCKET);
       if (m.route === 'ping') send(res, 'ok!', 'text/plain; charset=utf-8');
       else if (m.route === 'live') live(req, res, m, fail).catch(fail);
       else if (m.route === 'autocomplete') inRestTurn(ctx.restTurns, res, () => autocomplete(res, m), fail);
