@@ -50,8 +50,8 @@ const handlers: Handlers = {
   init: (init: WorkerInit) => {
     hubConnection = init.hub;
     fleets = {
-      trackers: new TrackerFleet(init.hub, errors),
-      rest: new RestLoad(init.hub, errors),
+      trackers: new TrackerFleet(init.hub, errors, init.generator),
+      rest: new RestLoad(init.hub, errors, init.generator),
       relay: new RelayPairs(init.hub, errors),
       dashboards: new DashboardFleet(init.hub, errors),
     };
