@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { httpRequest } from '../load/lib/http';
 import { LeanHttpConnection, buildRequest, decodeBody } from '../load/lib/leanHttp';
 import { openLeanSocket, type LeanSocket } from '../load/lib/leanSocket';
@@ -97,6 +98,45 @@ describe('the bench generator: what the hub receives', () => {
     } finally {
       agent.destroy();
       await capture.close();
+    }
+  });
+});
+
+describe('the lean REST client reads every framing', () => {
+  it('Content-Length, chunked (split anywhere) and gzip bodies, and Connection: close', async () => {
+    const text = JSON.stringify({ data: { sessions: Array.from({ length: 300 }, (_, i) => ({ sessionID: String(i) })) } });
+    const server = http.createServer((req, res) => {
+      if (req.url === '/chunked') {
+        // Three writes, each a chunk of its own: the parser must join them.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(text.slice(0, 7));
+        setTimeout(() => {
+          res.write(text.slice(7, 5000));
+          res.end(text.slice(5000));
+        }, 5);
+      } else if (req.url === '/gzip') {
+        const body = gzipSync(text);
+        res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': body.length });
+        res.end(body);
+      } else if (req.url === '/close') {
+        res.writeHead(404, { connection: 'close', 'content-length': 2 });
+        res.end('{}');
+      } else {
+        res.end(text);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const lean = new LeanHttpConnection(url, 5000);
+    try {
+      for (const path of ['/plain', '/chunked', '/gzip', '/chunked', '/close', '/plain']) {
+        const response = await lean.request(buildRequest(url, 'GET', path, {}));
+        expect(response.status).toBe(path === '/close' ? 404 : 200);
+        expect(decodeBody(response)).toBe(path === '/close' ? '{}' : text);
+      }
+    } finally {
+      lean.close();
+      server.close();
     }
   });
 });

@@ -112,7 +112,9 @@ export class LeanHttpConnection {
 
   private abort(socket: net.Socket, error: Error): void {
     socket.destroy();
-    if (this.socket === socket) this.socket = undefined;
+    // A socket already replaced (closed after `Connection: close`) has no request of its own.
+    if (this.socket !== socket) return;
+    this.socket = undefined;
     const request = this.inFlight;
     this.inFlight = undefined;
     this.reading = undefined;
