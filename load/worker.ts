@@ -36,7 +36,7 @@ let hubConnection: WorkerInit['hub'] | undefined;
 function usage(): WorkerUsage {
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
-  return { pid: process.pid, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
+  return { pid: process.pid, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemCpuSeconds: cpu.system / 1e6, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
 }
 
 function initialized(): Fleets {

@@ -40,6 +40,8 @@ export interface PhaseObservation {
    * `relay`, `dashboards`, …) and `orchestrator` (this process: /metrics polls, /health probes, IPC).
    */
   generatorCpuByProcess: Record<string, number>;
+  /** The kernel's part of `generatorCpuByProcess` (system time), by process. */
+  generatorSystemCpuByProcess: Record<string, number>;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
   hubMetricChanges: Record<string, number>;
   errors: ErrorCountsJson;
@@ -78,12 +80,16 @@ export class PhaseRecorder {
     ]);
     const proc = this.hub.pid !== undefined ? readProcessStats(this.hub.pid) : undefined;
     const generatorCpuSeconds = usages.reduce((sum, usage) => sum + (usage?.cpuSeconds ?? 0), 0);
-    const byProcess: Record<string, number> = { orchestrator: ownCpuSeconds() };
+    const own = process.cpuUsage();
+    const byProcess: Record<string, number> = { orchestrator: (own.user + own.system) / 1e6 };
+    const systemByProcess: Record<string, number> = { orchestrator: own.system / 1e6 };
     this.workers().forEach((worker, i) => {
       const usage = usages[i];
-      if (usage !== undefined) byProcess[worker.name] = usage.cpuSeconds;
+      if (usage === undefined) return;
+      byProcess[worker.name] = usage.cpuSeconds;
+      if (usage.systemCpuSeconds !== undefined) systemByProcess[worker.name] = usage.systemCpuSeconds;
     });
-    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess };
+    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess };
   }
 }
 
@@ -93,11 +99,7 @@ interface Sample {
   generatorCpuSeconds: number;
   /** Cumulative CPU seconds of each generator process, by name. */
   byProcess: Record<string, number>;
-}
-
-function ownCpuSeconds(): number {
-  const cpu = process.cpuUsage();
-  return (cpu.user + cpu.system) / 1e6;
+  systemByProcess: Record<string, number>;
 }
 
 /** CPU used by each process between two samples (a process missing from either is left out). */
@@ -133,6 +135,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     eventLoopMaxMs: toMs(after.metrics?.eventLoopMaxSeconds),
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
+    generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
     hubMetricChanges,
     errors,
   };

@@ -185,10 +185,12 @@ export function renderGeneratorCpu(phases: readonly PhaseObservation[]): string 
     phase.phase,
     ...names.map((name) => {
       const seconds = phase.generatorCpuByProcess[name];
-      return seconds === undefined ? '-' : `${Math.round((seconds / (phase.durationMs / 1000)) * 100)}%`;
+      const system = phase.generatorSystemCpuByProcess[name];
+      const percent = (used: number): number => Math.round((used / (phase.durationMs / 1000)) * 100);
+      return seconds === undefined ? '-' : `${percent(seconds)}%${system === undefined ? '' : ` (${percent(system)})`}`;
     }),
   ]);
-  return renderTable(['generator CPU by process', ...names], rows);
+  return renderTable(['generator CPU by process (kernel)', ...names], rows);
 }
 
 /** One phase's generator CPU by process, as `name 12%, …` (largest first; processes under 1% left out). */
@@ -203,7 +205,7 @@ export function generatorCpuLine(phase: PhaseObservation | undefined): string {
 }
 
 export const PHASE_TABLE_NOTE =
-  'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below); hub loop p99 includes the 10 ms sampling interval.';
+  'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below, with the kernel\'s part in brackets); hub loop p99 includes the 10 ms sampling interval.';
 
 export function renderErrors(result: BenchResult): string {
   const kinds = Object.keys(result.errors);

@@ -33,6 +33,8 @@ export interface WorkerInit {
 export interface WorkerUsage {
   pid: number;
   cpuSeconds: number;
+  /** The part of `cpuSeconds` spent in the kernel (on loopback, a send also runs the receiver's TCP path). */
+  systemCpuSeconds?: number;
   rssBytes: number;
   heapUsedBytes: number;
 }
