@@ -25,7 +25,7 @@ import {
 } from './lib/phases';
 import { newRunTag, sessionCountForTabs } from './lib/population';
 import { REST_OPERATIONS } from './lib/rest';
-import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
+import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderGeneratorCpu, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
 import { runCluster3, runMixed, runStorm } from './scenarios';
@@ -140,8 +140,9 @@ async function main(): Promise<number> {
         population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
       },
       maxLifetimeMs: options.steps.length * perStepBudgetMs + 120_000,
+      generator: options.generator,
     };
-    log(`workers: ${trackerWorkers} tracker process(es) + ${options.restWorkers} REST + relay + dashboards`);
+    log(`workers: ${trackerWorkers} tracker process(es) + ${options.restWorkers} REST + relay + dashboards; ${options.generator} tracker and REST clients (--generator)`);
     running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, workerInit, onWorkerErrors);
     const workers = running.workers;
 
@@ -277,6 +278,7 @@ async function main(): Promise<number> {
       writeResult();
       log(renderPhases(step));
       log(PHASE_TABLE_NOTE);
+      log(renderGeneratorCpu(step.phases));
     }
 
     if (interruptedBy !== undefined) {

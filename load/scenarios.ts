@@ -19,7 +19,7 @@ import { RedisProcess } from './lib/redis';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { newRunTag, sessionCountForTabs } from './lib/population';
-import { renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
+import { generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
 
@@ -80,6 +80,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
         population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
       },
       maxLifetimeMs: 30 * 60_000,
+      generator: options.generator,
     },
     (reported: ErrorCountsJson) => {
       errors.merge(reported);
@@ -93,6 +94,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     sessions: sessionCountForTabs(tabs),
     projects: options.projects,
     trackerWorkers,
+    generator: options.generator,
     hub: command ?? `running hub at ${url}`,
     hubEnv: options.hubEnv,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
@@ -211,6 +213,19 @@ async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeo
   return result;
 }
 
+/** CPU seconds of every generator process in a phase, the orchestrator included. */
+function totalGeneratorCpu(phase: PhaseObservation): number {
+  return Object.values(phase.generatorCpuByProcess).reduce((sum, seconds) => sum + seconds, 0);
+}
+
+function trackerCpu(phase: PhaseObservation): number {
+  return Object.entries(phase.generatorCpuByProcess).reduce((sum, [name, seconds]) => sum + (name.startsWith('trackers-') ? seconds : 0), 0);
+}
+
+function perConnectMs(seconds: number | null, connects: number): number | null {
+  return seconds === null || connects === 0 ? null : (seconds * 1000) / connects;
+}
+
 function fmt(value: number | null | undefined, digits = 1): string {
   return value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
 }
@@ -299,6 +314,11 @@ export async function runStorm(options: BenchOptions): Promise<number> {
         finalSessionConnections: sessionConnections(storm.poll.last) ?? null,
         finalLiveSessions: storm.poll.last?.hub.hub_live_sessions ?? null,
         hubCpuSeconds: stormObservation.hubCpuSeconds,
+        hubCpuMsPerConnect: perConnectMs(stormObservation.hubCpuSeconds, storm.connect.connected),
+        /** Every generator process, the orchestrator included, per connect made. */
+        generatorCpuMsPerConnect: perConnectMs(totalGeneratorCpu(stormObservation), storm.connect.connected),
+        trackerWorkersCpuMsPerConnect: perConnectMs(trackerCpu(stormObservation), storm.connect.connected),
+        generatorCpuByProcess: stormObservation.generatorCpuByProcess,
       },
       phases: harness.recorder.observations,
       errors: harness.errors.toJson(),
@@ -319,11 +339,15 @@ export async function runStorm(options: BenchOptions): Promise<number> {
           ['storm: refused by the hub', String(result.storm.refusedByHub), '0'],
           ['storm: listen-queue overflows (machine-wide)', String(result.storm.listenOverflowsMachineWide ?? '-'), '0'],
           ['hub CPU s: disconnect / storm', `${fmt(result.massDisconnect.hubCpuSeconds, 2)} / ${fmt(result.storm.hubCpuSeconds, 2)}`, '-'],
+          ['storm: hub CPU per connect (ms)', fmt(result.storm.hubCpuMsPerConnect, 3), '-'],
+          [`storm: generator CPU per connect, all / tracker workers (ms; ${options.generator})`, `${fmt(result.storm.generatorCpuMsPerConnect, 3)} / ${fmt(result.storm.trackerWorkersCpuMsPerConnect, 3)}`, '-'],
+          ['storm: generator CPU by process (of one core)', generatorCpuLine(stormObservation), '-'],
         ],
       ),
     );
     log(renderPhases({ phases: harness.recorder.observations } as never));
     log(PHASE_TABLE_NOTE);
+    log(renderGeneratorCpu(harness.recorder.observations));
     log(`errors: ${JSON.stringify(result.errors)}`);
     log(`results: ${writeResult(options, result)}`);
     return 0;
@@ -381,6 +405,7 @@ export async function runMixed(options: BenchOptions): Promise<number> {
     const result = {
       conditions: harness.conditions,
       search,
+      generatorCpuByProcess: mixedObservation?.generatorCpuByProcess ?? null,
       relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency },
       diffs: { ...diffs, alongside: undefined },
       phases: recorder.observations,
@@ -399,12 +424,15 @@ export async function runMixed(options: BenchOptions): Promise<number> {
           ['tracker changes/s sent', fmt(diffs.changesPerSecond, 0), String(options.diffRate)],
           ['diff events / seq gaps', `${diffs.diffEvents} / ${diffs.seqGaps}`, '- / 0'],
           ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation?.eventLoopMaxMs, 0)}`, '-'],
+          [`generator CPU, all processes (of one core; ${options.generator})`, `${fmt(mixedObservation === undefined ? NaN : ((totalGeneratorCpu(mixedObservation) ?? NaN) / (mixedObservation.durationMs / 1000)) * 100, 0)}%`, '-'],
+          ['generator CPU by process', generatorCpuLine(mixedObservation), '-'],
           ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
         ],
       ),
     );
     log(renderPhases({ phases: recorder.observations } as never));
     log(PHASE_TABLE_NOTE);
+    log(renderGeneratorCpu(recorder.observations));
     log(`errors: ${JSON.stringify(result.errors)}`);
     log(`results: ${writeResult(options, result)}`);
     return search.failed + errorTotal > 0 ? 1 : 0;
@@ -468,6 +496,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
           population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
         },
         maxLifetimeMs: 30 * 60_000,
+        generator: options.generator,
       },
       (reported: ErrorCountsJson) => errors.merge(reported),
     );

@@ -36,7 +36,7 @@ let hubConnection: WorkerInit['hub'] | undefined;
 function usage(): WorkerUsage {
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
-  return { pid: process.pid, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
+  return { pid: process.pid, cpuSeconds: (cpu.user + cpu.system) / 1e6, systemCpuSeconds: cpu.system / 1e6, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
 }
 
 function initialized(): Fleets {
@@ -50,8 +50,8 @@ const handlers: Handlers = {
   init: (init: WorkerInit) => {
     hubConnection = init.hub;
     fleets = {
-      trackers: new TrackerFleet(init.hub, errors),
-      rest: new RestLoad(init.hub, errors),
+      trackers: new TrackerFleet(init.hub, errors, init.generator),
+      rest: new RestLoad(init.hub, errors, init.generator),
       relay: new RelayPairs(init.hub, errors),
       dashboards: new DashboardFleet(init.hub, errors),
     };

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { assertLoopbackUrl } from './http';
 import { SEARCH_BODY } from './rest';
+import { GENERATORS, type Generator } from './trackers';
 
 export const SCENARIOS = ['standard', 'mixed', 'storm', 'cluster3'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -14,6 +15,8 @@ export interface BenchOptions {
   hubEnv: Record<string, string>;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
+  /** Client of the bulk tracker tabs and the REST callers: lean (default) or the old socket.io-client + node:http. */
+  generator: Generator;
   /** Hub nodes of the cluster3 scenario. */
   nodes: number;
   /** Drive this already running hub instead of starting one. */
@@ -61,6 +64,10 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            cluster3 (--nodes hubs on one redis-server); see load/README.md
   --quick                  smoke test: 200 tabs, 2 projects, short phases, 5 dashboards (< 60 s)
   --hub-env LIST           extra hub environment, K=V,K=V (e.g. LISTEN_BACKLOG=511)
+  --generator NAME         lean (default: raw WebSocket tracker tabs, REST over net with pre-built
+                           requests) or socketio (socket.io-client tabs, node:http REST: the
+                           generator before Nov 30, kept for A/B); relay, agents and dashboards
+                           are socket.io-client either way
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -130,6 +137,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   if (!(SCENARIOS as readonly string[]).includes(scenarioRaw)) throw new UsageError(`--scenario must be one of ${SCENARIOS.join(', ')}, got ${scenarioRaw}`);
   const scenario = scenarioRaw as Scenario;
   const mixed = scenario === 'mixed';
+  const generatorRaw = flags.get('--generator') ?? 'lean';
+  if (!(GENERATORS as readonly string[]).includes(generatorRaw)) throw new UsageError(`--generator must be one of ${GENERATORS.join(', ')}, got ${generatorRaw}`);
   const hubEnv: Record<string, string> = {};
   for (const pair of (flags.get('--hub-env') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
     const eq = pair.indexOf('=');
@@ -178,6 +187,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     scenario,
     quick,
     hubEnv,
+    generator: generatorRaw as Generator,
     relayBytes: Math.floor(number('--relay-bytes', mixed ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     url,

@@ -33,8 +33,15 @@ export interface PhaseObservation {
   eventLoopMinMs: number | null;
   /** Longest single event-loop stall seen during the phase: a p99 hides one long stall. */
   eventLoopMaxMs: number | null;
-  /** CPU seconds all load workers used together during the phase. */
+  /** CPU seconds all load workers used together during the phase (the orchestrator not included). */
   generatorCpuSeconds: number;
+  /**
+   * CPU seconds of each generator process during the phase, by worker name (`trackers-1`, `rest-1`,
+   * `relay`, `dashboards`, …) and `orchestrator` (this process: /metrics polls, /health probes, IPC).
+   */
+  generatorCpuByProcess: Record<string, number>;
+  /** The kernel's part of `generatorCpuByProcess` (system time), by process. */
+  generatorSystemCpuByProcess: Record<string, number>;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
   hubMetricChanges: Record<string, number>;
   errors: ErrorCountsJson;
@@ -73,7 +80,16 @@ export class PhaseRecorder {
     ]);
     const proc = this.hub.pid !== undefined ? readProcessStats(this.hub.pid) : undefined;
     const generatorCpuSeconds = usages.reduce((sum, usage) => sum + (usage?.cpuSeconds ?? 0), 0);
-    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds };
+    const own = process.cpuUsage();
+    const byProcess: Record<string, number> = { orchestrator: (own.user + own.system) / 1e6 };
+    const systemByProcess: Record<string, number> = { orchestrator: own.system / 1e6 };
+    this.workers().forEach((worker, i) => {
+      const usage = usages[i];
+      if (usage === undefined) return;
+      byProcess[worker.name] = usage.cpuSeconds;
+      if (usage.systemCpuSeconds !== undefined) systemByProcess[worker.name] = usage.systemCpuSeconds;
+    });
+    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess };
   }
 }
 
@@ -81,6 +97,19 @@ interface Sample {
   metrics: HubMetrics | undefined;
   procCpuSeconds: number | undefined;
   generatorCpuSeconds: number;
+  /** Cumulative CPU seconds of each generator process, by name. */
+  byProcess: Record<string, number>;
+  systemByProcess: Record<string, number>;
+}
+
+/** CPU used by each process between two samples (a process missing from either is left out). */
+function cpuByProcess(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const used: Record<string, number> = {};
+  for (const [name, seconds] of Object.entries(after)) {
+    const start = before[name];
+    if (start !== undefined) used[name] = seconds - start;
+  }
+  return used;
 }
 
 function observation(phase: string, durationMs: number, before: Sample, after: Sample, errors: ErrorCountsJson): PhaseObservation {
@@ -105,6 +134,8 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     eventLoopMinMs: toMs(after.metrics?.eventLoopMinSeconds),
     eventLoopMaxMs: toMs(after.metrics?.eventLoopMaxSeconds),
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
+    generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
+    generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
     hubMetricChanges,
     errors,
   };

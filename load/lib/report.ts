@@ -171,8 +171,41 @@ export function renderPhases(step: StepResult): string {
   return renderTable(['phase', 'sec', 'hub CPU', 'hub loop p99 ms', 'max ms', 'generator CPU', 'errors'], rows);
 }
 
+/** Names of the generator processes seen in any phase, in order of first appearance. */
+function generatorProcesses(phases: readonly PhaseObservation[]): string[] {
+  const names = new Set<string>();
+  for (const phase of phases) for (const name of Object.keys(phase.generatorCpuByProcess)) names.add(name);
+  return [...names];
+}
+
+/** Each generator process's CPU per phase (% of one core): which worker costs what. */
+export function renderGeneratorCpu(phases: readonly PhaseObservation[]): string {
+  const names = generatorProcesses(phases);
+  const rows = phases.map((phase) => [
+    phase.phase,
+    ...names.map((name) => {
+      const seconds = phase.generatorCpuByProcess[name];
+      const system = phase.generatorSystemCpuByProcess[name];
+      const percent = (used: number): number => Math.round((used / (phase.durationMs / 1000)) * 100);
+      return seconds === undefined ? '-' : `${percent(seconds)}%${system === undefined ? '' : ` (${percent(system)})`}`;
+    }),
+  ]);
+  return renderTable(['generator CPU by process (kernel)', ...names], rows);
+}
+
+/** One phase's generator CPU by process, as `name 12%, …` (largest first; processes under 1% left out). */
+export function generatorCpuLine(phase: PhaseObservation | undefined): string {
+  if (phase === undefined) return '-';
+  const seconds = phase.durationMs / 1000;
+  return Object.entries(phase.generatorCpuByProcess)
+    .sort((a, b) => b[1] - a[1])
+    .filter(([, used]) => used / seconds >= 0.01)
+    .map(([name, used]) => `${name} ${Math.round((used / seconds) * 100)}%`)
+    .join(', ');
+}
+
 export const PHASE_TABLE_NOTE =
-  'CPU columns are % of one core (generator = all load workers together); hub loop p99 includes the 10 ms sampling interval.';
+  'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below, with the kernel\'s part in brackets); hub loop p99 includes the 10 ms sampling interval.';
 
 export function renderErrors(result: BenchResult): string {
   const kinds = Object.keys(result.errors);

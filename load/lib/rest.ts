@@ -7,9 +7,11 @@
  */
 import http from 'node:http';
 import { errorCodeOf, httpRequest, isRecord } from './http';
+import { LeanHttpConnection, buildRequest, decodeBody } from './leanHttp';
 import { sessionCountForTabs, sessionIdentity, tabIdentity } from './population';
 import type { HubConnection } from './sockets';
 import { ErrorCounts, LatencyHistogram, describeError, type HistogramJson } from './stats';
+import type { Generator } from './trackers';
 
 /**
  * `search` sends the 2-filter search with a page of `--search-limit` (50); `search10` sends the same
@@ -84,9 +86,15 @@ export class RestLoad {
   constructor(
     private readonly hub: HubConnection,
     private readonly errors: ErrorCounts,
+    private readonly generator: Generator = 'lean',
   ) {}
 
   async run(args: RestRunArgs): Promise<RestRunResult> {
+    return this.generator === 'lean' ? this.runLean(args) : this.runNodeHttp(args);
+  }
+
+  /** node:http clients (`--generator socketio`): the REST load before Nov 30, kept for A/B. */
+  private async runNodeHttp(args: RestRunArgs): Promise<RestRunResult> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: args.concurrency });
     const latency = new LatencyHistogram();
     const startedAt = performance.now();
@@ -136,6 +144,79 @@ export class RestLoad {
     await Promise.all(Array.from({ length: args.concurrency }, (_, index) => client(index)));
     const elapsedMs = performance.now() - startedAt;
     agent.destroy();
+    return {
+      operation: args.operation,
+      concurrency: args.concurrency,
+      requests,
+      ok,
+      failed: requests - ok,
+      elapsedMs,
+      latency: latency.toJson(),
+      responseBytes,
+    };
+  }
+
+  /**
+   * The same closed loop on lean connections (leanHttp.ts): request bytes built once per distinct
+   * call, bodies decoded (gunzip, UTF-8) only when checked. Status is checked on every answer, the
+   * content on the same sample as above.
+   */
+  private async runLean(args: RestRunArgs): Promise<RestRunResult> {
+    const latency = new LatencyHistogram();
+    const startedAt = performance.now();
+    const endAt = startedAt + args.durationMs;
+    let requests = 0;
+    let ok = 0;
+    let responseBytes = 0;
+    const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
+    const searchBody = JSON.stringify({ ...SEARCH_BODY, limit: pageLimitOf(args) });
+    const headers: Record<string, string> = { authorization: this.hub.apiKey };
+    if (args.gzip) headers['accept-encoding'] = 'gzip';
+    // One entry per project for list/search, one per session for `one`: bounded by the population.
+    const prebuilt = new Map<string, Buffer>();
+    const bytesOf = (call: PlannedCall): Buffer => {
+      let bytes = prebuilt.get(call.path);
+      if (bytes === undefined) {
+        bytes = buildRequest(this.hub.url, call.method, call.path, headers, call.body);
+        prebuilt.set(call.path, bytes);
+      }
+      return bytes;
+    };
+    const connections: LeanHttpConnection[] = [];
+
+    const client = async (clientIndex: number): Promise<void> => {
+      const connection = new LeanHttpConnection(this.hub.url, args.requestTimeoutMs);
+      connections.push(connection);
+      let callIndex = 0;
+      while (performance.now() < endAt && requests < MAX_REQUESTS_PER_RUN) {
+        requests += 1;
+        callIndex += 1;
+        const call = this.plan(args, sessionCount, searchBody);
+        try {
+          const response = await connection.request(bytesOf(call));
+          responseBytes += response.raw.byteLength;
+          if (response.status !== 200) {
+            const code = errorCodeOf(decodeBody(response));
+            this.errors.add(`rest.${args.operation}: HTTP ${response.status}${code ? ` ${code}` : ''}`);
+            continue;
+          }
+          const shouldValidate = args.operation === 'one' || (callIndex + clientIndex) % VALIDATE_EVERY === 1;
+          const problem = shouldValidate ? validateBody(args, decodeBody(response), call) : undefined;
+          if (problem !== undefined) {
+            this.errors.add(`rest.${args.operation}: ${problem}`);
+            continue;
+          }
+          latency.record(response.latencyMs);
+          ok += 1;
+        } catch (error) {
+          this.errors.add(`rest.${args.operation}: ${describeError(error)}`);
+        }
+      }
+    };
+
+    await Promise.all(Array.from({ length: args.concurrency }, (_, index) => client(index)));
+    const elapsedMs = performance.now() - startedAt;
+    for (const connection of connections) connection.close();
     return {
       operation: args.operation,
       concurrency: args.concurrency,

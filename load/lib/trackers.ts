@@ -4,9 +4,13 @@
  * A `TrackerFleet` lives in one worker process and holds its share of the tabs: tab indices
  * `t` in a requested range with `t % stride === offset`, so several workers split a ramp evenly
  * and no process exceeds its open-file limit.
+ *
+ * Each tab is a lean client (leanSocket.ts: the same bytes on the wire at a fraction of the CPU)
+ * or, with `--generator socketio`, a full socket.io-client socket.
  */
 import type { Socket } from 'socket.io-client';
 import { runBounded } from './async';
+import { openLeanSocket } from './leanSocket';
 import { pageTitleOf, sessionInfoOf, tabIdentity, userAgentOf, type TabIdentity } from './population';
 import { openSocket, type HubConnection } from './sockets';
 import { ErrorCounts, LatencyHistogram, describeError, type HistogramJson } from './stats';
@@ -52,15 +56,40 @@ export interface CloseResult {
   closed: number;
 }
 
+/** Which client library the bulk tabs and REST callers use (`--generator`). */
+export type Generator = 'socketio' | 'lean';
+export const GENERATORS: readonly Generator[] = ['lean', 'socketio'];
+
+/** What the fleet does with a tab, whichever client holds it. */
+interface TabClient {
+  emit(event: string, data: unknown): void;
+  /** A polite leave (Socket.IO DISCONNECT, close frame). */
+  disconnect(): void;
+  /** The TCP socket destroyed: no close frame, no DISCONNECT. */
+  drop(): void;
+}
+
 interface LiveTab {
   tab: TabIdentity;
-  socket: Socket;
+  socket: TabClient;
 }
 
 /** The TCP socket under a connected client (engine.io-client's `ws` transport in Node). */
 function rawTcpSocket(socket: Socket): { destroy(): void } | undefined {
   const transport = socket.io.engine?.transport as unknown as { ws?: { _socket?: { destroy(): void } } } | undefined;
   return transport?.ws?._socket;
+}
+
+function socketIoTab(socket: Socket): TabClient {
+  return {
+    emit: (event, data) => socket.emit(event, data),
+    disconnect: () => socket.disconnect(),
+    drop: () => {
+      const tcp = rawTcpSocket(socket);
+      if (tcp !== undefined) tcp.destroy();
+      else socket.disconnect();
+    },
+  };
 }
 
 /** Timer granularity of the update emitter: fine enough for a smooth rate, cheap enough. */
@@ -76,6 +105,7 @@ export class TrackerFleet {
   constructor(
     private readonly hub: HubConnection,
     private readonly errors: ErrorCounts,
+    private readonly generator: Generator = 'lean',
   ) {}
 
   get liveCount(): number {
@@ -166,11 +196,7 @@ export class TrackerFleet {
   drop(): CloseResult {
     this.closing = true;
     const closed = this.live.size;
-    for (const { socket } of this.live.values()) {
-      const tcp = rawTcpSocket(socket);
-      if (tcp !== undefined) tcp.destroy();
-      else socket.disconnect();
-    }
+    for (const { socket } of this.live.values()) socket.drop();
     this.live.clear();
     this.pickList = [];
     return { closed };
@@ -179,27 +205,41 @@ export class TrackerFleet {
   private async connectTab(tabIndex: number, timeoutMs: number): Promise<void> {
     const tab = tabIdentity(tabIndex, this.hub.population);
     const sessionInfo = sessionInfoOf(tab, tab.tabNumber, this.hub.population);
-    const socket = await openSocket(this.hub, {
-      namespace: '',
-      query: {
-        peerId: tab.peerId,
-        identity: 'session',
-        tabId: tab.tabId,
-        sessionInfo: JSON.stringify(sessionInfo),
-      },
-      headers: { 'user-agent': userAgentOf(tab.sessionIndex) },
-      timeoutMs,
-    });
-    const entry: LiveTab = { tab, socket };
-    this.live.set(tabIndex, entry);
-    this.pickList.push(entry);
-    socket.on('SESSION_ALREADY_CONNECTED', () => this.errors.add('tracker: got SESSION_ALREADY_CONNECTED'));
-    socket.on('disconnect', (reason: string) => {
+    const query = {
+      peerId: tab.peerId,
+      identity: 'session',
+      tabId: tab.tabId,
+      sessionInfo: JSON.stringify(sessionInfo),
+    };
+    const headers = { 'user-agent': userAgentOf(tab.sessionIndex) };
+    let entry: LiveTab;
+    // A drop the fleet did not ask for is an error to count (closing/dropping clears `live` first).
+    const onDisconnect = (reason: string): void => {
       if (this.closing || this.live.get(tabIndex) !== entry) return;
       this.errors.add(`tracker.disconnect: ${reason}`);
       this.live.delete(tabIndex);
       this.pickListStale = true;
-    });
+    };
+    const onAlreadyConnected = (): void => this.errors.add('tracker: got SESSION_ALREADY_CONNECTED');
+    if (this.generator === 'lean') {
+      const socket = await openLeanSocket({
+        url: this.hub.url,
+        path: this.hub.socketPath,
+        query,
+        headers,
+        timeoutMs,
+        on: { SESSION_ALREADY_CONNECTED: onAlreadyConnected },
+      });
+      entry = { tab, socket };
+      socket.onceDisconnected(onDisconnect);
+    } else {
+      const socket = await openSocket(this.hub, { namespace: '', query, headers, timeoutMs });
+      entry = { tab, socket: socketIoTab(socket) };
+      socket.on('SESSION_ALREADY_CONNECTED', onAlreadyConnected);
+      socket.on('disconnect', onDisconnect);
+    }
+    this.live.set(tabIndex, entry);
+    this.pickList.push(entry);
   }
 
   private currentPickList(): LiveTab[] {

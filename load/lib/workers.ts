@@ -19,18 +19,22 @@ import type { RelayConnectArgs, RelayConnectResult, RelayRunArgs, RelayRunResult
 import type { RestRunArgs, RestRunResult } from './rest';
 import type { HubConnection } from './sockets';
 import type { ErrorCountsJson } from './stats';
-import type { CloseResult, TrackerConnectArgs, TrackerConnectResult, TrackerUpdateArgs, TrackerUpdateResult } from './trackers';
+import type { CloseResult, Generator, TrackerConnectArgs, TrackerConnectResult, TrackerUpdateArgs, TrackerUpdateResult } from './trackers';
 
 export interface WorkerInit {
   hub: HubConnection;
   /** The worker exits on its own after this long, whatever happens. */
   maxLifetimeMs: number;
+  /** Client of the bulk tracker tabs and the REST callers (`--generator`). */
+  generator: Generator;
 }
 
 /** The generator's own resource use, to tell whether the generator was the bottleneck. */
 export interface WorkerUsage {
   pid: number;
   cpuSeconds: number;
+  /** The part of `cpuSeconds` spent in the kernel (on loopback, a send also runs the receiver's TCP path). */
+  systemCpuSeconds?: number;
   rssBytes: number;
   heapUsedBytes: number;
 }
