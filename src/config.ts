@@ -29,8 +29,12 @@ const settings = {
       .transform((v) => (v === 'none' ? [] : v.split(','))),
     default: ['/socket'],
   },
-  /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). Node's default, 511, overflows in a reconnect storm. */
-  listenBacklog: { env: ['LISTEN_BACKLOG'], schema: int(1, 65535), default: 4096 },
+  /**
+   * Pending connections the kernel queues before accept. Node's default, 511, overflows in a
+   * reconnect storm; the kernel caps whatever is asked at net.core.somaxconn, so asking for the most
+   * leaves that one sysctl as the operator's only lever.
+   */
+  listenBacklog: { env: ['LISTEN_BACKLOG'], schema: int(1, 65535), default: 65535 },
   /** Longest run of queued WebSocket upgrades and teardowns before other I/O gets a turn (src/live/lifecyclePacing.ts); 0 = inline, unpaced. */
   lifecycleTurnMs: { env: ['LIFECYCLE_TURN_MS'], schema: int(0, 1_000), default: 5 },
   /** Upgrades waiting for their turn at once; 0 = MAX_CONNECTIONS in force. */

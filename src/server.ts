@@ -14,7 +14,7 @@ import type { Config } from './config';
 import { ErrorCode } from './errors';
 import type { HubContext, Lifecycle } from './context';
 import { createHttpApp, createOpsApp } from './http/app';
-import { RefusalLog, capConnections, defaultMaxConnections, readOpenFileLimit } from './live/connectionCap';
+import { RefusalLog, capConnections, defaultMaxConnections, effectiveBacklog, readOpenFileLimit, readSomaxconn } from './live/connectionCap';
 import { attachDashboards } from './live/dashboard';
 import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
@@ -190,7 +190,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   }
   const opsUrl = opsServer ? urlOf(opsServer) : undefined;
   lifecycle = 'ready';
-  logger.info({ url, opsUrl, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size, maxConnections }, 'hub listening');
+  // The kernel caps the backlog without a word: the log says what the listener really got.
+  const somaxconn = readSomaxconn();
+  const listenBacklog = effectiveBacklog(config.listenBacklog, somaxconn);
+  logger.info({ url, opsUrl, nodeId, wsPath: config.wsPath, apiKeys: apiKeys.size, maxConnections, listenBacklog, somaxconn }, 'hub listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

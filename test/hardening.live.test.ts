@@ -5,7 +5,7 @@
  */
 import { io } from 'socket.io-client';
 import { probeAlive } from '../src/live/backpressure';
-import { connectionFits, defaultMaxConnections, readOpenFileLimit } from '../src/live/connectionCap';
+import { connectionFits, defaultMaxConnections, effectiveBacklog, readOpenFileLimit, readSomaxconn } from '../src/live/connectionCap';
 import type { Hub } from '../src/server';
 import { CHROME_UA, WS_PATH, agentToken, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey, startLiveHub, trackerPeer, type Peer } from './support/live';
 import { eventually, pause } from './support/wait';
@@ -144,10 +144,14 @@ describe('connection cap', () => {
     }
   });
 
-  test('the default cap is the open-file limit less a reserve', () => {
+  test('the default cap is the open-file limit less a reserve; the backlog is what the kernel gives', () => {
     expect(defaultMaxConnections(1024)).toBe(960);
     expect(defaultMaxConnections(20_000)).toBe(19_744);
     expect(defaultMaxConnections(undefined)).toBe(0);
+    // The backlog the start log reports: what the kernel gives, not what was asked.
+    expect(effectiveBacklog(65535, readSomaxconn('4096\n'))).toBe(4096);
+    expect(effectiveBacklog(511, readSomaxconn('4096\n'))).toBe(511);
+    expect(effectiveBacklog(65535, readSomaxconn('not a number'))).toBe(65535);
     expect(readOpenFileLimit('Limit  Soft Limit Hard Limit Units\nMax open files            1024                 4096                 files\n')).toBe(1024);
     expect(readOpenFileLimit('Max open files unlimited unlimited files')).toBeUndefined();
     expect(connectionFits(5, 0)).toBe(true);

@@ -24,6 +24,25 @@ export function readOpenFileLimit(limitsText?: string): number | undefined {
   return Number(match[1]);
 }
 
+/** net.core.somaxconn, the kernel's cap on every listener's accept queue (Linux /proc), if it can be read. */
+export function readSomaxconn(text?: string): number | undefined {
+  let value = text;
+  if (value === undefined) {
+    try {
+      value = readFileSync('/proc/sys/net/core/somaxconn', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const n = Number(value.trim());
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The accept queue a listener asking for `requested` gets: the kernel silently caps it at somaxconn. */
+export function effectiveBacklog(requested: number, somaxconn: number | undefined): number {
+  return somaxconn === undefined ? requested : Math.min(requested, somaxconn);
+}
+
 /**
  * MAX_CONNECTIONS when not set: the open-file limit less a reserve for everything else the process
  * opens (listening socket, REST and metrics clients, Redis, logs, libuv's own): 5 % of the limit,

@@ -69,8 +69,8 @@ describe('loadConfig', () => {
     expect(loadConfig(env({ MAX_HTTP_BUFFER_SIZE: '4096', maxHttpBufferSize: '2' })).maxHttpBufferSize).toBe(4096);
   });
 
-  it('LISTEN_BACKLOG: 4096 by default, a positive integer up to 65535, anything else refused', () => {
-    expect(loadConfig(env({})).listenBacklog).toBe(4096);
+  it('LISTEN_BACKLOG: 65535 by default, a positive integer up to 65535, anything else refused', () => {
+    expect(loadConfig(env({})).listenBacklog).toBe(65535);
     expect(loadConfig(env({ LISTEN_BACKLOG: '128' })).listenBacklog).toBe(128);
     for (const bad of ['0', '-1', '70000', '1e3', 'lots']) {
       expect(() => loadConfig(env({ LISTEN_BACKLOG: bad }))).toThrow(/LISTEN_BACKLOG/);
