@@ -33,7 +33,11 @@ function packageVersion(): string {
   }
 }
 
-export function createMetrics() {
+/**
+ * `loopStallMaxMs`: the longest event-loop stall since the previous call (src/ops/loopStalls.ts),
+ * read at each scrape.
+ */
+export function createMetrics(loopStallMaxMs: () => number = () => 0) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   // prom-client counts open files with a synchronous readdir of /proc/self/fd: at 19,000 sockets
@@ -55,6 +59,15 @@ export function createMetrics() {
       },
     });
   }
+  // prom-client's nodejs_eventloop_lag_max_seconds misses a stall that ends with a scrape (loopStalls.ts).
+  new Gauge({
+    name: 'hub_event_loop_stall_max_seconds',
+    help: 'Longest event-loop stall since the previous scrape, the one under way included (a timer every 10 ms, how late it ran); unlike nodejs_eventloop_lag_max_seconds it cannot miss a stall that a scrape ends',
+    registers: [registry],
+    collect() {
+      this.set(loopStallMaxMs() / 1000);
+    },
+  });
   const buildInfo = new Gauge({ name: 'hub_build_info', help: 'Always 1: the hub’s version and the Node.js version it runs on', labelNames: ['version', 'node_version'] as const, registers: [registry] });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
   const metrics = {
