@@ -56,7 +56,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
   let loopStalls: LoopStallMonitor | undefined;
-  const metrics = createMetrics(() => loopStalls?.takeMaxMs() ?? 0);
+  const metrics = createMetrics({ loopStallMaxMs: () => loopStalls?.takeMaxMs() ?? 0, handleMetrics: config.handleMetrics });
   const index = new SessionIndex();
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const apiKeys = new ApiKeys(loadApiKeys(config));
@@ -252,8 +252,8 @@ function loopStallTrace(thresholdMs: number, httpServer: HttpServer, pacing: Lif
     { name: 'restBusyMs', read: () => Math.round(restTurns?.stats.busyMs ?? 0) },
     { name: 'httpRequests', read: () => requests },
   ];
-  logger.info({ thresholdMs }, 'tracing event-loop stalls (HUB_DEBUG_LOOP_STALL_MS)');
-  return new LoopStallTrace(thresholdMs, counters, (report) => logger.info({ loopStall: report }, 'event-loop stall'));
+  logger.warn({ thresholdMs }, 'tracing event-loop stalls (HUB_DEBUG_LOOP_STALL_MS)');
+  return new LoopStallTrace(thresholdMs, counters, (report) => logger.warn({ loopStall: report }, 'event-loop stall'));
 }
 
 /** `http://host:port` of a listening server (the loopback address when it listens on every interface). */

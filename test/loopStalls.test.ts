@@ -1,4 +1,6 @@
 /**
+ * What /metrics says about event-loop stalls, and what it costs the loop.
+ *
  * hub_event_loop_stall_max_seconds: the longest event-loop stall since the previous scrape, which
  * a scrape served in the stalled turn itself cannot hide. The test blocks the hub's loop (it runs in
  * this process) from a request read in the same poll phase as a /metrics request, the way a mass
@@ -7,7 +9,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { LoopStallMonitor } from '../src/ops/loopStalls';
+import { LoopStallMonitor, LoopStallTrace, type StallReport } from '../src/ops/loopStalls';
+import { HANDLE_LISTING_METRICS } from '../src/ops/metrics';
 import type { Hub } from '../src/server';
 import { startTestHub } from './support/hub';
 import { call } from './support/http';
@@ -105,5 +108,46 @@ describe('LoopStallMonitor', () => {
     } finally {
       monitor.stop();
     }
+  });
+});
+
+describe('LoopStallTrace', () => {
+  it('reports a long stall with its GC pauses, CPU and counters, and not the short ticks', async () => {
+    let jobs = 0;
+    const reports: StallReport[] = [];
+    const trace = new LoopStallTrace(BLOCK_MS - 50, [{ name: 'jobs', read: () => jobs }], (report) => reports.push(report));
+    const monitor = new LoopStallMonitor(10, trace.onTick);
+    monitor.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      jobs += 7;
+      blockLoop(BLOCK_MS);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      monitor.stop();
+      trace.stop();
+    }
+    expect(reports).toHaveLength(1);
+    const [report] = reports;
+    expect(report?.stallMs).toBeGreaterThanOrEqual(BLOCK_MS - 50);
+    expect(report?.counters).toEqual({ jobs: 7 });
+    expect(report?.processCpuMs).toBeGreaterThan(0);
+    expect(report?.gc.count).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('metrics that list every handle at each scrape', () => {
+  it('are left out unless METRICS_ACTIVE_HANDLES is set', async () => {
+    const names = async (env: Record<string, string>): Promise<string[]> => {
+      const hub = await startTestHub(env);
+      try {
+        const text = (await call(hub.url, '/metrics', { key: null })).text;
+        return HANDLE_LISTING_METRICS.filter((name) => text.includes(`# TYPE ${name} `));
+      } finally {
+        await hub.shutdown();
+      }
+    };
+    expect(await names({})).toEqual([]);
+    expect(await names({ METRICS_ACTIVE_HANDLES: 'true' })).toEqual([...HANDLE_LISTING_METRICS]);
   });
 });
