@@ -12,6 +12,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Extra environment for the hub(s) the bench starts (`--hub-env K=V,K=V`), e.g. LISTEN_BACKLOG=511 for a before/after. */
   hubEnv: Record<string, string>;
+  /** Added to the load workers' nice value (`--generator-nice N`): the hub, not the generator, gets the CPU first. */
+  generatorNice: number;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
   /** Hub nodes of the cluster3 scenario. */
@@ -61,6 +63,8 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            cluster3 (--nodes hubs on one redis-server); see load/README.md
   --quick                  smoke test: 200 tabs, 2 projects, short phases, 5 dashboards (< 60 s)
   --hub-env LIST           extra hub environment, K=V,K=V (e.g. LISTEN_BACKLOG=511)
+  --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
+                           default 0), so that on a small box the hub gets a CPU before them
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -178,6 +182,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     scenario,
     quick,
     hubEnv,
+    generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
     relayBytes: Math.floor(number('--relay-bytes', mixed ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     url,
