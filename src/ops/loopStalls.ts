@@ -5,7 +5,7 @@
  * prom-client's `nodejs_eventloop_lag_max_seconds` reads perf_hooks' delay histogram and resets it
  * at every scrape. The reset also forgets when the histogram's timer last ran, so the timer's next
  * run records nothing: a stall that ends with a scrape served before the timers run again (a
- * /metrics request read in the same poll phase as 19,000 socket ends) is recorded nowhere. Here a
+ * /metrics request read in the same poll phase as a mass disconnect's socket ends) is recorded nowhere. Here a
  * timer notes when it last ran; a stall is how late its next run is; a scrape takes the longest
  * stall since the previous scrape together with the one under way, and forgets nothing else.
  */

@@ -46,8 +46,8 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
-  // Each of these lists every handle, in the loop, at every scrape: with 19,000 sockets the four
-  // together held the loop for about 100 ms per scrape (docs/performance.md). hub_connections and
+  // Each of these lists every handle, in the loop, at every scrape: with a storm's sockets open the
+  // four together held the loop for a long turn per scrape (docs/performance.md). hub_connections and
   // process_open_fds count the same sockets for nothing.
   if (options.handleMetrics !== true) for (const name of HANDLE_LISTING_METRICS) registry.removeSingleMetric(name);
   // prom-client counts open files with a synchronous readdir of /proc/self/fd: at 19,000 sockets
