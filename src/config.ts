@@ -86,6 +86,10 @@ const settings = {
     default: 'x-forwarded-for',
   },
   debugGc: { env: ['HUB_DEBUG_GC'], schema: bool, default: false },
+  /** prom-client's nodejs_active_handles/_resources (and _total): each lists every handle on the event loop at each scrape. */
+  handleMetrics: { env: ['METRICS_ACTIVE_HANDLES'], schema: bool, default: false },
+  /** Logs every event-loop stall of at least this many ms with what it held (GC, CPU, queues); 0 = off. A debugging aid (src/ops/loopStalls.ts). */
+  debugLoopStallMs: { env: ['HUB_DEBUG_LOOP_STALL_MS'], schema: int(0, 600_000), default: 0 },
   consoleEnabled: { env: ['CONSOLE'], schema: bool, default: true },
   opsPort: { env: ['OPS_PORT'], schema: int(0, 65535).optional(), default: undefined },
   logSummaryMs: { env: ['LOG_SUMMARY_INTERVAL_MS'], schema: int(0, 3_600_000), default: 60_000 },

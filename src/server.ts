@@ -24,6 +24,7 @@ import { type LifecyclePacing, paceLifecycle, pacedConnects } from './live/lifec
 import { refusalError } from './live/backpressure';
 import { installReceiverEndGuard } from './live/wsTeardown';
 import { createLogger, type Logger } from './ops/logger';
+import { LoopStallMonitor, LoopStallTrace } from './ops/loopStalls';
 import { createMetrics } from './ops/metrics';
 import { RefusalSummary } from './ops/refusals';
 import { DEFAULT_SESSION_DATA_LIMITS } from './sessions/sessionData';
@@ -54,7 +55,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const geo = config.maxmindDbFile ? GeoLookup.open(config.maxmindDbFile) : undefined;
   const logger = options.logger ?? createLogger(config.logLevel);
   if (geo) logger.info('geo: MaxMind database loaded (MAXMINDDB_FILE)');
-  const metrics = createMetrics();
+  let loopStalls: LoopStallMonitor | undefined;
+  const metrics = createMetrics({ loopStallMaxMs: () => loopStalls?.takeMaxMs() ?? 0, handleMetrics: config.handleMetrics });
   const index = new SessionIndex();
   const nodeId = config.nodeId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const apiKeys = new ApiKeys(loadApiKeys(config));
@@ -143,6 +145,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
     });
   }
+  const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;
+  loopStalls = new LoopStallMonitor(undefined, trace?.onTick);
+  loopStalls.start();
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base, { refuseTab: (socketId) => refuseLostTab(io, socketId) });
   const ctx: HubContext = { ...base, store };
 
@@ -224,6 +229,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         await new Promise<void>((resolve) => opsServer.close(() => resolve()));
       }
       lifecycle = 'stopped';
+      loopStalls?.stop();
+      trace?.stop();
       base.refusals.close();
       logger.info('hub stopped');
     })();
@@ -231,6 +238,25 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   };
 
   return { ctx, io, httpServer, url, opsUrl, shutdown };
+}
+
+/** HUB_DEBUG_LOOP_STALL_MS: each long stall logged with the work of the hub's queues and requests in it. */
+function loopStallTrace(thresholdMs: number, httpServer: HttpServer, pacing: LifecyclePacing | undefined, restTurns: TurnBudgetQueue | undefined, logger: Logger): LoopStallTrace {
+  let requests = 0;
+  httpServer.on('request', () => {
+    requests++;
+  });
+  const counters = [
+    { name: 'socketsEnded', read: () => pacing?.socketsEnded ?? 0 },
+    { name: 'lifecycleTurns', read: () => pacing?.stats.turns ?? 0 },
+    { name: 'lifecycleJobs', read: () => pacing?.stats.jobs ?? 0 },
+    { name: 'lifecycleBusyMs', read: () => Math.round(pacing?.stats.busyMs ?? 0) },
+    { name: 'restJobs', read: () => restTurns?.stats.jobs ?? 0 },
+    { name: 'restBusyMs', read: () => Math.round(restTurns?.stats.busyMs ?? 0) },
+    { name: 'httpRequests', read: () => requests },
+  ];
+  logger.warn({ thresholdMs }, 'tracing event-loop stalls (HUB_DEBUG_LOOP_STALL_MS)');
+  return new LoopStallTrace(thresholdMs, counters, (report) => logger.warn({ loopStall: report }, 'event-loop stall'));
 }
 
 /** `http://host:port` of a listening server (the loopback address when it listens on every interface). */

@@ -30,6 +30,9 @@ export class TurnBudgetQueue {
   private jobCostMs = 0;
   private turnCpu: NodeJS.CpuUsage = { user: 0, system: 0 };
   private turnJobs = 0;
+  private turnStartedAt = 0;
+  /** Turns and jobs run so far, and their wall time with the ticks they left (the loop-stall trace reads it). */
+  readonly stats = { turns: 0, jobs: 0, busyMs: 0 };
 
   constructor(
     private readonly budgetMs: number,
@@ -66,7 +69,8 @@ export class TurnBudgetQueue {
 
   private readonly turn = (): void => {
     const cpu = process.cpuUsage();
-    const until = performance.now() + this.budgetMs;
+    this.turnStartedAt = performance.now();
+    const until = this.turnStartedAt + this.budgetMs;
     const maxJobs = this.jobCostMs > 0 ? Math.max(1, Math.floor(this.budgetMs / this.jobCostMs)) : Number.POSITIVE_INFINITY;
     let ran = 0;
     // At least one job per turn, however long it takes: progress is guaranteed.
@@ -83,6 +87,8 @@ export class TurnBudgetQueue {
     else setImmediate(this.turn);
     this.turnCpu = cpu;
     this.turnJobs = ran;
+    this.stats.turns++;
+    this.stats.jobs += ran;
     // Runs after the ticks the jobs queued, and its microtask after their promise reactions.
     process.nextTick(this.afterTicks);
     this.onTurnEnd?.(this.size);
@@ -93,6 +99,7 @@ export class TurnBudgetQueue {
   };
 
   private readonly measured = (): void => {
+    this.stats.busyMs += performance.now() - this.turnStartedAt;
     const perJob = cpuMsSince(this.turnCpu) / this.turnJobs;
     this.jobCostMs = this.jobCostMs === 0 ? perJob : this.jobCostMs + COST_WEIGHT * (perJob - this.jobCostMs);
   };

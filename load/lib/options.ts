@@ -13,6 +13,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Extra environment for the hub(s) the bench starts (`--hub-env K=V,K=V`), e.g. LISTEN_BACKLOG=511 for a before/after. */
   hubEnv: Record<string, string>;
+  /** Added to the load workers' nice value (`--generator-nice N`): the hub, not the generator, gets the CPU first. */
+  generatorNice: number;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
   /** Client of the bulk tracker tabs and the REST callers: lean (default) or the old socket.io-client + node:http. */
@@ -68,6 +70,8 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            requests) or socketio (socket.io-client tabs, node:http REST: the
                            generator before Nov 30, kept for A/B); relay, agents and dashboards
                            are socket.io-client either way
+  --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
+                           default 0), so that on a small box the hub gets a CPU before them
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -188,6 +192,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     hubEnv,
     generator: generatorRaw as Generator,
+    generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
     relayBytes: Math.floor(number('--relay-bytes', mixed ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     url,

@@ -48,6 +48,9 @@ export interface LifecyclePacing {
   readonly queuedUpgrades: number;
   /** Jobs (upgrades, teardown events, deferred connects) waiting for their turn. */
   readonly queued: number;
+  /** Sockets whose end (the peer's FIN or a reset) was queued so far; and the queue's turns (the loop-stall trace reads both). */
+  readonly socketsEnded: number;
+  readonly stats: TurnBudgetQueue['stats'];
   /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
   defer(job: () => void): void;
 }
@@ -64,6 +67,7 @@ const QUEUE_FULL_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nConnection: clo
 export function paceLifecycle(server: HttpServer, options: LifecyclePacingOptions): LifecyclePacing {
   const queue = new TurnBudgetQueue(options.turnMs, options.onError, options.onTurnEnd);
   let queuedUpgrades = 0;
+  let socketsEnded = 0;
   const listeners = server.listeners('upgrade') as UpgradeListener[];
   server.removeAllListeners('upgrade');
 
@@ -74,6 +78,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
     // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
     const args = Array.prototype.slice.call(arguments);
+    if (event === 'end') socketsEnded++;
     queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
     return this.listenerCount(event) > 0;
   }
@@ -109,6 +114,10 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     get queued() {
       return queue.size;
     },
+    get socketsEnded() {
+      return socketsEnded;
+    },
+    stats: queue.stats,
     defer: (job) => queue.pushUrgent(job),
   };
 }

@@ -33,9 +33,23 @@ function packageVersion(): string {
   }
 }
 
-export function createMetrics() {
+/** prom-client's metrics that list every handle (socket, timer...) on the event loop at each scrape. */
+export const HANDLE_LISTING_METRICS = ['nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total'] as const;
+
+export interface MetricsOptions {
+  /** The longest event-loop stall (ms) since the previous call (src/ops/loopStalls.ts), read at each scrape. */
+  loopStallMaxMs?: () => number;
+  /** Keep HANDLE_LISTING_METRICS (METRICS_ACTIVE_HANDLES). */
+  handleMetrics?: boolean;
+}
+
+export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  // Each of these lists every handle, in the loop, at every scrape: with a storm's sockets open the
+  // four together held the loop for a long turn per scrape (docs/performance.md). hub_connections and
+  // process_open_fds count the same sockets for nothing.
+  if (options.handleMetrics !== true) for (const name of HANDLE_LISTING_METRICS) registry.removeSingleMetric(name);
   // prom-client counts open files with a synchronous readdir of /proc/self/fd: at 19,000 sockets
   // that held the event loop for the whole listing at every scrape (docs/performance.md). The
   // same count, listed off the loop (libuv's thread pool).
@@ -55,6 +69,15 @@ export function createMetrics() {
       },
     });
   }
+  // prom-client's nodejs_eventloop_lag_max_seconds misses a stall that ends with a scrape (loopStalls.ts).
+  new Gauge({
+    name: 'hub_event_loop_stall_max_seconds',
+    help: 'Longest event-loop stall since the previous scrape, the one under way included (a timer every 10 ms, how late it ran); unlike nodejs_eventloop_lag_max_seconds it cannot miss a stall that a scrape ends',
+    registers: [registry],
+    collect() {
+      this.set((options.loopStallMaxMs?.() ?? 0) / 1000);
+    },
+  });
   const buildInfo = new Gauge({ name: 'hub_build_info', help: 'Always 1: the hub’s version and the Node.js version it runs on', labelNames: ['version', 'node_version'] as const, registers: [registry] });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
   const metrics = {

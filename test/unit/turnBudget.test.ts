@@ -26,6 +26,10 @@ describe('TurnBudgetQueue', () => {
     await filled(order, 4);
     expect(order).toEqual(['a', 'other', 'b', 'c']);
     expect(queue.size).toBe(0);
+    // What the loop-stall trace reads: three jobs over (at least) two turns, and their time.
+    await eventually(() => queue.stats.busyMs >= 9, () => JSON.stringify(queue.stats));
+    expect(queue.stats.jobs).toBe(3);
+    expect(queue.stats.turns).toBeGreaterThanOrEqual(2);
   });
 
   it('runs cheap jobs together in one turn', async () => {
