@@ -47,6 +47,20 @@ export class RedisProcess {
     return this.child.pid;
   }
 
+  /** One command through redis-cli; its raw output ('' when it failed). */
+  cli(...args: string[]): string {
+    return spawnSync('redis-cli', ['-p', String(this.port), ...args], { encoding: 'utf8' }).stdout ?? '';
+  }
+
+  /** A stream's entries added since it was created (XINFO STREAM entries-added) and its length, or undefined. */
+  streamCounts(key: string): { added: number; length: number } | undefined {
+    const lines = this.cli('xinfo', 'stream', key).split('\n').map((line) => line.trim());
+    const after = (name: string): number => Number(lines[lines.indexOf(name) + 1]);
+    const added = after('entries-added');
+    const length = after('length');
+    return Number.isFinite(added) && Number.isFinite(length) ? { added, length } : undefined;
+  }
+
   /** `INFO memory` used_memory in bytes, or undefined. */
   usedMemoryBytes(): number | undefined {
     const out = spawnSync('redis-cli', ['-p', String(this.port), 'info', 'memory'], { encoding: 'utf8' }).stdout ?? '';
