@@ -165,10 +165,32 @@ function redisWindow(redis: RedisProcess, a: RedisSample, b: RedisSample): Redis
   };
 }
 
-/** Every hub, Redis and the given workers around `run`: CPU, GC, loop max, replication lag, streams. */
-async function observed<T>(nodes: Node[], redis: RedisProcess, workers: LoadWorker[], run: () => Promise<T>): Promise<{ value: T; hubs: HubWindow[]; redis: RedisWindow; workerCpuCores: number | null }> {
-  const usage = async (): Promise<number> => (await Promise.all(workers.map((worker) => worker.request('usage', {}, 10_000)))).reduce((sum, u) => sum + u.cpuSeconds, 0);
-  const workersBefore = await usage();
+/** Busy and total CPU time of the whole machine (/proc/stat, seconds), or undefined. */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((sum, n) => sum + n, 0);
+    // idle and iowait are the 4th and 5th fields.
+    return { busy: (total - (fields[3] ?? 0) - (fields[4] ?? 0)) / 100, total: total / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The whole box during one phase: busy cores (all processes, other people's too) and each load worker's CPU. */
+export interface BoxWindow {
+  machineBusyCores: number | null;
+  workers: Record<string, number | null>;
+}
+
+/**
+ * Every hub, Redis, every load worker and the machine around `run`: CPU, GC, loop max, replication
+ * lag, streams. `workerCpuCores` sums the workers given (the phase's own load).
+ */
+async function observed<T>(nodes: Node[], redis: RedisProcess, all: LoadWorker[], workers: LoadWorker[], run: () => Promise<T>): Promise<{ value: T; hubs: HubWindow[]; redis: RedisWindow; workerCpuCores: number | null; box: BoxWindow }> {
+  const cpuOf = (worker: LoadWorker): number | undefined => (worker.pid !== undefined ? readProcessStats(worker.pid)?.cpuSeconds : undefined);
+  const workersBefore = all.map(cpuOf);
+  const machineBefore = machineCpu();
   const redisBefore = sampleRedis(redis);
   const before = await Promise.all(nodes.map(sampleHub));
   const startedAt = performance.now();
@@ -176,12 +198,24 @@ async function observed<T>(nodes: Node[], redis: RedisProcess, workers: LoadWork
   const seconds = (performance.now() - startedAt) / 1000;
   const after = await Promise.all(nodes.map(sampleHub));
   const redisAfter = sampleRedis(redis);
-  const workersAfter = await usage();
+  const workersAfter = all.map(cpuOf);
+  const machineAfter = machineCpu();
+  const cores = (i: number): number | null => {
+    const a = workersBefore[i];
+    const b = workersAfter[i];
+    return a !== undefined && b !== undefined && seconds > 0 ? (b - a) / seconds : null;
+  };
+  const mine = all.flatMap((worker, i) => (workers.includes(worker) ? [cores(i)] : []));
   return {
     value,
     hubs: nodes.map((node, i) => hubWindow(node.name, before[i] as HubSample, after[i] as HubSample)),
     redis: redisWindow(redis, redisBefore, redisAfter),
-    workerCpuCores: workers.length > 0 && seconds > 0 ? (workersAfter - workersBefore) / seconds : null,
+    workerCpuCores: mine.length > 0 && mine.every((n) => n !== null) ? mine.reduce((sum: number, n) => sum + (n ?? 0), 0) : null,
+    box: {
+      // The machine's clock ticks count every CPU: divided by wall time they are cores busy.
+      machineBusyCores: machineBefore !== undefined && machineAfter !== undefined && seconds > 0 ? ((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)) * os.cpus().length : null,
+      workers: Object.fromEntries(all.map((worker, i) => [worker.name, cores(i)])),
+    },
   };
 }
 
@@ -324,7 +358,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
 
     log(`connecting ${tabs} tabs, ${perNode} per node`);
     const connectStarted = performance.now();
-    const connectPhase = await observed(nodes, redis, set.trackers, () =>
+    const connectPhase = await observed(nodes, redis, set.all, set.trackers, () =>
       connectTrackers(set, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
     );
     const connect = connectPhase.value;
@@ -339,16 +373,19 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
 
     // REST on every node in turn; round r starts at node r, so no node is always measured first.
     const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
-    const rest: Array<{ round: number; node: string; result: Awaited<ReturnType<typeof runRest>>; hubs: HubWindow[]; redis: RedisWindow; restWorkersCpuCores: number | null }> = [];
+    const rest: Array<{ round: number; node: string; result: Awaited<ReturnType<typeof runRest>>; hubs: HubWindow[]; redis: RedisWindow; restWorkersCpuCores: number | null; box: BoxWindow }> = [];
     if (!options.skip.has('rest')) {
       for (let round = 0; round < options.restRounds; round++) {
         for (let k = 0; k < nodeCount; k++) {
           const node = nodes[(round + k) % nodeCount] as Node;
           await Promise.all(set.rest.map((worker) => worker.request('retarget', { url: node.url }, 10_000)));
           await runRest(set, 'search', options.restConcurrency, connect.liveTabs, { ...restOptions, durationMs: 1000 });
-          const phase = await observed(nodes, redis, set.rest, () => runRest(set, 'search', options.restConcurrency, connect.liveTabs, restOptions));
-          rest.push({ round: round + 1, node: node.name, result: phase.value, hubs: phase.hubs, redis: phase.redis, restWorkersCpuCores: phase.workerCpuCores });
-          log(`  REST round ${round + 1} on ${node.name}: ${fmt(phase.value.requestsPerSecond, 0)} req/s, p99 ${fmt(phase.value.latency.p99Ms)} ms; hub CPU ${perHub(phase.hubs, (h) => pct(h.cpuCores))}; REST workers ${pct(phase.workerCpuCores)}`);
+          const phase = await observed(nodes, redis, set.all, set.rest, () => runRest(set, 'search', options.restConcurrency, connect.liveTabs, restOptions));
+          rest.push({ round: round + 1, node: node.name, result: phase.value, hubs: phase.hubs, redis: phase.redis, restWorkersCpuCores: phase.workerCpuCores, box: phase.box });
+          log(
+            `  REST round ${round + 1} on ${node.name}: ${fmt(phase.value.requestsPerSecond, 0)} req/s, p99 ${fmt(phase.value.latency.p99Ms)} ms; hub CPU ${perHub(phase.hubs, (h) => pct(h.cpuCores))}; ` +
+              `REST workers ${pct(phase.workerCpuCores)}; machine busy ${fmt(phase.box.machineBusyCores, 2)} cores; workers ${JSON.stringify(Object.fromEntries(Object.entries(phase.box.workers).map(([k, v]) => [k, Math.round((v ?? Number.NaN) * 100)])))}`,
+          );
         }
       }
     }
@@ -366,6 +403,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       hubs: HubWindow[];
       redis: RedisWindow;
       generatorCpuCores: number | null;
+      box: BoxWindow;
     }> = [];
     let dashboards = 0;
     if (!options.skip.has('diffs')) {
@@ -374,7 +412,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       for (const rate of options.diffRates) {
         await set.dashboards.request('dashboards.measure', { sinceEpochMs: Date.now() }, 30_000);
         const tracker = set.trackers[0] as LoadWorker;
-        const phase = await observed(nodes, redis, [tracker, set.dashboards], async () => {
+        const phase = await observed(nodes, redis, set.all, [tracker, set.dashboards], async () => {
           const updates = tracker.request('trackers.update', { ratePerSecond: rate, durationMs: options.diffDurationMs }, options.diffDurationMs + 30_000);
           const fresh = restFreshness(first, last, options, updates, errors);
           const sent = await updates;
@@ -394,6 +432,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
           hubs: phase.hubs,
           redis: phase.redis,
           generatorCpuCores: phase.workerCpuCores,
+          box: phase.box,
         };
         freshness.push(entry);
         log(
@@ -405,19 +444,19 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
     }
 
     // Cross-node relay: the tab on the first node, its agent on the second.
-    const relay: Array<{ pauseMs: number; result: RelayRunResult; roundTrip: LatencySummary; pingsPerSecond: number; hubs: HubWindow[]; redis: RedisWindow }> = [];
+    const relay: Array<{ pauseMs: number; result: RelayRunResult; roundTrip: LatencySummary; pingsPerSecond: number; hubs: HubWindow[]; redis: RedisWindow; box: BoxWindow }> = [];
     let relayPairs = 0;
     if (!options.skip.has('relay')) {
       const connected = await set.relay.request('relay.connect', { pairs: options.relayPairs, sessionOffset: 0, connectTimeoutMs: 10_000, agentUrl: second.url }, 60_000);
       relayPairs = connected.connectedPairs;
       try {
         for (const pauseMs of [...new Set([options.relayPauseMs, 0])]) {
-          const phase = await observed(nodes, redis, [set.relay], () =>
+          const phase = await observed(nodes, redis, set.all, [set.relay], () =>
             set.relay.request('relay.run', { durationMs: options.relayDurationMs, pauseMs, replyTimeoutMs: 5000, payloadBytes: options.relayBytes }, options.relayDurationMs + 40_000),
           );
           const roundTrip = mergeHistograms([phase.value.roundTrip]).summary();
           const pingsPerSecond = phase.value.sent / (phase.value.elapsedMs / 1000);
-          relay.push({ pauseMs, result: phase.value, roundTrip, pingsPerSecond, hubs: phase.hubs, redis: phase.redis });
+          relay.push({ pauseMs, result: phase.value, roundTrip, pingsPerSecond, hubs: phase.hubs, redis: phase.redis, box: phase.box });
           log(`  relay ${first.name} tab <-> ${second.name} agent, pause ${pauseMs} ms: ${fmt(pingsPerSecond, 0)} pings/s, round trip ${latency(roundTrip)} ms; redis ${pct(phase.redis.cpuCores)}`);
         }
       } finally {
@@ -427,7 +466,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
 
     const result = {
       conditions,
-      connect: { ...connect, convergeMs, hubs: connectPhase.hubs, redis: connectPhase.redis },
+      connect: { ...connect, convergeMs, hubs: connectPhase.hubs, redis: connectPhase.redis, box: connectPhase.box },
       rest,
       freshness: { dashboards, windows: freshness },
       relay: { pairs: relayPairs, runs: relay },
@@ -443,8 +482,8 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
         ['figure', 'value', 'target'],
         [
           ...rest.map((r) => [
-            `REST search round ${r.round} on ${r.node}, ${options.restConcurrency} clients: req/s; p99 ms; hub CPU ${names}; REST workers`,
-            `${fmt(r.result.requestsPerSecond, 0)}; ${fmt(r.result.latency.p99Ms)}; ${perHub(r.hubs, (h) => pct(h.cpuCores))}; ${pct(r.restWorkersCpuCores)}`,
+            `REST search round ${r.round} on ${r.node}, ${options.restConcurrency} clients: req/s; p99 ms; hub CPU ${names}; REST workers; machine busy (cores)`,
+            `${fmt(r.result.requestsPerSecond, 0)}; ${fmt(r.result.latency.p99Ms)}; ${perHub(r.hubs, (h) => pct(h.cpuCores))}; ${pct(r.restWorkersCpuCores)}; ${fmt(r.box.machineBusyCores, 2)}`,
             '>= 3000',
           ]),
           ...freshness.flatMap((f) => [
