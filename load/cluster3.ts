@@ -49,6 +49,8 @@ interface Node {
   name: string;
   url: string;
   hub: ManagedHub;
+  /** When its process was spawned: `--trace-gc` times (ms since the isolate started) map to epoch ms with it, give or take the start-up. */
+  startedAtEpochMs: number;
 }
 
 /** What one hub looked like at one moment: its CPU time and its /metrics samples. */
@@ -64,7 +66,7 @@ export interface HubWindow {
   name: string;
   cpuCores: number | null;
   /** Major (mark-compact) and minor (scavenge) collections and the time they took, prom-client's figures. */
-  gc: { major: number; majorMs: number; minor: number; minorMs: number; incrementalMs: number };
+  gc: { major: number; majorMs: number; minor: number; minorMs: number; incrementalMs: number; over10ms: number; over100ms: number };
   /** prom-client's loop-lag max since the previous scrape (the one at the start of the phase). */
   loopMaxMs: number | null;
   /** Entries of other nodes applied here, and their replication lag (the hub's own histogram, bucket bounds). */
@@ -132,13 +134,22 @@ function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
   });
   const major = gc('major');
   const minor = gc('minor');
+  // Pauses longer than a bucket bound, every kind together (prom-client's buckets: 1, 10, 100 ms, 1 s...).
+  const longerThan = (le: string): number => {
+    let n = 0;
+    for (const key of b.metrics.keys()) {
+      if (key.startsWith('nodejs_gc_duration_seconds_count{')) n += delta(a.metrics, b.metrics, key);
+      else if (key.startsWith('nodejs_gc_duration_seconds_bucket{') && key.includes(`le="${le}"`)) n -= delta(a.metrics, b.metrics, key);
+    }
+    return n;
+  };
   const lag = 'hub_cluster_replication_lag_seconds';
   const entries = delta(a.metrics, b.metrics, `${lag}_count`);
   const loopMax = b.metrics.get('nodejs_eventloop_lag_max_seconds');
   return {
     name,
     cpuCores: a.cpuSeconds !== undefined && b.cpuSeconds !== undefined && seconds > 0 ? (b.cpuSeconds - a.cpuSeconds) / seconds : null,
-    gc: { major: major.n, majorMs: major.ms, minor: minor.n, minorMs: minor.ms, incrementalMs: gc('incremental').ms },
+    gc: { major: major.n, majorMs: major.ms, minor: minor.n, minorMs: minor.ms, incrementalMs: gc('incremental').ms, over10ms: longerThan('0.01'), over100ms: longerThan('0.1') },
     loopMaxMs: loopMax !== undefined ? loopMax * 1000 : null,
     replication: {
       entries,
@@ -279,7 +290,7 @@ async function restFreshness(from: Node, to: Node, options: BenchOptions, until:
 const pct = (cores: number | null | undefined): string => `${fmt((cores ?? Number.NaN) * 100, 0)}%`;
 const mib = (bytes: number | null | undefined): string => fmt((bytes ?? Number.NaN) / 1048576, 1);
 const perHub = (hubs: HubWindow[], pick: (hub: HubWindow) => string): string => hubs.map(pick).join(' / ');
-const gcOf = (hub: HubWindow): string => `${hub.gc.major}x ${fmt(hub.gc.majorMs, 0)} + ${fmt(hub.gc.minorMs, 0)} ms`;
+const gcOf = (hub: HubWindow): string => `${hub.gc.major}x ${fmt(hub.gc.majorMs, 0)} + ${fmt(hub.gc.minorMs, 0)} ms, ${hub.gc.over10ms} > 10 ms, ${hub.gc.over100ms} > 100 ms`;
 
 export async function runCluster3(options: BenchOptions): Promise<number> {
   const tabs = options.steps[options.steps.length - 1] as number;
@@ -310,7 +321,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
         logFile: path.join(outDir, `cluster3-${stamp}.${name}.log`),
         env: { REDIS_URL: redis.url, NODE_ID: name, ...options.hubEnv },
       });
-      nodes.push({ name, url: `http://127.0.0.1:${port}`, hub });
+      nodes.push({ name, url: `http://127.0.0.1:${port}`, hub, startedAtEpochMs: Date.now() });
     }
     for (const node of nodes) await waitReady(node.url, 60_000, () => node.hub.exit === undefined);
     const first = nodes[0] as Node;
@@ -394,6 +405,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
     // a probe tab on the first whose changes REST on the last node is polled for.
     const freshness: Array<{
       rate: number;
+      epochMs: { from: number; to: number };
       changesSent: number;
       changesPerSecond: number;
       diffEvents: number;
@@ -412,6 +424,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       for (const rate of options.diffRates) {
         await set.dashboards.request('dashboards.measure', { sinceEpochMs: Date.now() }, 30_000);
         const tracker = set.trackers[0] as LoadWorker;
+        const windowStartedAtEpochMs = Date.now();
         const phase = await observed(nodes, redis, set.all, [tracker, set.dashboards], async () => {
           const updates = tracker.request('trackers.update', { ratePerSecond: rate, durationMs: options.diffDurationMs }, options.diffDurationMs + 30_000);
           const fresh = restFreshness(first, last, options, updates, errors);
@@ -423,6 +436,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
         const diffLatency = mergeHistograms([collected.diffLatency]).summary();
         const entry = {
           rate,
+          epochMs: { from: windowStartedAtEpochMs, to: Date.now() },
           changesSent: phase.value.sent.sent,
           changesPerSecond: phase.value.sent.sent / (phase.value.sent.elapsedMs / 1000),
           diffEvents: collected.diffEvents,
@@ -471,7 +485,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       freshness: { dashboards, windows: freshness },
       relay: { pairs: relayPairs, runs: relay },
       redis: { usedMemoryBytes: redis.usedMemoryBytes() ?? null, rssBytes: (redis.pid !== undefined ? readProcessStats(redis.pid)?.rssBytes : undefined) ?? null },
-      hubs: nodes.map((node) => ({ name: node.name, rssBytes: (node.hub.pid !== undefined ? readProcessStats(node.hub.pid)?.rssBytes : undefined) ?? null })),
+      hubs: nodes.map((node) => ({ name: node.name, startedAtEpochMs: node.startedAtEpochMs, rssBytes: (node.hub.pid !== undefined ? readProcessStats(node.hub.pid)?.rssBytes : undefined) ?? null })),
       errors: errors.toJson(),
     };
     const errorTotal = Object.values(result.errors).reduce((sum, n) => sum + n, 0) + rest.reduce((sum, r) => sum + r.result.failed, 0);
@@ -492,7 +506,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
             [`${f.rate}/s: changes/s sent / diff events / seq gaps`, `${fmt(f.changesPerSecond, 0)} / ${f.diffEvents} / ${f.seqGaps}`, `${f.rate} / - / 0`],
             [`${f.rate}/s: replication lag p99 (bucket bound, ms) ${names}`, perHub(f.hubs, (h) => fmt(h.replication.p99UpToMs, 0)), '-'],
             [`${f.rate}/s: hub CPU ${names}; generator`, `${perHub(f.hubs, (h) => pct(h.cpuCores))}; ${pct(f.generatorCpuCores)}`, '-'],
-            [`${f.rate}/s: GC (major n x ms + minor ms) / loop max ms, ${names}`, `${perHub(f.hubs, gcOf)}; ${perHub(f.hubs, (h) => fmt(h.loopMaxMs, 0))}`, '-'],
+            [`${f.rate}/s: GC (major n x ms + minor ms, pauses > 10 / 100 ms) / loop max ms, ${names}`, `${perHub(f.hubs, gcOf)}; ${perHub(f.hubs, (h) => fmt(h.loopMaxMs, 0))}`, '-'],
             [`${f.rate}/s: redis CPU / ops entries/s / relay entries/s`, `${pct(f.redis.cpuCores)} / ${fmt(f.redis.opsEntriesPerSecond, 0)} / ${fmt(f.redis.relayEntriesPerSecond, 0)}`, '-'],
           ]),
           ...relay.flatMap((r) => [
