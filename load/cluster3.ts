@@ -72,6 +72,10 @@ export interface HubWindow {
   /** Entries of other nodes applied here, and their replication lag (the hub's own histogram, bucket bounds). */
   replication: { entries: number; meanMs: number | null; p50UpToMs: number | null; p99UpToMs: number | null };
   rssBytes: number | null;
+  /** Full reloads of the view by reason, ops this node could not write, and other nodes' whole-share state entries applied. */
+  resyncs: Record<string, number>;
+  opsDropped: number;
+  stateEntriesApplied: number;
 }
 
 interface RedisSample {
@@ -89,6 +93,8 @@ export interface RedisWindow {
   rssBytes: number | null;
   opsStreamLength: number | null;
   relayStreamLength: number | null;
+  /** Commands that held Redis longer than 10 ms during the phase (SLOWLOG): µs, and the command with its first key. */
+  slow: Array<{ us: number; command: string }>;
 }
 
 async function scrapeAll(url: string): Promise<Map<string, number>> {
@@ -107,6 +113,7 @@ async function sampleHub(node: Node): Promise<HubSample> {
 }
 
 function sampleRedis(redis: RedisProcess): RedisSample {
+  redis.slowCommands();
   const proc = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
   return { atMs: performance.now(), cpuSeconds: proc?.cpuSeconds, ops: redis.streamCounts(OPS_STREAM), relay: redis.streamCounts(RELAY_STREAM) };
 }
@@ -158,6 +165,11 @@ function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
       p99UpToMs: bucketQuantileMs(a.metrics, b.metrics, lag, 0.99),
     },
     rssBytes: b.rssBytes ?? null,
+    resyncs: Object.fromEntries(
+      [...b.metrics.keys()].filter((key) => key.startsWith('hub_cluster_resyncs_total{') && delta(a.metrics, b.metrics, key) > 0).map((key) => [/reason="([^"]+)"/.exec(key)?.[1] ?? key, delta(a.metrics, b.metrics, key)]),
+    ),
+    opsDropped: delta(a.metrics, b.metrics, 'hub_cluster_ops_dropped_total'),
+    stateEntriesApplied: delta(a.metrics, b.metrics, 'hub_cluster_entries_applied_total{kind="state"}'),
   };
 }
 
@@ -173,6 +185,7 @@ function redisWindow(redis: RedisProcess, a: RedisSample, b: RedisSample): Redis
     rssBytes: proc?.rssBytes ?? null,
     opsStreamLength: b.ops?.length ?? null,
     relayStreamLength: b.relay?.length ?? null,
+    slow: redis.slowCommands(),
   };
 }
 
