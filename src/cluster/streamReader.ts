@@ -6,7 +6,6 @@
  * restarted) asks for a recovery. When a recovery is owed the loop runs it (recovery.ts), with a
  * growing back-off while it fails, then reads on from where the recovery loaded the view.
  */
-import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
 import type { IndexOp } from '../sessions/ops';
 import { decodeStatePayload, isIndexOp } from './nodeState';
@@ -15,16 +14,6 @@ import { isClosing } from './storePhase';
 import { type RecoveryReason, type StorePart, errorMessage } from './storeSupport';
 
 type XReadReply = [string, [string, string[]][]][] | null;
-
-/**
- * How long the reader applies other nodes' ops before it lets the event loop serve I/O (the
- * dashboards' diffs, REST, relay). One read returns up to 1,000 entries of a busy writer's batches,
- * and applied in one go they held a replica's loop for hundreds of ms under a few thousand
- * changes/s (docs/performance.md). Ops stay in stream order: this loop is the only place they are
- * applied, and a local op landing between two slices is no different from one landing between
- * two reads.
- */
-const APPLY_SLICE_MS = 5;
 
 export interface StreamReaderOptions extends StorePart {
   reader: Redis;
@@ -105,27 +94,16 @@ export class StreamReader {
       }
       return;
     }
-    let sliceStart = performance.now();
     for (const [, entries] of reply ?? []) {
       for (const [id, fields] of entries) {
         // A recovery requested meanwhile reloads from a fresh position: applying more is useless.
         if (recovery.owed() || isClosing(phase())) return;
-        const ops = this.applyEntry(id, fields);
-        for (const op of ops) {
-          if (performance.now() - sliceStart >= APPLY_SLICE_MS) {
-            await yieldToIo();
-            sliceStart = performance.now();
-            // A half-applied entry is fine: the reload brings the whole view.
-            if (recovery.owed() || isClosing(phase())) return;
-          }
-          this.options.view.applyRemote(op);
-        }
+        this.applyEntry(id, fields);
       }
     }
   }
 
-  /** Takes one entry in: checks its sequence and applies it, except the ops of an ops entry, which it returns for the caller to apply. */
-  private applyEntry(id: string, fields: string[]): IndexOp[] {
+  private applyEntry(id: string, fields: string[]): void {
     const { nodeId, view, nodes, metrics, logger } = this.options;
     const entry = new Map<string, string>();
     for (let i = 0; i + 1 < fields.length; i += 2) entry.set(fields[i] as string, fields[i + 1] as string);
@@ -133,7 +111,7 @@ export class StreamReader {
     if (seq !== this.lastSeq + 1) {
       logger.warn({ expected: this.lastSeq + 1, got: seq }, 'gap in the replicated stream: resynchronising');
       this.options.requestRecovery('gap');
-      return [];
+      return;
     }
     this.lastSeq = seq;
     this.lastId = id;
@@ -144,36 +122,34 @@ export class StreamReader {
       if (payload === nodeId) {
         // Another node found this one's heartbeat expired (a long pause) and removed its sessions.
         this.options.requestRecovery('evicted');
-        return [];
+        return;
       }
       view.dropNode(payload);
       nodes.gone(payload);
       metrics.entriesApplied.inc({ kind: 'down' });
-      return [];
+      return;
     }
     if (node === nodeId) {
       // Our own writes were applied when made.
-      return [];
+      return;
     }
     metrics.replicationLag.observe(Math.max(0, Date.now() - Number(id.slice(0, id.indexOf('-')))) / 1000);
     nodes.seen(node);
     if (kind === EntryKind.ops) {
       const ops = this.parseOps(payload);
-      if (!ops) return [];
+      if (!ops) return;
+      for (const op of ops) view.applyRemote(op);
       metrics.entriesApplied.inc({ kind: 'ops' });
-      return ops;
-    }
-    if (kind === EntryKind.state) {
+    } else if (kind === EntryKind.state) {
       const shares = decodeStatePayload(payload);
       if (!shares) {
         logger.warn({ node }, 'undecodable state entry: resynchronising');
         this.options.requestRecovery('gap');
-        return [];
+        return;
       }
       view.replaceStates(new Map([[node, shares]]), (id) => id === node);
       metrics.entriesApplied.inc({ kind: 'state' });
     }
-    return [];
   }
 
   private parseOps(payload: string): IndexOp[] | undefined {
@@ -188,8 +164,4 @@ export class StreamReader {
     this.options.requestRecovery('gap');
     return undefined;
   }
-}
-
-function yieldToIo(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
