@@ -28,7 +28,8 @@ import { REST_OPERATIONS } from './lib/rest';
 import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderGeneratorCpu, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
 import { startWorkerSet, type WorkerSet } from './lib/workers';
-import { runCluster3, runMixed, runStorm } from './scenarios';
+import { runCluster3 } from './cluster3';
+import { runMixed, runStorm } from './scenarios';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const HUB_READY_TIMEOUT_MS = 60_000;

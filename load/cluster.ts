@@ -254,9 +254,14 @@ async function replicationLag(node: HubNode): Promise<{ count: number; meanMs: n
   return { count, meanMs: count > 0 ? (sum / count) * 1000 : null, p99UpperBoundMs: p99 && count > 0 ? p99.le * 1000 : null };
 }
 
-/** One node's list: its total and whether the answer is marked partial. */
+/**
+ * One node's list: its total and whether the answer is marked partial. Anything but a 200 throws:
+ * a refused request carries no partial marker, and counting it as "not partial" once hid a bad
+ * query (unknown `sortBy`/`sortOrder`, answered 400) behind a stall measure that printed "-".
+ */
 async function listState(node: HubNode, apiKey: string): Promise<{ total: number; partial: boolean; ids: string[] }> {
-  const res = await fetch(`${node.url}/api/v1/${PROJECT}/assist/sessions?limit=200&sortBy=timestamp&sortOrder=desc`, { headers: { authorization: apiKey }, signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`${node.url}/api/v1/${PROJECT}/assist/sessions?limit=200&sort=timestamp&order=desc`, { headers: { authorization: apiKey }, signal: AbortSignal.timeout(5_000) });
+  if (res.status !== 200) throw new Error(`${node.name}: list answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   const body: unknown = await res.json();
   const data = isRecord(body) && isRecord(body.data) ? body.data : {};
   const sessions = Array.isArray(data.sessions) ? data.sessions : [];

@@ -7,6 +7,7 @@
  *   once; the hub's /metrics is polled throughout for its session count and event-loop stalls.
  *
  * Both reuse load/lib (hub start, workers, phases, report); see load/README.md for how to read them.
+ * The cluster3 scenario is in load/cluster3.ts.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -14,8 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
-import { chooseDefaultHubCommand, findFreePort, ManagedHub, readProcessStats, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
-import { RedisProcess } from './lib/redis';
+import { chooseDefaultHubCommand, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { newRunTag, sessionCountForTabs } from './lib/population';
@@ -213,7 +213,7 @@ interface PollResult {
 }
 
 /** Polls /metrics every `everyMs` until `done` holds (and `until` has settled) or `timeoutMs` passes. */
-async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeoutMs: number, done: (metrics: HubMetrics) => boolean, until: Promise<unknown>): Promise<PollResult> {
+export async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeoutMs: number, done: (metrics: HubMetrics) => boolean, until: Promise<unknown>): Promise<PollResult> {
   let settled = false;
   void until.finally(() => {
     settled = true;
@@ -254,15 +254,15 @@ function perConnectMs(seconds: number | null, connects: number): number | null {
   return seconds === null || connects === 0 ? null : (seconds * 1000) / connects;
 }
 
-function fmt(value: number | null | undefined, digits = 1): string {
+export function fmt(value: number | null | undefined, digits = 1): string {
   return value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
 }
 
-function latency(summary: LatencySummary | null | undefined): string {
+export function latency(summary: LatencySummary | null | undefined): string {
   return summary === null || summary === undefined ? '-' : `${fmt(summary.p50Ms)} / ${fmt(summary.p99Ms)} / ${fmt(summary.maxMs)}`;
 }
 
-function writeResult(options: BenchOptions, result: Record<string, unknown>): string {
+export function writeResult(options: BenchOptions, result: Record<string, unknown>): string {
   const outDir = path.resolve(REPO_ROOT, options.outDir);
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -474,154 +474,5 @@ export async function runMixed(options: BenchOptions): Promise<number> {
     return search.failed + errorTotal > 0 ? 1 : 0;
   } finally {
     await harness.close();
-  }
-}
-
-// --- cluster3 -----------------------------------------------------------------------------
-
-/**
- * --nodes hub processes (default 3) on one throw-away redis-server, the tabs split evenly (tracker
- * worker i holds node i's share), REST search measured on every node in turn, and cross-node diff
- * freshness: dashboards on the last node, every change made by tabs of the first node.
- */
-export async function runCluster3(options: BenchOptions): Promise<number> {
-  const tabs = options.steps[options.steps.length - 1] as number;
-  const nodeCount = options.nodes;
-  const perNode = Math.ceil(tabs / nodeCount);
-  if (perNode > options.maxSocketsPerWorker) {
-    process.stderr.write(`${perNode} tabs per node: more than ${options.maxSocketsPerWorker} sockets in one tracker worker; add --nodes\n`);
-    return 2;
-  }
-  const choice = options.hubCommand !== undefined ? { command: options.hubCommand, note: 'from --hub-cmd' } : chooseDefaultHubCommand(REPO_ROOT, options.build);
-  const outDir = path.resolve(REPO_ROOT, options.outDir);
-  fs.mkdirSync(outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const redis = await RedisProcess.start();
-  const hubs: Array<{ name: string; url: string; hub: ManagedHub }> = [];
-  let workers: WorkerSet | undefined;
-  try {
-    for (let i = 0; i < nodeCount; i++) {
-      const port = await findFreePort();
-      const name = `hub-${String.fromCharCode(97 + i)}`;
-      const hub = ManagedHub.start({
-        command: choice.command,
-        cwd: REPO_ROOT,
-        port,
-        apiKey: options.apiKey,
-        jwtSecret: options.jwtSecret,
-        openFileLimit: options.openFileLimit,
-        logFile: path.join(outDir, `cluster3-${stamp}.${name}.log`),
-        env: { REDIS_URL: redis.url, NODE_ID: name, ...options.hubEnv },
-      });
-      hubs.push({ name, url: `http://127.0.0.1:${port}`, hub });
-    }
-    for (const node of hubs) await waitReady(node.url, 60_000, () => node.hub.exit === undefined);
-    const first = hubs[0] as (typeof hubs)[number];
-    const last = hubs[hubs.length - 1] as (typeof hubs)[number];
-    const targets: HubTarget[] = hubs.map((node) => ({ url: node.url, apiKey: options.apiKey, ...(node.hub.pid !== undefined ? { pid: node.hub.pid } : {}) }));
-    const errors = new ErrorCounts();
-    workers = await startWorkerSet(
-      nodeCount,
-      options.restWorkers,
-      {
-        hub: {
-          url: first.url,
-          socketPath: options.socketPath,
-          apiKey: options.apiKey,
-          jwtSecret: options.jwtSecret,
-          population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
-        },
-        maxLifetimeMs: 30 * 60_000,
-        generator: options.generator,
-      },
-      (reported: ErrorCountsJson) => errors.merge(reported),
-    );
-    const set = workers;
-    await Promise.all(set.trackers.map((worker, i) => worker.request('retarget', { url: (hubs[i] as (typeof hubs)[number]).url }, 10_000)));
-    await set.dashboards.request('retarget', { url: last.url }, 10_000);
-    const conditions = {
-      scenario: 'cluster3',
-      nodes: nodeCount,
-      tabs,
-      tabsPerNode: perNode,
-      sessions: sessionCountForTabs(tabs),
-      projects: options.projects,
-      hub: choice.command,
-      hubEnv: options.hubEnv,
-      redis: redis.url,
-      cpus: os.cpus().length,
-      loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
-    };
-    log(`cluster3: conditions ${JSON.stringify(conditions)}`);
-
-    const redisBefore = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
-    log(`connecting ${tabs} tabs, ${perNode} per node`);
-    const connectStarted = performance.now();
-    const connect = await connectTrackers(set, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs });
-    log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
-    const expected = sessionCountForTabs(connect.liveTabs);
-    const converged = await Promise.all(
-      targets.map((target) => pollHub(target, connectStarted, 500, connect.elapsedMs + 120_000, (m) => m.hub.hub_live_sessions === expected, Promise.resolve())),
-    );
-    const convergeMs = converged.map((poll) => poll.doneAtMs);
-    log(`  every node lists ${expected} sessions after ${convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / ')} s (from the first connect)`);
-    const redisAfterConnect = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
-
-    const restOptions = { durationMs: options.restDurationMs, concurrency: options.restConcurrency, requestTimeoutMs: 10_000, gzip: options.restGzip, searchLimit: options.searchLimit };
-    const rest: Array<{ node: string; result: Awaited<ReturnType<typeof runRest>> }> = [];
-    for (const node of hubs) {
-      await Promise.all(set.rest.map((worker) => worker.request('retarget', { url: node.url }, 10_000)));
-      await runRest(set, 'search', options.restConcurrency, connect.liveTabs, { ...restOptions, durationMs: 1000 });
-      rest.push({ node: node.name, result: await runRest(set, 'search', options.restConcurrency, connect.liveTabs, restOptions) });
-    }
-
-    // Cross-node diffs: dashboards on the last node; every change from tabs held by the first.
-    const subscribed = await set.dashboards.request('dashboards.connect', { count: options.dashboards, projectCount: options.projects, connectTimeoutMs: 10_000, ackTimeoutMs: 10_000 }, 60_000);
-    const redisBeforeChanges = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
-    await set.dashboards.request('dashboards.measure', { sinceEpochMs: Date.now() }, 30_000);
-    const updates = await (set.trackers[0] as (typeof set.trackers)[number]).request('trackers.update', { ratePerSecond: options.diffRate, durationMs: options.diffDurationMs }, options.diffDurationMs + 30_000);
-    await sleep(1500);
-    const collected = await set.dashboards.request('dashboards.collect', {}, 30_000);
-    const redisAfterChanges = redis.pid !== undefined ? readProcessStats(redis.pid) : undefined;
-    await set.dashboards.request('dashboards.close', {}, 30_000);
-    const lastMetrics = await Promise.all(targets.map((target) => scrapeMetrics(target.url, target.apiKey)));
-    const diffLatency = mergeHistograms([collected.diffLatency]).summary();
-    const cpu = (a: typeof redisBefore, b: typeof redisBefore, seconds: number): number | null => (a !== undefined && b !== undefined ? (b.cpuSeconds - a.cpuSeconds) / seconds : null);
-    const result = {
-      conditions,
-      connect: { ...connect, convergeMs },
-      rest,
-      diffs: { dashboards: subscribed.subscribed, changesSent: updates.sent, changesPerSecond: updates.sent / (updates.elapsedMs / 1000), diffEvents: collected.diffEvents, seqGaps: collected.seqGaps, diffLatency },
-      redis: {
-        usedMemoryBytes: redis.usedMemoryBytes() ?? null,
-        rssBytes: redisAfterChanges?.rssBytes ?? null,
-        cpuCoresDuringConnect: cpu(redisBefore, redisAfterConnect, connect.elapsedMs / 1000),
-        cpuCoresDuringChanges: cpu(redisBeforeChanges, redisAfterChanges, updates.elapsedMs / 1000 + 1.5),
-      },
-      hubs: hubs.map((node, i) => ({ name: node.name, rssBytes: node.hub.pid !== undefined ? (readProcessStats(node.hub.pid)?.rssBytes ?? null) : null, liveSessions: lastMetrics[i]?.hub.hub_live_sessions ?? null, replicationLag: Object.fromEntries(Object.entries(lastMetrics[i]?.hub ?? {}).filter(([key]) => key.startsWith('hub_cluster_replication_lag_seconds_sum') || key.startsWith('hub_cluster_replication_lag_seconds_count'))) })),
-      errors: errors.toJson(),
-    };
-    log(`\n== cluster3: ${nodeCount} nodes, ${tabs} tabs (${expected} sessions), one redis-server ==`);
-    log(
-      renderTable(
-        ['figure', 'value', 'target'],
-        [
-          ...rest.map(({ node, result: r }) => [`REST search on ${node}, ${options.restConcurrency} clients (req/s; p99 ms)`, `${fmt(r.requestsPerSecond, 0)}; ${fmt(r.latency.p99Ms)}`, '>= 3000']),
-          [`cross-node diff (${first.name} -> dashboards on ${last.name}) p50 / p99 / max ms`, latency(diffLatency), 'p99 <= 100'],
-          ['changes/s sent / diff events / seq gaps', `${fmt(result.diffs.changesPerSecond, 0)} / ${collected.diffEvents} / ${collected.seqGaps}`, `${options.diffRate} / - / 0`],
-          ['every node exact after (s from the first connect)', convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / '), '-'],
-          ['redis CPU (of one core): connect / changes', `${fmt((result.redis.cpuCoresDuringConnect ?? NaN) * 100, 0)}% / ${fmt((result.redis.cpuCoresDuringChanges ?? NaN) * 100, 0)}%`, '-'],
-          ['redis used_memory / RSS (MiB)', `${fmt((result.redis.usedMemoryBytes ?? NaN) / 1048576)} / ${fmt((result.redis.rssBytes ?? NaN) / 1048576)}`, '-'],
-          ['hub RSS (MiB)', result.hubs.map((h) => fmt((h.rssBytes ?? NaN) / 1048576, 0)).join(' / '), '-'],
-          ['errors', String(Object.values(result.errors).reduce((sum, n) => sum + n, 0) + rest.reduce((sum, r) => sum + r.result.failed, 0)), '0'],
-        ],
-      ),
-    );
-    log(`errors: ${JSON.stringify(result.errors)}`);
-    log(`results: ${writeResult(options, result)}`);
-    return 0;
-  } finally {
-    await Promise.all([...(workers?.all ?? []).map((worker) => worker.stop(3000)), ...hubs.map((node) => node.hub.stop(5000))]);
-    redis.stop();
   }
 }

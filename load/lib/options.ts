@@ -21,6 +21,10 @@ export interface BenchOptions {
   generator: Generator;
   /** Hub nodes of the cluster3 scenario. */
   nodes: number;
+  /** cluster3: rounds of REST over every node, each round starting one node later. */
+  restRounds: number;
+  /** cluster3: change rates of the cross-node freshness windows, one window each (default: --diff-rate). */
+  diffRates: number[];
   /** Drive this already running hub instead of starting one. */
   url: string | undefined;
   /** Command that starts the hub (managed mode); undefined = build and run dist/index.js. */
@@ -72,9 +76,11 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            are socket.io-client either way
   --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
                            default 0), so that on a small box the hub gets a CPU before them
-  --relay-bytes N          padding of each relay ping and pong (default 0; mixed: 1024)
-  --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed: 500)
+  --relay-bytes N          padding of each relay ping and pong (default 0; mixed, cluster3: 1024)
+  --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed, cluster3: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
+  --rest-rounds N          cluster3: REST rounds over every node, each starting one node later (default 2)
+  --diff-rates A,B         cluster3: one freshness window per change rate (default: --diff-rate)
   --url URL                drive a running hub (http://127.0.0.1:PORT) instead of starting one;
                            needs --api-key and --jwt-secret matching the hub's configuration
   --hub-cmd CMD            command that starts the hub (default: npm run build, then
@@ -89,7 +95,7 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --rest-workers N         processes the REST clients are split over (default 2)
   --rest-gzip              REST clients accept gzip, as browsers do (default: they do not, as curl)
   --search-limit N         page size of the 2-filter search (default 50, at most 200)
-  --relay-pairs N          agent<->tab pairs for relay round trips (default 8)
+  --relay-pairs N          agent<->tab pairs for relay round trips (default 8; mixed, cluster3: 200)
   --relay-duration S       seconds of relay pings, idle and under REST load each (default 5)
   --dashboards N           dashboard subscriptions (default 200)
   --diff-rate N            tracker changes per second during the diff phase (default 100)
@@ -186,6 +192,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     skip.add(name as SkippablePhase);
   }
 
+  const cluster3 = scenario === 'cluster3';
+  const diffRate = number('--diff-rate', quick ? 50 : cluster3 ? 1000 : 100, 0);
+  const diffRatesRaw = flags.get('--diff-rates');
+  const diffRates = diffRatesRaw === undefined ? [diffRate] : diffRatesRaw.split(',').map((part) => Number(part.trim()));
+  if (diffRates.length === 0 || diffRates.some((rate) => !Number.isFinite(rate) || rate <= 0)) throw new UsageError(`--diff-rates must be positive numbers, got ${diffRatesRaw}`);
+
   const trackerWorkersRaw = flags.get('--tracker-workers');
   return {
     scenario,
@@ -193,8 +205,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     hubEnv,
     generator: generatorRaw as Generator,
     generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
-    relayBytes: Math.floor(number('--relay-bytes', mixed ? 1024 : 0, 0)),
+    relayBytes: Math.floor(number('--relay-bytes', mixed || cluster3 ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
+    restRounds: Math.floor(number('--rest-rounds', quick ? 1 : 2, 1)),
+    diffRates,
     url,
     hubCommand: flags.get('--hub-cmd'),
     build: !switches.has('--no-build'),
@@ -210,11 +224,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     restWorkers: Math.floor(number('--rest-workers', 2, 1)),
     restGzip: switches.has('--rest-gzip'),
     searchLimit: searchLimit(flags.get('--search-limit')),
-    relayPairs: Math.floor(number('--relay-pairs', quick ? (mixed ? 10 : 2) : mixed ? 200 : 8, 1)),
+    relayPairs: Math.floor(number('--relay-pairs', quick ? (mixed || cluster3 ? 10 : 2) : mixed || cluster3 ? 200 : 8, 1)),
     relayDurationMs: seconds('--relay-duration', quick ? 1.5 : 5),
-    relayPauseMs: Math.floor(number('--relay-pause-ms', mixed ? 500 : 20, 0)),
+    relayPauseMs: Math.floor(number('--relay-pause-ms', mixed || cluster3 ? 500 : 20, 0)),
     dashboards: Math.floor(number('--dashboards', quick ? 5 : 200, 0)),
-    diffRate: number('--diff-rate', quick ? 50 : scenario === 'cluster3' ? 1000 : 100, 0),
+    diffRate,
     diffDurationMs: seconds('--diff-duration', quick ? 3 : 10),
     socketPath: flags.get('--socket-path') ?? '/ws-assist/socket',
     apiKey: apiKey ?? `bench-${randomBytes(12).toString('hex')}`,

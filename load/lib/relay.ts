@@ -24,6 +24,8 @@ export interface RelayConnectArgs {
   /** Offset added to the relay session indices, so each step uses fresh sessions. */
   sessionOffset: number;
   connectTimeoutMs: number;
+  /** Where the agents connect, when not to the worker's hub (cluster3: tab on one node, agent on another). */
+  agentUrl?: string;
 }
 
 export interface RelayConnectResult {
@@ -70,7 +72,7 @@ export class RelayPairs {
     const indices = Array.from({ length: args.pairs }, (_, i) => RELAY_SESSION_INDEX_BASE + args.sessionOffset + i);
     await runBounded(indices, 16, performance.now() + args.connectTimeoutMs * 3, async (sessionIndex) => {
       try {
-        this.pairs.push(await this.connectPair(sessionIndex, args.connectTimeoutMs));
+        this.pairs.push(await this.connectPair(sessionIndex, args.connectTimeoutMs, args.agentUrl));
       } catch (error) {
         this.errors.add(`relay.connect: ${describeError(error)}`);
       }
@@ -135,7 +137,7 @@ export class RelayPairs {
     return { closed };
   }
 
-  private async connectPair(sessionIndex: number, timeoutMs: number): Promise<RelayPair> {
+  private async connectPair(sessionIndex: number, timeoutMs: number, agentUrl: string | undefined): Promise<RelayPair> {
     const tab = tabOfSession(sessionIndex, 0, this.hub.population);
     const tabSocket = await openSocket(this.hub, {
       namespace: '',
@@ -161,10 +163,13 @@ export class RelayPairs {
       tabSocket.emit(PONG_EVENT, payload);
     });
 
+    // An agent on another node is told SESSION_DISCONNECTED if that node has not yet replicated
+    // the tab's session (a few ms): give it the time.
+    if (agentUrl !== undefined && agentUrl !== this.hub.url) await sleep(250);
     const agentId = sessionIndex - RELAY_SESSION_INDEX_BASE + 1;
     let agentSocket: Socket;
     try {
-      agentSocket = await openSocket(this.hub, {
+      agentSocket = await openSocket(agentUrl === undefined ? this.hub : { ...this.hub, url: agentUrl }, {
         namespace: '',
         query: {
           peerId: tab.roomId,

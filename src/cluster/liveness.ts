@@ -136,10 +136,18 @@ export class Liveness {
     const now = Date.now();
     if (this.pingSentAt !== undefined) {
       if (this.stalledAt === undefined && now - this.pingSentAt >= stallMs) {
-        this.stalledAt = this.pingSentAt;
-        metrics.stalls.inc();
-        logger.warn({ stallMs }, 'Redis is not answering: the cluster view is partial until it does');
-        this.options.onStall('stallSeen');
+        // Timers run before the poll phase: after this process was busy itself (a long turn, a
+        // full GC), Redis's answer may be waiting unread in the socket. Only a ping still
+        // unanswered once the poll phase has read what arrived is a stall of Redis. (Blaming Redis
+        // for the hub's own pauses started a resync, a longer pause, and so on: docs/performance.md.)
+        const sent = this.pingSentAt;
+        setImmediate(() => {
+          if (this.pingSentAt !== sent || this.stalledAt !== undefined || isClosing(this.options.phase())) return;
+          this.stalledAt = sent;
+          metrics.stalls.inc();
+          logger.warn({ stallMs }, 'Redis is not answering: the cluster view is partial until it does');
+          this.options.onStall('stallSeen');
+        });
       }
       return;
     }
