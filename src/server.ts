@@ -141,6 +141,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       },
       onError: (error) => logger.error({ err: error }, 'error in a paced WebSocket upgrade or teardown'),
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
+      engine: io.engine,
     });
   }
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base, { refuseTab: (socketId) => refuseLostTab(io, socketId) });
