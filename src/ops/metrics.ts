@@ -33,6 +33,48 @@ function packageVersion(): string {
   }
 }
 
+/**
+ * A reading taken once per scrape: the first gauge of a scrape that asks reads it, the others of
+ * the same scrape share it. prom-client calls every gauge's `collect` in one synchronous pass, so
+ * the reading is dropped at the next microtask.
+ */
+export function perScrape<T>(read: () => T): () => T {
+  let value: T | undefined;
+  let taken = false;
+  const drop = (): void => {
+    taken = false;
+    value = undefined;
+  };
+  return () => {
+    if (!taken) {
+      value = read();
+      taken = true;
+      queueMicrotask(drop);
+    }
+    return value as T;
+  };
+}
+
+/** Replaces a default gauge by one of the same name, help and labels with another `collect`. */
+function regauge(registry: Registry, name: string, labelNames: string[], collect: (this: Gauge<string>) => void): void {
+  const existing = registry.getSingleMetric(name) as (Gauge<string> & { help?: string }) | undefined;
+  if (!existing) return;
+  const help = existing.help ?? name;
+  registry.removeSingleMetric(name);
+  new Gauge({ name, help, labelNames, registers: [registry], collect });
+}
+
+/** Counts `items` by type, as prom-client's own gauges do (a type that went away leaves no series). */
+function setByType<T>(gauge: Gauge<string>, items: readonly T[], typeOf: (item: T) => string | undefined): void {
+  const counts = new Map<string, number>();
+  for (const item of items) {
+    const type = typeOf(item);
+    if (type !== undefined) counts.set(type, (counts.get(type) ?? 0) + 1);
+  }
+  gauge.reset();
+  for (const [type, count] of counts) gauge.set({ type }, count);
+}
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
@@ -55,6 +97,25 @@ export function createMetrics() {
       },
     });
   }
+  // prom-client lists every handle (and every resource) twice per scrape, once for the gauge by
+  // type and once for its total; with 19,000 sockets each listing is an array of 19,000 (the
+  // bench scrapes every 250 ms in a storm: docs/performance.md). One listing of each per scrape,
+  // the same four series.
+  const node = process as NodeJS.Process & { _getActiveHandles?: () => unknown[] };
+  const handles = perScrape(() => node._getActiveHandles?.() ?? []);
+  const resources = perScrape(() => process.getActiveResourcesInfo?.() ?? []);
+  regauge(registry, 'nodejs_active_handles', ['type'], function (this: Gauge<string>) {
+    setByType(this, handles(), (handle) => (handle as { constructor?: { name?: string } } | null)?.constructor?.name);
+  });
+  regauge(registry, 'nodejs_active_handles_total', [], function (this: Gauge<string>) {
+    this.set(handles().length);
+  });
+  regauge(registry, 'nodejs_active_resources', ['type'], function (this: Gauge<string>) {
+    setByType(this, resources(), (resource) => resource);
+  });
+  regauge(registry, 'nodejs_active_resources_total', [], function (this: Gauge<string>) {
+    this.set(resources().length);
+  });
   const buildInfo = new Gauge({ name: 'hub_build_info', help: 'Always 1: the hub’s version and the Node.js version it runs on', labelNames: ['version', 'node_version'] as const, registers: [registry] });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
   const metrics = {
