@@ -143,6 +143,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       },
       onError: (error) => logger.error({ err: error }, 'error in a paced WebSocket upgrade or teardown'),
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
+      engine: io.engine,
     });
   }
   const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;

@@ -54,6 +54,33 @@ describe('on a whole hub', () => {
     }
   });
 
+  it('METRICS_ACTIVE_HANDLES=true: active handles and resources listed once per scrape, totals equal to the sums by type', async () => {
+    const withHandles = await startTestHub({ HUB_API_KEYS: API_KEYS_SPEC, METRICS_ACTIVE_HANDLES: 'true' });
+    const node = process as NodeJS.Process & { _getActiveHandles: () => unknown[] };
+    const handleListings = jest.spyOn(node, '_getActiveHandles');
+    const resourceListings = jest.spyOn(process, 'getActiveResourcesInfo');
+    try {
+      const { text } = await call(withHandles.url, '/metrics', { key: null });
+      expect(handleListings).toHaveBeenCalledTimes(1);
+      expect(resourceListings).toHaveBeenCalledTimes(1);
+      const values = (prefix: string) =>
+        text
+          .split('\n')
+          .filter((line) => line.startsWith(prefix))
+          .map((line) => Number(line.slice(line.lastIndexOf(' ') + 1)));
+      for (const name of ['nodejs_active_handles', 'nodejs_active_resources']) {
+        const byType = values(`${name}{type="`);
+        expect(byType.length).toBeGreaterThan(0);
+        expect(values(`${name}_total `)).toEqual([byType.reduce((a, b) => a + b, 0)]);
+      }
+      expect(text).toMatch(/^nodejs_active_handles\{type="Socket"\} [1-9]/m);
+    } finally {
+      handleListings.mockRestore();
+      resourceListings.mockRestore();
+      await withHandles.shutdown();
+    }
+  });
+
   it('/metrics has request durations labelled by route pattern, never by raw URL', async () => {
     const tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT_A, sessionId: '55', tabId: 't' })).socket;
     try {

@@ -104,6 +104,54 @@ describe('lifecycle pacing', () => {
     ws.close();
   });
 
+  test("an upgrade's 101 answer and its open packet leave the hub in one write", async () => {
+    hub = await startTestHub();
+    // The stream calls under the hub's socket: one writev of all the buffers, or a write each.
+    const writes: string[] = [];
+    hub.httpServer.once('connection', (socket: TcpSocket) => {
+      const stream = socket as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
+      const write = stream._write;
+      const writev = stream._writev;
+      stream._write = function (...args: unknown[]) {
+        writes.push('write');
+        return write.apply(this, args);
+      };
+      stream._writev = function (...args: unknown[]) {
+        writes.push(`writev of ${(args[0] as unknown[]).length}`);
+        return writev.apply(this, args);
+      };
+    });
+    const raw = await openRaw(hub);
+    try {
+      const head = await sendUpgrade(raw);
+      expect(head.split('\r\n', 1)[0]).toBe('HTTP/1.1 101 Switching Protocols');
+      await eventually(
+        () => writes.length > 0,
+        () => 'no write yet',
+      );
+      // The 101 head, the open packet's frame header and its payload.
+      expect(writes).toEqual(['writev of 3']);
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  test('an upgrade engine.io refuses (MAX_CONNECTIONS) still gets its answer, uncorked', async () => {
+    hub = await startTestHub({ MAX_CONNECTIONS: '1' });
+    await connectTracker(hub, { projectKey: projectKey('pacingcap'), sessionId: '9100', tabId: 't1' });
+    const raw = await openRaw(hub);
+    try {
+      const response = await sendUpgrade(raw);
+      expect(response.split('\r\n', 1)[0]).toBe('HTTP/1.1 400 Bad Request');
+      await eventually(
+        () => raw.readableEnded || raw.destroyed,
+        () => 'the refused socket is still open',
+      );
+    } finally {
+      raw.destroy();
+    }
+  });
+
   test('past MAX_QUEUED_UPGRADES an upgrade is answered 503 TOO_MANY_CONNECTIONS at once', async () => {
     hub = await startTestHub({ MAX_QUEUED_UPGRADES: '1' });
     const first = await openRaw(hub);

@@ -116,13 +116,14 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
     const ua = deps.userAgents.fields(header(input.headers, 'user-agent', Infinity) ?? undefined);
     // Not `{ ...parsed.value, ...ua, userCountry, ... }`: V8 gave each object built that way hidden
     // classes of its own, ~3.6 KB per connect allocated in old space (see docs/performance.md).
+    // Nor a copy: parseSessionInfo's result is a fresh object of this connect's own, so the derived
+    // fields are set on it, in the same order and with the same overrides as a copy would have.
     // Geo: the trusted geo headers first, then the MaxMind database on the client's address.
     const fromDb = deps.geo?.lookup(addressOf(deps.config.clientIpHeader ? input.headers[deps.config.clientIpHeader] : undefined, input.address));
-    const info: JsonObject = Object.assign({}, parsed.value, ua, {
-      userCountry: header(input.headers, deps.config.geoCountryHeader) ?? fromDb?.userCountry ?? null,
-      userState: header(input.headers, deps.config.geoStateHeader) ?? fromDb?.userState ?? null,
-      userCity: header(input.headers, deps.config.geoCityHeader) ?? fromDb?.userCity ?? null,
-    });
+    const info: JsonObject = Object.assign(parsed.value, ua);
+    info.userCountry = header(input.headers, deps.config.geoCountryHeader) ?? fromDb?.userCountry ?? null;
+    info.userState = header(input.headers, deps.config.geoStateHeader) ?? fromDb?.userState ?? null;
+    info.userCity = header(input.headers, deps.config.geoCityHeader) ?? fromDb?.userCity ?? null;
     return { ok: true, value: { role: 'session', peer: peer.value, info } };
   }
 

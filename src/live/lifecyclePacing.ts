@@ -41,6 +41,14 @@ export interface LifecyclePacingOptions {
   onError: (error: unknown) => void;
   /** Told the jobs still waiting after each turn. */
   onTurnEnd?: (left: number) => void;
+  /** engine.io's server: when given, an upgrade's answer and open packet are written together. */
+  engine?: UpgradeOutcomes;
+}
+
+/** The two events of engine.io's server that end an upgrade: the connection is open, or refused. */
+export interface UpgradeOutcomes {
+  on(event: 'connection', listener: (connection: { request?: IncomingMessage }) => void): unknown;
+  on(event: 'connection_error', listener: (error: { req?: IncomingMessage }) => void): unknown;
 }
 
 export interface LifecyclePacing {
@@ -83,6 +91,34 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     return this.listenerCount(event) > 0;
   }
 
+  // The 101 answer (ws writes it) and engine.io's open packet (written a few promise reactions
+  // later: engine.io's middlewares, then its handshake awaits the id) leave in one writev instead
+  // of two write syscalls: the socket is corked for its upgrade, until engine.io says the
+  // connection is open or refused (a refusal is written, then the socket destroyed: it must not
+  // sit in the cork). Anything else (ws refusing a bad handshake ends the socket, which uncorks
+  // it) is uncorked by the next loop iteration, after every promise reaction of this turn.
+  const corked = new Set<Duplex>();
+  let sweepScheduled = false;
+  const uncork = (socket: Duplex | undefined): void => {
+    if (socket && corked.delete(socket)) socket.uncork();
+  };
+  const sweep = (): void => {
+    sweepScheduled = false;
+    for (const socket of corked) socket.uncork();
+    corked.clear();
+  };
+  function corkUntilOpen(socket: Duplex): void {
+    if (!options.engine) return;
+    socket.cork();
+    corked.add(socket);
+    if (!sweepScheduled) {
+      sweepScheduled = true;
+      setImmediate(sweep);
+    }
+  }
+  options.engine?.on('connection', (connection) => uncork(connection.request?.socket));
+  options.engine?.on('connection_error', (error) => uncork(error.req?.socket));
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (queuedUpgrades >= options.maxQueuedUpgrades) {
       options.onQueueFull();
@@ -103,6 +139,10 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
         return;
       }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
+      // ws writes the 101 answer at once and engine.io its open packet one promise reaction later
+      // (its handshake awaits the id): corked until after that reaction, both leave in one writev
+      // instead of two write syscalls. Ending the socket (a refused upgrade) uncorks it too.
+      corkUntilOpen(socket);
       for (const listener of listeners) listener.call(server, req, socket, head);
     });
   });

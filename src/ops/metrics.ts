@@ -33,8 +33,73 @@ function packageVersion(): string {
   }
 }
 
+/**
+ * A reading taken once per scrape: the first gauge of a scrape that asks reads it, the others of
+ * the same scrape share it. prom-client calls every gauge's `collect` in one synchronous pass, so
+ * the reading is dropped at the next microtask.
+ */
+export function perScrape<T>(read: () => T): () => T {
+  let value: T | undefined;
+  let taken = false;
+  const drop = (): void => {
+    taken = false;
+    value = undefined;
+  };
+  return () => {
+    if (!taken) {
+      value = read();
+      taken = true;
+      queueMicrotask(drop);
+    }
+    return value as T;
+  };
+}
+
+/** Replaces a default gauge by one of the same name, help and labels with another `collect`. */
+function regauge(registry: Registry, name: string, labelNames: string[], collect: (this: Gauge<string>) => void): void {
+  const existing = registry.getSingleMetric(name) as (Gauge<string> & { help?: string }) | undefined;
+  if (!existing) return;
+  const help = existing.help ?? name;
+  registry.removeSingleMetric(name);
+  new Gauge({ name, help, labelNames, registers: [registry], collect });
+}
+
+/** Counts `items` by type, as prom-client's own gauges do (a type that went away leaves no series). */
+function setByType<T>(gauge: Gauge<string>, items: readonly T[], typeOf: (item: T) => string | undefined): void {
+  const counts = new Map<string, number>();
+  for (const item of items) {
+    const type = typeOf(item);
+    if (type !== undefined) counts.set(type, (counts.get(type) ?? 0) + 1);
+  }
+  gauge.reset();
+  for (const [type, count] of counts) gauge.set({ type }, count);
+}
+
 /** prom-client's metrics that list every handle (socket, timer...) on the event loop at each scrape. */
 export const HANDLE_LISTING_METRICS = ['nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total'] as const;
+
+/**
+ * prom-client lists every handle (and every resource) twice per scrape, once for the gauge by type
+ * and once for its total; with 19,000 sockets each listing is an array of 19,000. Kept on
+ * (METRICS_ACTIVE_HANDLES), the four series stay as they are, from one listing of each per scrape.
+ */
+function listHandlesOncePerScrape(registry: Registry): void {
+  const node = process as NodeJS.Process & { _getActiveHandles?: () => unknown[] };
+  const handles = perScrape(() => node._getActiveHandles?.() ?? []);
+  const resources = perScrape(() => process.getActiveResourcesInfo?.() ?? []);
+  regauge(registry, 'nodejs_active_handles', ['type'], function (this: Gauge<string>) {
+    setByType(this, handles(), (handle) => (handle as { constructor?: { name?: string } } | null)?.constructor?.name);
+  });
+  regauge(registry, 'nodejs_active_handles_total', [], function (this: Gauge<string>) {
+    this.set(handles().length);
+  });
+  regauge(registry, 'nodejs_active_resources', ['type'], function (this: Gauge<string>) {
+    setByType(this, resources(), (resource) => resource);
+  });
+  regauge(registry, 'nodejs_active_resources_total', [], function (this: Gauge<string>) {
+    this.set(resources().length);
+  });
+}
 
 export interface MetricsOptions {
   /** The longest event-loop stall (ms) since the previous call (src/ops/loopStalls.ts), read at each scrape. */
@@ -50,6 +115,7 @@ export function createMetrics(options: MetricsOptions = {}) {
   // four together held the loop for a long turn per scrape (docs/performance.md). hub_connections and
   // process_open_fds count the same sockets for nothing.
   if (options.handleMetrics !== true) for (const name of HANDLE_LISTING_METRICS) registry.removeSingleMetric(name);
+  else listHandlesOncePerScrape(registry);
   // prom-client counts open files with a synchronous readdir of /proc/self/fd: at 19,000 sockets
   // that held the event loop for the whole listing at every scrape (docs/performance.md). The
   // same count, listed off the loop (libuv's thread pool).

@@ -131,7 +131,7 @@ export function mergeSessionData(current: SessionData | undefined, patch: JsonOb
   return { ok: true, value: { fields: fields.value, version: (current?.version ?? 0) + 1, origin } };
 }
 
-/** Parses the `sessionInfo` JSON string of a tracker handshake (or an object from `handshake.auth`). */
+/** Parses the `sessionInfo` JSON string of a tracker handshake (or an object from `handshake.auth`) into a fresh object: the caller owns it. */
 export function parseSessionInfo(raw: unknown, limits: SessionDataLimits): DataResult<JsonObject> {
   if (raw === undefined || raw === null || raw === '') return { ok: true, value: {} };
   let value: unknown = raw;
