@@ -115,7 +115,7 @@ export function readHandshake(input: HandshakeInput, deps: HandshakeDeps): { ok:
     if (!parsed.ok) return { ok: false, refusal: { reason: 'sessionInfo', message: parsed.message } };
     const ua = deps.userAgents.fields(header(input.headers, 'user-agent', Infinity) ?? undefined);
     // Not `{ ...parsed.value, ...ua, userCountry, ... }`: V8 gave each object built that way hidden
-    // classes of its own, ~3.6 KB per connect allocated in old space (see docs/performance.md).
+    // classes of its own, allocated in old space per connect (measured in docs/performance.md).
     // Nor a copy: parseSessionInfo's result is a fresh object of this connect's own, so the derived
     // fields are set on it, in the same order and with the same overrides as a copy would have.
     // Geo: the trusted geo headers first, then the MaxMind database on the client's address.
