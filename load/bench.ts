@@ -23,11 +23,11 @@ import {
   runRestMatrix,
   type HubTarget,
 } from './lib/phases';
-import { newRunTag, sessionCountForTabs } from './lib/population';
+import { sessionCountForTabs } from './lib/population';
 import { REST_OPERATIONS } from './lib/rest';
 import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderGeneratorCpu, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
-import { startWorkerSet, type WorkerSet } from './lib/workers';
+import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 import { runCluster3 } from './cluster3';
 import { runMixed, runStorm } from './scenarios';
 
@@ -132,19 +132,9 @@ async function main(): Promise<number> {
       currentRecorder?.onWorkerErrors(errors);
     };
     const perStepBudgetMs = options.connectDeadlineMs + 6 * options.restDurationMs + 2 * options.relayDurationMs + options.diffDurationMs + 120_000;
-    const workerInit = {
-      hub: {
-        url: hubUrl,
-        socketPath: options.socketPath,
-        apiKey: options.apiKey,
-        jwtSecret: options.jwtSecret,
-        population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
-      },
-      maxLifetimeMs: options.steps.length * perStepBudgetMs + 120_000,
-      generator: options.generator,
-    };
+    const init = workerInit(options, hubUrl, options.steps.length * perStepBudgetMs + 120_000);
     log(`workers: ${trackerWorkers} tracker process(es) + ${options.restWorkers} REST + relay + dashboards; ${options.generator} tracker and REST clients (--generator)`);
-    running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, workerInit, onWorkerErrors);
+    running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, init, onWorkerErrors);
     const workers = running.workers;
 
     let liveTabs = 0;

@@ -25,13 +25,13 @@ import { httpRequest, isRecord } from './lib/http';
 import { chooseDefaultHubCommand, findFreePort, ManagedHub, parsePrometheusText, readProcessStats, waitReady } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { connectTrackers, runRest, type HubTarget } from './lib/phases';
-import { newRunTag, sessionCountForTabs } from './lib/population';
+import { sessionCountForTabs } from './lib/population';
 import { RedisProcess } from './lib/redis';
 import type { RelayRunResult } from './lib/relay';
 import { renderTable } from './lib/report';
 import { openSocket } from './lib/sockets';
 import { ErrorCounts, LatencyHistogram, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
-import { startWorkerSet, type LoadWorker, type WorkerSet } from './lib/workers';
+import { startWorkerSet, workerInit, type LoadWorker, type WorkerSet } from './lib/workers';
 import { fmt, latency, pollHub, writeResult } from './scenarios';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
@@ -345,17 +345,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
     workers = await startWorkerSet(
       nodeCount,
       options.restWorkers,
-      {
-        hub: {
-          url: first.url,
-          socketPath: options.socketPath,
-          apiKey: options.apiKey,
-          jwtSecret: options.jwtSecret,
-          population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
-        },
-        maxLifetimeMs: 30 * 60_000,
-        generator: options.generator,
-      },
+      workerInit(options, first.url, 30 * 60_000),
       (reported: ErrorCountsJson) => errors.merge(reported),
     );
     const set = workers;

@@ -18,10 +18,10 @@ import { httpRequest } from './lib/http';
 import { chooseDefaultHubCommand, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
-import { newRunTag, sessionCountForTabs } from './lib/population';
+import { sessionCountForTabs } from './lib/population';
 import { generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
-import { startWorkerSet, type WorkerSet } from './lib/workers';
+import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const log = (message: string): void => {
@@ -71,17 +71,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
   const workers = await startWorkerSet(
     trackerWorkers,
     options.restWorkers,
-    {
-      hub: {
-        url,
-        socketPath: options.socketPath,
-        apiKey: options.apiKey,
-        jwtSecret: options.jwtSecret,
-        population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
-      },
-      maxLifetimeMs: 30 * 60_000,
-      generator: options.generator,
-    },
+    workerInit(options, url, 30 * 60_000),
     (reported: ErrorCountsJson) => {
       errors.merge(reported);
       recorder?.onWorkerErrors(reported);

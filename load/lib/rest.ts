@@ -82,6 +82,20 @@ interface PlannedCall {
   expectedSessionId?: string;
 }
 
+/** One answer, as the closed loop needs it: the body is decoded only when asked for. */
+interface RestAnswer {
+  status: number;
+  wireBytes: number;
+  latencyMs: number;
+  body(): string;
+}
+
+/** One client of the closed loop: its own connection, one call at a time. */
+interface RestClient {
+  send(call: PlannedCall): Promise<RestAnswer>;
+  close(): void;
+}
+
 export class RestLoad {
   constructor(
     private readonly hub: HubConnection,
@@ -96,22 +110,9 @@ export class RestLoad {
   /** node:http clients (`--generator socketio`): the REST load before Nov 30, kept for A/B. */
   private async runNodeHttp(args: RestRunArgs): Promise<RestRunResult> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: args.concurrency });
-    const latency = new LatencyHistogram();
-    const startedAt = performance.now();
-    const endAt = startedAt + args.durationMs;
-    let requests = 0;
-    let ok = 0;
-    let responseBytes = 0;
-    const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
-    const searchBody = JSON.stringify({ ...SEARCH_BODY, limit: pageLimitOf(args) });
-
-    const client = async (clientIndex: number): Promise<void> => {
-      let callIndex = 0;
-      while (performance.now() < endAt && requests < MAX_REQUESTS_PER_RUN) {
-        requests += 1;
-        callIndex += 1;
-        const call = this.plan(args, sessionCount, searchBody);
-        try {
+    try {
+      return await this.closedLoop(args, () => ({
+        send: async (call) => {
           const response = await httpRequest({
             method: call.method,
             url: `${this.hub.url}${call.path}`,
@@ -121,55 +122,20 @@ export class RestLoad {
             acceptGzip: args.gzip,
             ...(call.body !== undefined ? { body: call.body } : {}),
           });
-          responseBytes += response.wireBytes;
-          if (response.status !== 200) {
-            const code = errorCodeOf(response.body);
-            this.errors.add(`rest.${args.operation}: HTTP ${response.status}${code ? ` ${code}` : ''}`);
-            continue;
-          }
-          const shouldValidate = args.operation === 'one' || (callIndex + clientIndex) % VALIDATE_EVERY === 1;
-          const problem = shouldValidate ? validateBody(args, response.body, call) : undefined;
-          if (problem !== undefined) {
-            this.errors.add(`rest.${args.operation}: ${problem}`);
-            continue;
-          }
-          latency.record(response.latencyMs);
-          ok += 1;
-        } catch (error) {
-          this.errors.add(`rest.${args.operation}: ${describeError(error)}`);
-        }
-      }
-    };
-
-    await Promise.all(Array.from({ length: args.concurrency }, (_, index) => client(index)));
-    const elapsedMs = performance.now() - startedAt;
-    agent.destroy();
-    return {
-      operation: args.operation,
-      concurrency: args.concurrency,
-      requests,
-      ok,
-      failed: requests - ok,
-      elapsedMs,
-      latency: latency.toJson(),
-      responseBytes,
-    };
+          return { status: response.status, wireBytes: response.wireBytes, latencyMs: response.latencyMs, body: () => response.body };
+        },
+        close: () => undefined,
+      }));
+    } finally {
+      agent.destroy();
+    }
   }
 
   /**
-   * The same closed loop on lean connections (leanHttp.ts): request bytes built once per distinct
-   * call, bodies decoded (gunzip, UTF-8) only when checked. Status is checked on every answer, the
-   * content on the same sample as above.
+   * Lean connections (leanHttp.ts): request bytes built once per distinct call, bodies decoded
+   * (gunzip, UTF-8) only when checked.
    */
-  private async runLean(args: RestRunArgs): Promise<RestRunResult> {
-    const latency = new LatencyHistogram();
-    const startedAt = performance.now();
-    const endAt = startedAt + args.durationMs;
-    let requests = 0;
-    let ok = 0;
-    let responseBytes = 0;
-    const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
-    const searchBody = JSON.stringify({ ...SEARCH_BODY, limit: pageLimitOf(args) });
+  private runLean(args: RestRunArgs): Promise<RestRunResult> {
     const headers: Record<string, string> = { authorization: this.hub.apiKey };
     if (args.gzip) headers['accept-encoding'] = 'gzip';
     // One entry per project for list/search, one per session for `one`: bounded by the population.
@@ -182,31 +148,57 @@ export class RestLoad {
       }
       return bytes;
     };
-    const connections: LeanHttpConnection[] = [];
-
-    const client = async (clientIndex: number): Promise<void> => {
+    return this.closedLoop(args, () => {
       const connection = new LeanHttpConnection(this.hub.url, args.requestTimeoutMs);
-      connections.push(connection);
+      return {
+        send: async (call) => {
+          const response = await connection.request(bytesOf(call));
+          return { status: response.status, wireBytes: response.raw.byteLength, latencyMs: response.latencyMs, body: () => decodeBody(response) };
+        },
+        close: () => connection.close(),
+      };
+    });
+  }
+
+  /**
+   * `args.concurrency` clients, each calling again as soon as its answer is in, until the duration
+   * is over. The status of every answer is checked, the content of one in VALIDATE_EVERY (and of
+   * every `one`), outside the timed part.
+   */
+  private async closedLoop(args: RestRunArgs, openClient: () => RestClient): Promise<RestRunResult> {
+    const latency = new LatencyHistogram();
+    const startedAt = performance.now();
+    const endAt = startedAt + args.durationMs;
+    let requests = 0;
+    let ok = 0;
+    let responseBytes = 0;
+    const sessionCount = Math.max(1, sessionCountForTabs(args.liveTabs));
+    const searchBody = JSON.stringify({ ...SEARCH_BODY, limit: pageLimitOf(args) });
+    const clients: RestClient[] = [];
+
+    const loop = async (clientIndex: number): Promise<void> => {
+      const client = openClient();
+      clients.push(client);
       let callIndex = 0;
       while (performance.now() < endAt && requests < MAX_REQUESTS_PER_RUN) {
         requests += 1;
         callIndex += 1;
         const call = this.plan(args, sessionCount, searchBody);
         try {
-          const response = await connection.request(bytesOf(call));
-          responseBytes += response.raw.byteLength;
-          if (response.status !== 200) {
-            const code = errorCodeOf(decodeBody(response));
-            this.errors.add(`rest.${args.operation}: HTTP ${response.status}${code ? ` ${code}` : ''}`);
+          const answer = await client.send(call);
+          responseBytes += answer.wireBytes;
+          if (answer.status !== 200) {
+            const code = errorCodeOf(answer.body());
+            this.errors.add(`rest.${args.operation}: HTTP ${answer.status}${code ? ` ${code}` : ''}`);
             continue;
           }
           const shouldValidate = args.operation === 'one' || (callIndex + clientIndex) % VALIDATE_EVERY === 1;
-          const problem = shouldValidate ? validateBody(args, decodeBody(response), call) : undefined;
+          const problem = shouldValidate ? validateBody(args, answer.body(), call) : undefined;
           if (problem !== undefined) {
             this.errors.add(`rest.${args.operation}: ${problem}`);
             continue;
           }
-          latency.record(response.latencyMs);
+          latency.record(answer.latencyMs);
           ok += 1;
         } catch (error) {
           this.errors.add(`rest.${args.operation}: ${describeError(error)}`);
@@ -214,9 +206,9 @@ export class RestLoad {
       }
     };
 
-    await Promise.all(Array.from({ length: args.concurrency }, (_, index) => client(index)));
+    await Promise.all(Array.from({ length: args.concurrency }, (_, index) => loop(index)));
     const elapsedMs = performance.now() - startedAt;
-    for (const connection of connections) connection.close();
+    for (const client of clients) client.close();
     return {
       operation: args.operation,
       concurrency: args.concurrency,

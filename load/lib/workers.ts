@@ -18,6 +18,8 @@ import type { DashboardCollectResult, DashboardConnectArgs, DashboardConnectResu
 import type { RelayConnectArgs, RelayConnectResult, RelayRunArgs, RelayRunResult } from './relay';
 import type { RestRunArgs, RestRunResult } from './rest';
 import type { HubConnection } from './sockets';
+import { newRunTag } from './population';
+import type { BenchOptions } from './options';
 import type { ErrorCountsJson } from './stats';
 import type { CloseResult, Generator, TrackerConnectArgs, TrackerConnectResult, TrackerUpdateArgs, TrackerUpdateResult } from './trackers';
 
@@ -27,6 +29,21 @@ export interface WorkerInit {
   maxLifetimeMs: number;
   /** Client of the bulk tracker tabs and the REST callers (`--generator`). */
   generator: Generator;
+}
+
+/** What every worker of one run is told: the hub, a fresh population (one run tag), the client. */
+export function workerInit(options: BenchOptions, url: string, maxLifetimeMs: number): WorkerInit {
+  return {
+    hub: {
+      url,
+      socketPath: options.socketPath,
+      apiKey: options.apiKey,
+      jwtSecret: options.jwtSecret,
+      population: { projectCount: options.projects, runTag: newRunTag(Date.now()), startedAtMs: Date.now() },
+    },
+    maxLifetimeMs,
+    generator: options.generator,
+  };
 }
 
 /** The generator's own resource use, to tell whether the generator was the bottleneck. */

@@ -9,33 +9,27 @@ import { ErrorCode } from '../errors';
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
 
-/** The soft open-file limit of this process (Linux /proc), if it can be read. */
-export function readOpenFileLimit(limitsText?: string): number | undefined {
-  let text = limitsText;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/limits', 'utf8');
-    } catch {
-      return undefined;
-    }
+/** A /proc file's text, or undefined where there is none (not Linux, no /proc). */
+function readProc(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
-  const match = /^Max open files\s+(\d+|unlimited)/m.exec(text);
+}
+
+/** The soft open-file limit of this process (Linux /proc), if it can be read. */
+export function readOpenFileLimit(limitsText = readProc('/proc/self/limits')): number | undefined {
+  if (limitsText === undefined) return undefined;
+  const match = /^Max open files\s+(\d+|unlimited)/m.exec(limitsText);
   if (!match || match[1] === 'unlimited') return undefined;
   return Number(match[1]);
 }
 
 /** net.core.somaxconn, the kernel's cap on every listener's accept queue (Linux /proc), if it can be read. */
-export function readSomaxconn(text?: string): number | undefined {
-  let value = text;
-  if (value === undefined) {
-    try {
-      value = readFileSync('/proc/sys/net/core/somaxconn', 'utf8');
-    } catch {
-      return undefined;
-    }
-  }
-  const n = Number(value.trim());
-  return Number.isInteger(n) && n > 0 ? n : undefined;
+export function readSomaxconn(text = readProc('/proc/sys/net/core/somaxconn')): number | undefined {
+  const n = Number(text?.trim());
+  return text !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 /** The accept queue a listener asking for `requested` gets: the kernel silently caps it at somaxconn. */
