@@ -152,7 +152,8 @@ function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
   };
   const lag = 'hub_cluster_replication_lag_seconds';
   const entries = delta(a.metrics, b.metrics, `${lag}_count`);
-  const loopMax = b.metrics.get('nodejs_eventloop_lag_max_seconds');
+  // The hub's stall gauge, which a scrape cannot hide a stall from; prom-client's on another server.
+  const loopMax = b.metrics.get('hub_event_loop_stall_max_seconds') ?? b.metrics.get('nodejs_eventloop_lag_max_seconds');
   return {
     name,
     cpuCores: a.cpuSeconds !== undefined && b.cpuSeconds !== undefined && seconds > 0 ? (b.cpuSeconds - a.cpuSeconds) / seconds : null,

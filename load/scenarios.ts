@@ -17,7 +17,7 @@ import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
 import { chooseDefaultHubCommand, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
-import { PhaseRecorder, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
+import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
 import { generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
@@ -449,7 +449,7 @@ export async function runMixed(options: BenchOptions): Promise<number> {
           ['diff latency p50 / p99 / max (ms)', latency(diffs.diffLatency), 'p99 <= 100'],
           ['tracker changes/s sent', fmt(diffs.changesPerSecond, 0), String(options.diffRate)],
           ['diff events / seq gaps', `${diffs.diffEvents} / ${diffs.seqGaps}`, '- / 0'],
-          ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation?.eventLoopMaxMs, 0)}`, '-'],
+          ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation ? phaseStallMs(mixedObservation) : null, 0)}`, '-'],
           [`generator CPU, all processes (of one core; ${options.generator})`, `${fmt(mixedObservation === undefined ? NaN : ((totalGeneratorCpu(mixedObservation) ?? NaN) / (mixedObservation.durationMs / 1000)) * 100, 0)}%`, '-'],
           ['generator CPU by process', generatorCpuLine(mixedObservation), '-'],
           ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],

@@ -171,6 +171,12 @@ export interface HubMetrics {
   eventLoopP99Seconds?: number;
   eventLoopMinSeconds?: number;
   eventLoopMaxSeconds?: number;
+  /**
+   * The hub's own `hub_event_loop_stall_max_seconds`: the longest stall since the previous scrape,
+   * which (unlike prom-client's max) a stall ended by the scrape cannot escape. Absent on a server
+   * without it (e.g. OpenReplay's, through --hub-cmd).
+   */
+  loopStallMaxSeconds?: number;
   /** Every sample whose name starts with `hub_`, keyed by `name{labels}`. */
   hub: Record<string, number>;
 }
@@ -212,6 +218,7 @@ export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<Hu
     assign('eventLoopP99Seconds', 'nodejs_eventloop_lag_p99_seconds');
     assign('eventLoopMinSeconds', 'nodejs_eventloop_lag_min_seconds');
     assign('eventLoopMaxSeconds', 'nodejs_eventloop_lag_max_seconds');
+    assign('loopStallMaxSeconds', 'hub_event_loop_stall_max_seconds');
     // Histogram buckets would swamp the report; their _sum and _count are kept.
     for (const [key, value] of samples) if (key.startsWith('hub_') && !key.includes('_bucket{')) metrics.hub[key] = value;
     return metrics;

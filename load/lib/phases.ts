@@ -21,6 +21,15 @@ export interface HubTarget {
   pid?: number;
 }
 
+/**
+ * The phase's longest event-loop stall: the hub's own gauge where the server has it, since
+ * prom-client's max misses a stall that a scrape ends (src/ops/loopStalls.ts); prom-client's
+ * otherwise.
+ */
+export function phaseStallMs(phase: Pick<PhaseObservation, 'loopStallMaxMs' | 'eventLoopMaxMs'>): number | null {
+  return phase.loopStallMaxMs ?? phase.eventLoopMaxMs;
+}
+
 export interface PhaseObservation {
   phase: string;
   durationMs: number;
@@ -31,8 +40,10 @@ export interface PhaseObservation {
   /** Raw prom-client p99; includes its sampling interval (10 ms by default), see `eventLoopMinMs`. */
   eventLoopP99Ms: number | null;
   eventLoopMinMs: number | null;
-  /** Longest single event-loop stall seen during the phase: a p99 hides one long stall. */
+  /** Longest single event-loop stall seen during the phase by prom-client's monitor: a p99 hides one long stall. */
   eventLoopMaxMs: number | null;
+  /** The same by the hub's own stall gauge (null on a server without it): see `phaseStallMs`. */
+  loopStallMaxMs: number | null;
   /** CPU seconds all load workers used together during the phase (the orchestrator not included). */
   generatorCpuSeconds: number;
   /**
@@ -133,6 +144,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     eventLoopP99Ms: toMs(after.metrics?.eventLoopP99Seconds),
     eventLoopMinMs: toMs(after.metrics?.eventLoopMinSeconds),
     eventLoopMaxMs: toMs(after.metrics?.eventLoopMaxSeconds),
+    loopStallMaxMs: toMs(after.metrics?.loopStallMaxSeconds),
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
     generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
