@@ -56,7 +56,7 @@ export interface LifecyclePacing {
   readonly queuedUpgrades: number;
   /** Jobs (upgrades, teardown events, deferred connects) waiting for their turn. */
   readonly queued: number;
-  /** Sockets whose end (the peer's FIN or a reset) was queued so far; and the queue's turns (the loop-stall trace reads both). */
+  /** Sockets whose end (the peer's FIN or a reset) was queued so far (the loop-stall trace reads it, and `stats`). */
   readonly socketsEnded: number;
   readonly stats: TurnBudgetQueue['stats'];
   /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
@@ -139,9 +139,6 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
         return;
       }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
-      // ws writes the 101 answer at once and engine.io its open packet one promise reaction later
-      // (its handshake awaits the id): corked until after that reaction, both leave in one writev
-      // instead of two write syscalls. Ending the socket (a refused upgrade) uncorks it too.
       corkUntilOpen(socket);
       for (const listener of listeners) listener.call(server, req, socket, head);
     });
