@@ -147,7 +147,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     });
   }
   const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;
-  loopStalls = new LoopStallMonitor(undefined, trace?.onTick);
+  loopStalls = new LoopStallMonitor(undefined, (previousAt, now, stallMs) => {
+    metrics.observeLoopStall(stallMs);
+    trace?.onTick(previousAt, now, stallMs);
+  });
   loopStalls.start();
   const store = await (options.createStore ?? createStore)(nodeId, index, io, base, { refuseTab: (socketId) => refuseLostTab(io, socketId) });
   const ctx: HubContext = { ...base, store };

@@ -94,6 +94,42 @@ describe('hub_event_loop_stall_max_seconds', () => {
   });
 });
 
+describe('hub_event_loop_stalls_seconds', () => {
+  let hub: Hub;
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+  });
+
+  afterAll(async () => {
+    await hub.shutdown();
+  });
+
+  /** The histogram's cumulative counts by bucket bound, and its total count. */
+  function stallBuckets(text: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const match of text.matchAll(/^hub_event_loop_stalls_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) counts.set(match[1] as string, Number(match[2]));
+    counts.set('count', gauge(text, 'hub_event_loop_stalls_seconds_count'));
+    return counts;
+  }
+
+  it('counts each stall once, in its bucket, for every scraper alike', async () => {
+    const before = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+    blockLoop(BLOCK_MS);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Two scrapers in a row: the gauge would give the stall to the first only.
+    const first = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+    const second = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+    const grew = (after: Map<string, number>, bound: string): number => (after.get(bound) ?? Number.NaN) - (before.get(bound) ?? Number.NaN);
+    for (const after of [first, second]) {
+      // The 300 ms stall is over 0.25 s and within 0.5 s; the scrapes themselves may add short ones.
+      expect(grew(after, '0.5') - grew(after, '0.25')).toBe(1);
+      expect(grew(after, 'count')).toBeGreaterThanOrEqual(1);
+    }
+    expect(second.get('0.5')).toBe(first.get('0.5'));
+  });
+});
+
 describe('LoopStallMonitor', () => {
   it('counts the stall under way, and counts it again, whole, at the next take', async () => {
     const monitor = new LoopStallMonitor(10);

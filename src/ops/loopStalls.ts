@@ -15,6 +15,12 @@ import { type PerformanceEntry, PerformanceObserver, constants, performance } fr
 /** How often the monitor's timer runs (ms): the resolution of the stall figures. */
 export const LOOP_STALL_TICK_MS = 10;
 
+/**
+ * Stalls at least this long are counted one by one (hub_event_loop_stalls_seconds): shorter ones are
+ * timer jitter and ordinary turns, and would only cost an observation per tick.
+ */
+export const LOOP_STALL_COUNTED_MS = 20;
+
 /** How late a timer that should have run `intervalMs` after the previous run was (ms, never below 0). */
 export function stallOf(gapMs: number, intervalMs: number): number {
   return Math.max(0, gapMs - intervalMs);

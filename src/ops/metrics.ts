@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LOOP_STALL_COUNTED_MS } from './loopStalls';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -144,10 +145,23 @@ export function createMetrics(options: MetricsOptions = {}) {
       this.set((options.loopStallMaxMs?.() ?? 0) / 1000);
     },
   });
+  // The gauge above is taken by whoever scrapes: with two scrapers (Prometheus and a bench, two
+  // Prometheus replicas) each sees only the stalls since its own previous scrape went elsewhere.
+  // A histogram of each stall is the same for every reader.
+  const loopStalls = new Histogram({
+    name: 'hub_event_loop_stalls_seconds',
+    help: `Each event-loop stall of at least ${LOOP_STALL_COUNTED_MS} ms, counted when it ends (the same for every scraper, unlike hub_event_loop_stall_max_seconds)`,
+    buckets: [0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
   const buildInfo = new Gauge({ name: 'hub_build_info', help: 'Always 1: the hub’s version and the Node.js version it runs on', labelNames: ['version', 'node_version'] as const, registers: [registry] });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
   const metrics = {
     registry,
+    /** Observes `stallMs` when it is long enough to count (LOOP_STALL_COUNTED_MS). */
+    observeLoopStall(stallMs: number): void {
+      if (stallMs >= LOOP_STALL_COUNTED_MS) loopStalls.observe(stallMs / 1000);
+    },
     liveSessions: new Gauge({ name: 'hub_live_sessions', help: 'Live sessions in the index (cluster-wide view)', registers: [registry] }),
     connections: new Gauge({ name: 'hub_connections', help: 'Open Socket.IO connections on this node, by role', labelNames: ['role'] as const, registers: [registry] }),
     connectsRefused: new Counter({ name: 'hub_connects_refused_total', help: 'Handshakes refused, by reason', labelNames: ['reason'] as const, registers: [registry] }),
