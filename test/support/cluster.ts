@@ -8,14 +8,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { io } from 'socket.io-client';
 import { loadConfig } from '../../src/config';
 import { type Hub, startHub } from '../../src/server';
 import type { Session } from '../../src/sessions/model';
-import { API_KEY, JWT_SECRET, Peer, type TrackerOptions, WS_PATH, agentInfo, agentToken, CHROME_UA, trackerPeer } from './live';
+import { API_KEY, JWT_SECRET, Peer, type TrackerOptions, agentInfo, agentPeer, trackerPeer } from './live';
 import { freePort } from './redis';
 import { assertMatchesOpenApi } from './openapi';
-import { eventually, scaled } from './wait';
+import { eventually } from './wait';
 
 export const HEARTBEAT_MS = 200;
 export const NODE_TTL_MS = 1_000;
@@ -192,25 +191,11 @@ export class Balancer {
   }
 }
 
-/** An agent attached to a session through `url` (not awaited). */
+/** An agent attached to a session through `url` (not awaited), its config naming a STUN server after the agent. */
 export function agentAt(url: string, o: { projectKey: string; sessionId: string; name?: string; config?: unknown }): Peer {
-  const socket = io(url, {
-    path: WS_PATH,
-    transports: ['websocket'],
-    query: {
-      peerId: `${o.projectKey}-${o.sessionId}`,
-      identity: 'agent',
-      agentInfo: JSON.stringify(agentInfo(o.name ?? 'alice')),
-      config: typeof o.config === 'string' ? o.config : JSON.stringify(o.config ?? { iceServers: [{ urls: `stun:${o.name ?? 'alice'}.test` }] }),
-      projectId: '1',
-    },
-    auth: { token: agentToken({ projectKey: o.projectKey, sessionId: o.sessionId }) },
-    extraHeaders: { 'user-agent': CHROME_UA },
-    reconnection: false,
-    forceNew: true,
-    timeout: scaled(3_000),
-  });
-  return new Peer(socket);
+  const name = o.name ?? 'alice';
+  const config = typeof o.config === 'string' ? o.config : JSON.stringify(o.config ?? { iceServers: [{ urls: `stun:${name}.test` }] });
+  return agentPeer(url, { projectKey: o.projectKey, sessionId: o.sessionId, info: agentInfo(name), config });
 }
 
 export interface RestReply {

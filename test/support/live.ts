@@ -333,9 +333,10 @@ export function agentInfo(name: string, extra: Record<string, unknown> = {}): Re
   return { id: `${name}-id`, name, email: `${name}@support.test`, ...extra };
 }
 
-export function agentPeer(hub: Hub, o: AgentOptions): Peer {
+/** Creates an agent socket to a hub (or a node's URL), not awaited: use `.connected()` or `.refused()`. */
+export function agentPeer(target: Hub | string, o: AgentOptions): Peer {
   const token = o.token === undefined ? agentToken({ projectKey: o.projectKey, sessionId: o.sessionId }) : o.token;
-  const socket = io(hub.url, {
+  const socket = io(typeof target === 'string' ? target : target.url, {
     path: WS_PATH,
     transports: o.transports ?? ['websocket'],
     query: {
@@ -351,7 +352,7 @@ export function agentPeer(hub: Hub, o: AgentOptions): Peer {
     forceNew: true,
     timeout: scaled(EVENT_TIMEOUT_MS),
   });
-  return new Peer(socket, hub);
+  return new Peer(socket, typeof target === 'string' ? undefined : target);
 }
 
 export function connectAgent(hub: Hub, o: AgentOptions): Promise<Peer> {
