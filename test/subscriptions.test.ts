@@ -297,3 +297,43 @@ describe('/dashboard', () => {
     }, 60_000);
   });
 });
+
+describe('/dashboard diff window (a throttle: the first change at once, the next ones after the window)', () => {
+  const WINDOW_MS = 1500;
+  let hub: Hub;
+  const closers: (() => void)[] = [];
+
+  beforeAll(async () => {
+    hub = await startTestHub({ DASHBOARD_DIFF_WINDOW_MS: String(WINDOW_MS) });
+  });
+  afterAll(async () => {
+    while (closers.length) closers.pop()?.();
+    await hub.shutdown();
+  });
+
+  test('a quiet cohort sends a change within a turn, and a change right after it waits for the window', async () => {
+    const project = projectKey('throttle');
+    const tab = (await connectTracker(hub, { minimalInfo: true, projectKey: project, sessionId: 't1', tabId: 'tab1', info: { userID: 'u0' } })).socket;
+    closers.push(() => tab.close());
+    const c = new DashboardClient({ url: hub.url, token: API_KEY });
+    closers.push(() => c.close());
+    await c.connected();
+    await c.subscribe({ projectKey: project });
+    const arrivals: { userID: unknown; at: number }[] = [];
+    c.socket.on('sessions:diff', (d: SessionsDiff) => arrivals.push({ userID: d.updated[0]?.userID, at: performance.now() }));
+
+    const sentAt = performance.now();
+    tab.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: 'u1' } });
+    await eventually(() => arrivals.length >= 1);
+    // Well within the window: it did not wait for it (the margin is for a slow CI machine).
+    expect(arrivals[0]?.userID).toBe('u1');
+    expect((arrivals[0]?.at ?? Number.POSITIVE_INFINITY) - sentAt).toBeLessThan(WINDOW_MS / 2);
+
+    tab.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: 'u2' } });
+    tab.emit('UPDATE_SESSION', { meta: { tabId: 'tab1' }, data: { userID: 'u3' } });
+    await eventually(() => arrivals.some((a) => a.userID === 'u3'), () => JSON.stringify(arrivals), WINDOW_MS * 4);
+    // One diff for both, a window after the first (sent at once, it would follow within milliseconds).
+    expect(arrivals.map((a) => a.userID)).toEqual(['u1', 'u3']);
+    expect((arrivals[1]?.at ?? 0) - (arrivals[0]?.at ?? 0)).toBeGreaterThanOrEqual(WINDOW_MS / 2);
+  });
+});

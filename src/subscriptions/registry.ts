@@ -1,7 +1,12 @@
 /**
  * Live subscriptions of dashboards: cohorts of equal queries evaluated once, per-subscription
- * sequence numbers and bounded diff history for resume, coalescing of bursts into one diff per
- * window. No Socket.IO here: diffs leave through a `DiffSink` that the dashboard handler provides.
+ * sequence numbers and bounded diff history for resume, at most one diff per cohort per window.
+ * No Socket.IO here: diffs leave through a `DiffSink` that the dashboard handler provides.
+ *
+ * The window is a throttle, not a delay: a cohort that sent nothing for a window sends its next
+ * change at once (with whatever else changed in the same turn); changes that come sooner wait for
+ * the window to end and leave together. A quiet dashboard then sees a change within a turn instead
+ * of a whole window later, and a busy one still gets at most one diff per window.
  */
 import { randomUUID } from 'node:crypto';
 import type { Metrics } from '../ops/metrics';
@@ -12,7 +17,7 @@ import type { SessionChange, SessionIndexView } from '../sessions/sessionIndex';
 import { LiveQuery, type LiveQueryParams } from './liveQuery';
 
 export interface SubscriptionLimits {
-  /** Coalescing window: changes within it leave as one diff. 0 = next tick. */
+  /** Shortest time between two diffs of a cohort: changes within it leave as one diff. 0 = next turn. */
   diffWindowMs: number;
   maxPerProject: number;
   /** Subscriptions one credential (an API key, a JWT subject) may hold per project. */
@@ -47,6 +52,15 @@ interface Cohort {
   readonly subscriptions: Set<Subscription>;
   /** When the first change not yet sent happened (performance.now()), for the latency histogram. */
   dirtySince: number | undefined;
+  /** When the cohort last sent a diff (performance.now()). */
+  sentAt: number;
+  /** When its pending changes are due (performance.now()); set while it is dirty. */
+  dueAt: number;
+}
+
+/** When a cohort that changed at `now` sends: at once, unless it sent less than a window ago. */
+export function diffDueAt(now: number, sentAt: number, windowMs: number): number {
+  return Math.max(now, sentAt + windowMs);
 }
 
 interface Subscription {
@@ -98,6 +112,8 @@ export class SubscriptionRegistry {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly dirty = new Set<Cohort>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now()). */
+  private timerAt = Number.POSITIVE_INFINITY;
   private readonly sweeper: NodeJS.Timeout;
   private readonly unlisten: () => void;
 
@@ -200,10 +216,7 @@ export class SubscriptionRegistry {
 
   /** Sends every pending diff now. */
   flush(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.clearTimer();
     for (const cohort of [...this.dirty]) this.flushCohort(cohort);
   }
 
@@ -216,18 +229,48 @@ export class SubscriptionRegistry {
   private onChange(change: SessionChange): void {
     const project = this.byProject.get(change.projectKey);
     if (!project) return;
+    let dueAt = Number.POSITIVE_INFINITY;
     for (const cohort of project.cohorts) {
       if (!cohort.query.apply(change)) continue;
-      cohort.dirtySince ??= performance.now();
-      this.dirty.add(cohort);
+      if (!this.dirty.has(cohort)) {
+        const now = performance.now();
+        cohort.dirtySince = now;
+        cohort.dueAt = diffDueAt(now, cohort.sentAt, this.limits.diffWindowMs);
+        this.dirty.add(cohort);
+      }
+      dueAt = Math.min(dueAt, cohort.dueAt);
     }
-    if (this.dirty.size > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.flush();
-      }, this.limits.diffWindowMs);
-    }
+    this.wakeAt(dueAt);
   }
+
+  /** Makes the timer fire by `at` (performance.now()); a timer due sooner is kept. */
+  private wakeAt(at: number): void {
+    if (at === Number.POSITIVE_INFINITY || at >= this.timerAt) return;
+    this.clearTimer();
+    this.timerAt = at;
+    // Even a change due now waits for a timer: the rest of this turn's changes join its diff.
+    this.timer = setTimeout(this.flushDue, Math.max(0, at - performance.now()));
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Sends the cohorts that are due, and sets the timer for the next one. */
+  private readonly flushDue = (): void => {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    // Timers run on the loop's millisecond clock: one a fraction of a millisecond early is due.
+    const now = performance.now() + 1;
+    let next = Number.POSITIVE_INFINITY;
+    for (const cohort of [...this.dirty]) {
+      if (cohort.dueAt <= now) this.flushCohort(cohort);
+      else next = Math.min(next, cohort.dueAt);
+    }
+    this.wakeAt(next);
+  };
 
   private flushCohort(cohort: Cohort): void {
     if (!this.dirty.delete(cohort)) return;
@@ -235,6 +278,7 @@ export class SubscriptionRegistry {
     const since = cohort.dirtySince;
     cohort.dirtySince = undefined;
     if (!diff) return;
+    cohort.sentAt = performance.now();
     const now = Date.now();
     for (const sub of cohort.subscriptions) {
       if (sub.needsResync) continue;
@@ -272,7 +316,7 @@ export class SubscriptionRegistry {
     const key = `${projectKey}\0${params.limit}\0${queryKey(params)}`;
     let cohort = this.cohorts.get(key);
     if (!cohort) {
-      cohort = { key, projectKey, query: new LiveQuery(params, this.index.sessions(projectKey)), subscriptions: new Set(), dirtySince: undefined };
+      cohort = { key, projectKey, query: new LiveQuery(params, this.index.sessions(projectKey)), subscriptions: new Set(), dirtySince: undefined, sentAt: Number.NEGATIVE_INFINITY, dueAt: Number.POSITIVE_INFINITY };
       this.cohorts.set(key, cohort);
       this.projectEntry(projectKey).cohorts.add(cohort);
       this.metrics.subscriptionCohorts.set(this.cohorts.size);
