@@ -9,7 +9,7 @@ import type Redis from 'ioredis';
 import type { Logger } from '../ops/logger';
 import type { ClusterMetrics } from './metrics';
 import { type NodeShares, type RoomRef, type RoomShare, encodeStatePayload, roomField } from './nodeState';
-import { type ClusterKeys, publishScript, restateScript } from './redisSchema';
+import { type ClusterKeys, type StreamBound, boundArgs, publishScript, restateScript, streamKeys } from './redisSchema';
 import type { WireOp } from './replicaView';
 import { errorMessage } from './storeSupport';
 
@@ -17,7 +17,7 @@ export interface OpsWriterOptions {
   nodeId: string;
   cmd: Redis;
   keys: ClusterKeys;
-  streamMaxLen: number;
+  streamBound: StreamBound;
   nodeTtlMs: number;
   /** Identifies this process in its alive key (set by the re-state). */
   token: string;
@@ -72,9 +72,9 @@ export class OpsWriter {
     // stream ahead of anything published later.
     this.pendingOps = [];
     this.dirty.clear();
-    const args: (string | number)[] = [this.options.streamMaxLen, nodeId, this.options.nodeTtlMs, this.options.token, encodeStatePayload(pairs)];
+    const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, this.options.nodeTtlMs, this.options.token, encodeStatePayload(pairs)];
     for (const [field, share] of pairs) args.push(field, share);
-    await restateScript.run(cmd, [keys.node(nodeId), keys.seq, keys.stream, keys.nodes, keys.alive(nodeId)], args);
+    await restateScript.run(cmd, [keys.node(nodeId), keys.nodes, keys.alive(nodeId), ...streamKeys(keys)], args);
   }
 
   private schedule(): void {
@@ -99,7 +99,7 @@ export class OpsWriter {
       this.options.onDropped('write');
       return;
     }
-    const args: (string | number)[] = [this.options.streamMaxLen, nodeId, ops.length > 0 ? JSON.stringify(ops) : ''];
+    const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, ops.length > 0 ? JSON.stringify(ops) : ''];
     for (const [field, ref] of this.dirty) {
       const share = this.options.shareOf(ref);
       args.push(field, share ? JSON.stringify(share) : '');
@@ -107,7 +107,7 @@ export class OpsWriter {
     this.dirty.clear();
     this.pump = 'writing';
     try {
-      await publishScript.run(cmd, [keys.node(nodeId), keys.seq, keys.stream], args);
+      await publishScript.run(cmd, [keys.node(nodeId), ...streamKeys(keys)], args);
       metrics.opsPublished.inc(ops.length);
     } catch (err) {
       metrics.opsDropped.inc(ops.length);
