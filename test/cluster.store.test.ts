@@ -453,3 +453,44 @@ describe('RedisStore: the ops stream is bounded in bytes, not only in entries', 
     expect(fields[fields.indexOf('s') + 1]).toBe(await admin.get(keys.seq));
   });
 });
+
+describe('RedisStore: writes are capped batches, pipelined', () => {
+  /** The ops entries (kind `o`) in the stream: how many, and how many ops each carries. */
+  async function opsEntries(): Promise<number[]> {
+    const entries = await admin.xrange(keys.stream, '-', '+');
+    return entries.filter(([, f]) => f[f.indexOf('k') + 1] === 'o').map(([, f]) => (JSON.parse(f[f.indexOf('p') + 1] ?? '[]') as unknown[]).length);
+  }
+
+  test('a backlog of 1,000 ops goes out in entries of at most 256 ops, and the other node gets every op', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    for (let i = 0; i < 1_000; i++) openTab(a, `s${i}`);
+    await converged(5_000, a, b);
+    expect(await opsEntries()).toEqual([256, 256, 256, 232]);
+  });
+
+  test('an op made while a write is unanswered goes out at once, behind it, not after its answer', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    // Redis holds every write for a while: the first batch stays unanswered.
+    await admin.call('CLIENT', 'PAUSE', String(scaled(400)), 'WRITE');
+    openTab(a, 's1');
+    await pause(50);
+    openTab(a, 's2');
+    await pause(50);
+    openTab(a, 's3');
+    await converged(5_000, a, b);
+    // One write in flight at a time would have batched s2 and s3 into one entry behind s1's.
+    expect(await opsEntries()).toEqual([1, 1, 1]);
+  });
+
+  test('the script cache flushed under pipelined writes: the failed write re-states, and every node converges', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    await admin.script('FLUSH');
+    for (let i = 0; i < 600; i++) openTab(a, `s${i}`);
+    await converged(5_000, a, b);
+    expect(b.index.session(PROJECT, 's599')).toBeDefined();
+    await eventually(async () => (await counter(a, 'hub_cluster_resyncs_total', { reason: 'reconnect' })) >= 1, async () => `resyncs: ${await counter(a, 'hub_cluster_resyncs_total', { reason: 'reconnect' })}`, 2_000);
+  });
+});

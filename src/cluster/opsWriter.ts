@@ -1,9 +1,12 @@
 /**
  * The Redis store's writes: this node's ops and the rooms of its share they changed, batched once
- * per event-loop turn with one write in flight at a time (a busy node batches naturally), each
- * batch one atomic script (redisSchema.ts's publish); and the re-state, which replaces the whole
- * share. While Redis is unreachable, or past `maxPendingOps`, ops are dropped, not queued: the
- * recovery that follows re-states the whole share.
+ * per event-loop turn, each batch one atomic script (redisSchema.ts's publish) of at most
+ * `maxBatchOps` ops; and the re-state, which replaces the whole share. Up to `maxInFlight` batches
+ * are pipelined on the one connection (Redis runs them in the order sent), so an op does not wait
+ * for the previous write's answer to reach this node's loop, and no turn builds more than one
+ * capped batch; past `maxInFlight` the next batch gathers meanwhile (a busy node batches
+ * naturally). While Redis is unreachable, or past `maxPendingOps`, ops are dropped, not queued:
+ * the recovery that follows re-states the whole share.
  */
 import type Redis from 'ioredis';
 import type { Logger } from '../ops/logger';
@@ -22,6 +25,10 @@ export interface OpsWriterOptions {
   /** Identifies this process in its alive key (set by the re-state). */
   token: string;
   maxPendingOps: number;
+  /** Ops in one batch at most: bounds the turn that builds it and the stream entry it writes. */
+  maxBatchOps?: number;
+  /** Batches written and not yet answered at most. */
+  maxInFlight?: number;
   logger: Logger;
   metrics: ClusterMetrics;
   /** This node's saved share of a room as it is now (undefined: nothing left there). */
@@ -32,14 +39,17 @@ export interface OpsWriterOptions {
   onDropped: (why: 'backlog' | 'write') => void;
 }
 
-/** Where the batch pump is: nothing to do, a write scheduled for the end of this turn, or one in flight. */
-type Pump = 'idle' | 'scheduled' | 'writing';
+/** Defaults of OpsWriterOptions' batch bounds (docs/performance.md, "Fourth pass", cluster). */
+export const DEFAULT_MAX_BATCH_OPS = 256;
+export const DEFAULT_MAX_IN_FLIGHT = 4;
 
 export class OpsWriter {
   private pendingOps: WireOp[] = [];
   /** Rooms whose share of this node changed since the last write. */
   private readonly dirty = new Map<string, RoomRef>();
-  private pump: Pump = 'idle';
+  /** A flush is scheduled for the end of this turn. */
+  private scheduled = false;
+  private inFlight = 0;
 
   constructor(private readonly options: OpsWriterOptions) {}
 
@@ -74,15 +84,18 @@ export class OpsWriter {
     this.dirty.clear();
     const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, this.options.nodeTtlMs, this.options.token, encodeStatePayload(pairs)];
     for (const [field, share] of pairs) args.push(field, share);
-    await restateScript.run(cmd, [keys.node(nodeId), keys.nodes, keys.alive(nodeId), ...streamKeys(keys)], args);
+    // Batches are pipelined without the NOSCRIPT fallback (flush): the script is loaded ahead of
+    // them, in this turn, so that it reaches Redis before any batch sent after the re-state.
+    const loading = publishScript.load(cmd);
+    await Promise.all([loading, restateScript.run(cmd, [keys.node(nodeId), keys.nodes, keys.alive(nodeId), ...streamKeys(keys)], args)]);
   }
 
   private schedule(): void {
-    if (this.pump !== 'idle' || !this.options.open()) return;
-    this.pump = 'scheduled';
+    if (this.scheduled || this.inFlight >= (this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT) || !this.options.open()) return;
+    this.scheduled = true;
     // One write per event-loop turn gathers every op the turn's socket events made.
     setImmediate(() => {
-      this.pump = 'idle';
+      this.scheduled = false;
       void this.flush();
     });
   }
@@ -90,11 +103,13 @@ export class OpsWriter {
   private async flush(): Promise<void> {
     const { nodeId, keys, cmd, metrics } = this.options;
     if (!this.options.open() || (this.pendingOps.length === 0 && this.dirty.size === 0)) return;
-    const ops = this.pendingOps;
-    this.pendingOps = [];
+    const cap = this.options.maxBatchOps ?? DEFAULT_MAX_BATCH_OPS;
+    const ops = this.pendingOps.length <= cap ? this.pendingOps : this.pendingOps.slice(0, cap);
+    this.pendingOps = ops === this.pendingOps ? [] : this.pendingOps.slice(cap);
     if (cmd.status !== 'ready') {
       // Not queued: the recovery that follows the reconnection re-states the whole share.
-      metrics.opsDropped.inc(ops.length);
+      metrics.opsDropped.inc(ops.length + this.pendingOps.length);
+      this.pendingOps = [];
       this.dirty.clear();
       this.options.onDropped('write');
       return;
@@ -105,9 +120,12 @@ export class OpsWriter {
       args.push(field, share ? JSON.stringify(share) : '');
     }
     this.dirty.clear();
-    this.pump = 'writing';
+    this.inFlight++;
+    // The rest of a capped backlog goes in the next turn, pipelined behind this one.
+    if (this.pendingOps.length > 0) this.schedule();
     try {
-      await publishScript.run(cmd, [keys.node(nodeId), ...streamKeys(keys)], args);
+      // A NOSCRIPT (script cache flushed) fails the write: the re-state that follows loads it again.
+      await publishScript.run(cmd, [keys.node(nodeId), ...streamKeys(keys)], args, false);
       metrics.opsPublished.inc(ops.length);
     } catch (err) {
       metrics.opsDropped.inc(ops.length);
@@ -115,7 +133,7 @@ export class OpsWriter {
       this.options.logger.debug({ err: errorMessage(err) }, 'cluster write failed');
       this.options.onDropped('write');
     } finally {
-      this.pump = 'idle';
+      this.inFlight--;
       if (this.pendingOps.length > 0 || this.dirty.size > 0) this.schedule();
     }
   }

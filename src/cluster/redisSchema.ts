@@ -120,15 +120,24 @@ export class RedisScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  /**
+   * `loadIfMissing` false: a NOSCRIPT is an error. For pipelined writes: running the script in full
+   * after the error would put it behind writes sent meanwhile, out of order.
+   */
+  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[], loadIfMissing = true): Promise<unknown> {
     if (keys.length !== this.numberOfKeys) throw new Error(`${this.name}: expected ${this.numberOfKeys} keys`);
     try {
       return await client.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
     } catch (err) {
       // A restarted Redis has an empty script cache: load the script by running it once in full.
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(this.lua, this.numberOfKeys, ...keys, ...args);
+      if (loadIfMissing && err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(this.lua, this.numberOfKeys, ...keys, ...args);
       throw err;
     }
+  }
+
+  /** Puts the script in the server's cache (a restarted Redis has none). */
+  async load(client: Redis): Promise<void> {
+    await client.script('LOAD', this.lua);
   }
 }
 
