@@ -45,6 +45,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 4;
 
 export class OpsWriter {
   private pendingOps: WireOp[] = [];
+  /** When the oldest of pendingOps was queued (performance.now()). */
+  private pendingSince: number | undefined;
   /** Rooms whose share of this node changed since the last write. */
   private readonly dirty = new Map<string, RoomRef>();
   /** A flush is scheduled for the end of this turn. */
@@ -60,9 +62,11 @@ export class OpsWriter {
       // Redis cannot keep up: stop buffering and re-state the whole share once it can.
       this.options.metrics.opsDropped.inc(this.pendingOps.length + 1);
       this.pendingOps = [];
+      this.pendingSince = undefined;
       this.options.onDropped('backlog');
       return;
     }
+    this.pendingSince ??= performance.now();
     this.pendingOps.push(op);
     this.schedule();
   }
@@ -81,6 +85,7 @@ export class OpsWriter {
     // This write covers every op and room change made so far; the claims it carries reach the
     // stream ahead of anything published later.
     this.pendingOps = [];
+    this.pendingSince = undefined;
     this.dirty.clear();
     const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, this.options.nodeTtlMs, this.options.token, encodeStatePayload(pairs)];
     for (const [field, share] of pairs) args.push(field, share);
@@ -106,10 +111,14 @@ export class OpsWriter {
     const cap = this.options.maxBatchOps ?? DEFAULT_MAX_BATCH_OPS;
     const ops = this.pendingOps.length <= cap ? this.pendingOps : this.pendingOps.slice(0, cap);
     this.pendingOps = ops === this.pendingOps ? [] : this.pendingOps.slice(cap);
+    const since = this.pendingSince;
+    // The rest of a capped backlog is counted from the same moment (an upper bound).
+    if (this.pendingOps.length === 0) this.pendingSince = undefined;
     if (cmd.status !== 'ready') {
       // Not queued: the recovery that follows the reconnection re-states the whole share.
       metrics.opsDropped.inc(ops.length + this.pendingOps.length);
       this.pendingOps = [];
+      this.pendingSince = undefined;
       this.dirty.clear();
       this.options.onDropped('write');
       return;
@@ -127,6 +136,7 @@ export class OpsWriter {
       // A NOSCRIPT (script cache flushed) fails the write: the re-state that follows loads it again.
       await publishScript.run(cmd, [keys.node(nodeId), ...streamKeys(keys)], args, false);
       metrics.opsPublished.inc(ops.length);
+      if (since !== undefined && ops.length > 0) metrics.writeSeconds.observe((performance.now() - since) / 1000);
     } catch (err) {
       metrics.opsDropped.inc(ops.length);
       metrics.redisErrors.inc({ client: 'store' });
