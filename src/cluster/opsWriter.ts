@@ -1,12 +1,12 @@
 /**
  * The Redis store's writes: this node's ops and the rooms of its share they changed, batched once
- * per event-loop turn, each batch one atomic script (redisSchema.ts's publish) of at most
- * `maxBatchOps` ops; and the re-state, which replaces the whole share. Up to `maxInFlight` batches
- * are pipelined on the one connection (Redis runs them in the order sent), so an op does not wait
- * for the previous write's answer to reach this node's loop, and no turn builds more than one
- * capped batch; past `maxInFlight` the next batch gathers meanwhile (a busy node batches
- * naturally). While Redis is unreachable, or past `maxPendingOps`, ops are dropped, not queued:
- * the recovery that follows re-states the whole share.
+ * per event-loop turn, in stream entries of at most `maxBatchOps` ops, each one atomic script
+ * (redisSchema.ts's publish); and the re-state, which replaces the whole share. Writes are
+ * pipelined on the one connection (Redis runs them in the order sent), so an op does not wait for
+ * the previous write's answer to reach this node's loop; while `maxInFlight` writes are
+ * unanswered the next batch gathers (a busy node batches naturally). While Redis is unreachable,
+ * or past `maxPendingOps`, ops are dropped, not queued: the recovery that follows re-states the
+ * whole share.
  */
 import type Redis from 'ioredis';
 import type { Logger } from '../ops/logger';
@@ -25,9 +25,9 @@ export interface OpsWriterOptions {
   /** Identifies this process in its alive key (set by the re-state). */
   token: string;
   maxPendingOps: number;
-  /** Ops in one batch at most: bounds the turn that builds it and the stream entry it writes. */
+  /** Ops in one stream entry at most (a replica applies an entry in one go). */
   maxBatchOps?: number;
-  /** Batches written and not yet answered at most. */
+  /** While this many writes are unanswered, the next batch waits (gathers). */
   maxInFlight?: number;
   logger: Logger;
   metrics: ClusterMetrics;
@@ -101,44 +101,56 @@ export class OpsWriter {
     // One write per event-loop turn gathers every op the turn's socket events made.
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    const { nodeId, keys, cmd, metrics } = this.options;
+  /**
+   * Sends everything queued, in entries of at most `maxBatchOps` ops, pipelined. Not a cap on what
+   * one turn sends: a node whose turns are long would then write slower than its sockets change
+   * things, fall behind past maxPendingOps and re-state (see docs/performance.md).
+   */
+  private flush(): void {
+    const { nodeId, cmd, metrics } = this.options;
     if (!this.options.open() || (this.pendingOps.length === 0 && this.dirty.size === 0)) return;
-    const cap = this.options.maxBatchOps ?? DEFAULT_MAX_BATCH_OPS;
-    const ops = this.pendingOps.length <= cap ? this.pendingOps : this.pendingOps.slice(0, cap);
-    this.pendingOps = ops === this.pendingOps ? [] : this.pendingOps.slice(cap);
+    const ops = this.pendingOps;
     const since = this.pendingSince;
-    // The rest of a capped backlog is counted from the same moment (an upper bound).
-    if (this.pendingOps.length === 0) this.pendingSince = undefined;
+    this.pendingOps = [];
+    this.pendingSince = undefined;
     if (cmd.status !== 'ready') {
       // Not queued: the recovery that follows the reconnection re-states the whole share.
-      metrics.opsDropped.inc(ops.length + this.pendingOps.length);
-      this.pendingOps = [];
-      this.pendingSince = undefined;
+      metrics.opsDropped.inc(ops.length);
       this.dirty.clear();
       this.options.onDropped('write');
       return;
     }
-    const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, ops.length > 0 ? JSON.stringify(ops) : ''];
+    // The changed rooms' shares as they are now travel with the first entry: the hash may be ahead
+    // of the stream for a moment, never behind it (a loader replays later entries harmlessly).
+    const shares: string[] = [];
     for (const [field, ref] of this.dirty) {
       const share = this.options.shareOf(ref);
-      args.push(field, share ? JSON.stringify(share) : '');
+      shares.push(field, share ? JSON.stringify(share) : '');
     }
     this.dirty.clear();
+    const cap = this.options.maxBatchOps ?? DEFAULT_MAX_BATCH_OPS;
+    for (let first = 0; first === 0 || first < ops.length; first += cap) {
+      const batch = ops.length <= cap ? ops : ops.slice(first, first + cap);
+      const args: (string | number)[] = [...boundArgs(this.options.streamBound), nodeId, batch.length > 0 ? JSON.stringify(batch) : ''];
+      if (first === 0) args.push(...shares);
+      void this.write(batch.length, args, since);
+    }
+  }
+
+  private async write(opCount: number, args: (string | number)[], since: number | undefined): Promise<void> {
+    const { nodeId, keys, cmd, metrics } = this.options;
     this.inFlight++;
-    // The rest of a capped backlog goes in the next turn, pipelined behind this one.
-    if (this.pendingOps.length > 0) this.schedule();
     try {
       // A NOSCRIPT (script cache flushed) fails the write: the re-state that follows loads it again.
       await publishScript.run(cmd, [keys.node(nodeId), ...streamKeys(keys)], args, false);
-      metrics.opsPublished.inc(ops.length);
-      if (since !== undefined && ops.length > 0) metrics.writeSeconds.observe((performance.now() - since) / 1000);
+      metrics.opsPublished.inc(opCount);
+      if (since !== undefined && opCount > 0) metrics.writeSeconds.observe((performance.now() - since) / 1000);
     } catch (err) {
-      metrics.opsDropped.inc(ops.length);
+      metrics.opsDropped.inc(opCount);
       metrics.redisErrors.inc({ client: 'store' });
       this.options.logger.debug({ err: errorMessage(err) }, 'cluster write failed');
       this.options.onDropped('write');
