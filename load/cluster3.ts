@@ -45,6 +45,12 @@ const RELAY_STREAM = 'hub:relay';
 /** The probe tab's project: not one of the population's, so no dashboard follows it. */
 const PROBE_PROJECT = 'cluster3probeproject';
 
+/** What a key costs Redis, every element counted (null when Redis does not answer a number). */
+function memoryUsage(redis: RedisProcess, key: string): number | null {
+  const bytes = Number(redis.cli('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
+}
+
 interface Node {
   name: string;
   url: string;
@@ -511,7 +517,11 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       rest,
       freshness: { dashboards, windows: freshness },
       relay: { pairs: relayPairs, runs: relay },
-      redis: { usedMemoryBytes: redis.usedMemoryBytes() ?? null, rssBytes: (redis.pid !== undefined ? readProcessStats(redis.pid)?.rssBytes : undefined) ?? null },
+      redis: {
+        usedMemoryBytes: redis.usedMemoryBytes() ?? null,
+        rssBytes: (redis.pid !== undefined ? readProcessStats(redis.pid)?.rssBytes : undefined) ?? null,
+        opsStreamBytes: memoryUsage(redis, OPS_STREAM),
+      },
       hubs: nodes.map((node) => ({ name: node.name, startedAtEpochMs: node.startedAtEpochMs, rssBytes: (node.hub.pid !== undefined ? readProcessStats(node.hub.pid)?.rssBytes : undefined) ?? null })),
       errors: errors.toJson(),
     };
@@ -547,7 +557,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
           ]),
           ['every node exact after (s from the first connect)', convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / '), '-'],
           ['redis CPU (of one core) during the connects', pct(connectPhase.redis.cpuCores), '-'],
-          ['redis used_memory / RSS (MiB) at the end', `${mib(result.redis.usedMemoryBytes)} / ${mib(result.redis.rssBytes)}`, '-'],
+          [`redis used_memory / RSS / ${OPS_STREAM} (MEMORY USAGE) (MiB) at the end`, `${mib(result.redis.usedMemoryBytes)} / ${mib(result.redis.rssBytes)} / ${mib(result.redis.opsStreamBytes)}`, '-'],
           [`hub RSS (MiB) ${names}`, result.hubs.map((h) => mib(h.rssBytes)).join(' / '), '-'],
           ['errors', String(errorTotal), '0'],
         ],
