@@ -53,9 +53,10 @@ export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 
 /**
  * How much of the ops stream Redis keeps: at most `maxLen` entries (approximately) and at most
- * `maxBytes`, counted per entry as its payload and node id plus ENTRY_OVERHEAD_BYTES; the newest
- * entry is always kept, so one entry larger than the budget is the stream's whole content. A
- * reader further behind than what is kept sees a gap and reloads the view.
+ * `maxBytes`, counted per entry as 5/4 of its payload and node id (Redis's allocator rounds each
+ * block of the stream up to a size class) plus ENTRY_OVERHEAD_BYTES; the newest entry is always
+ * kept, so one entry larger than the budget is the stream's whole content. A reader further
+ * behind than what is kept sees a gap and reloads the view.
  */
 export interface StreamBound {
   maxLen: number;
@@ -90,7 +91,7 @@ local function append(k, bound, node, kind, payload)
   local maxbytes = tonumber(ARGV[bound + 1])
   local seq = redis.call('INCR', KEYS[k])
   local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '*', 's', seq, 'n', node, 'k', kind, 'p', payload)
-  local size = #payload + #node + ${ENTRY_OVERHEAD_BYTES}
+  local size = math.floor((#payload + #node) * 5 / 4) + ${ENTRY_OVERHEAD_BYTES}
   local count = redis.call('RPUSH', KEYS[k + 2], id .. ' ' .. size)
   local bytes = redis.call('INCRBY', KEYS[k + 3], size)
   local cut = false
