@@ -45,6 +45,12 @@ const RELAY_STREAM = 'hub:relay';
 /** The probe tab's project: not one of the population's, so no dashboard follows it. */
 const PROBE_PROJECT = 'cluster3probeproject';
 
+/** What a key costs Redis, every element counted (null when Redis does not answer a number). */
+function memoryUsage(redis: RedisProcess, key: string): number | null {
+  const bytes = Number(redis.cli('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
+}
+
 interface Node {
   name: string;
   url: string;
@@ -61,6 +67,18 @@ interface HubSample {
   metrics: Map<string, number>;
 }
 
+/** A histogram of a hub's over one phase: observations, their mean, and the bucket bound under which 99% fall. */
+interface HistogramWindow {
+  n: number;
+  meanMs: number | null;
+  p99UpToMs: number | null;
+}
+
+function histogramWindow(a: Map<string, number>, b: Map<string, number>, name: string): HistogramWindow {
+  const n = delta(a, b, `${name}_count`);
+  return { n, meanMs: n > 0 ? (delta(a, b, `${name}_sum`) / n) * 1000 : null, p99UpToMs: bucketQuantileMs(a, b, name, 0.99) };
+}
+
 /** One hub over one phase. */
 export interface HubWindow {
   name: string;
@@ -71,6 +89,9 @@ export interface HubWindow {
   loopMaxMs: number | null;
   /** Entries of other nodes applied here, and their replication lag (the hub's own histogram, bucket bounds). */
   replication: { entries: number; meanMs: number | null; p50UpToMs: number | null; p99UpToMs: number | null };
+  /** This hub's writes (queued op to Redis's answer) and its diffs (first change to the diff leaving), its own histograms. */
+  write: HistogramWindow;
+  diffHub: HistogramWindow;
   rssBytes: number | null;
   /** Full reloads of the view by reason, ops this node could not write, and other nodes' whole-share state entries applied. */
   resyncs: Record<string, number>;
@@ -133,6 +154,10 @@ function bucketQuantileMs(a: Map<string, number>, b: Map<string, number>, name: 
   return bound === undefined ? null : bound * 1000;
 }
 
+const stage = (h: HistogramWindow | undefined): string => (h && h.n > 0 ? `${fmt(h.meanMs, 1)} (${fmt(h.p99UpToMs, 0)})` : '-');
+
+const replicationStage = (h: HubWindow | undefined): HistogramWindow | undefined => h && { n: h.replication.entries, meanMs: h.replication.meanMs, p99UpToMs: h.replication.p99UpToMs };
+
 function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
   const seconds = (b.atMs - a.atMs) / 1000;
   const gc = (kind: string): { n: number; ms: number } => ({
@@ -165,6 +190,8 @@ function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
       p50UpToMs: bucketQuantileMs(a.metrics, b.metrics, lag, 0.5),
       p99UpToMs: bucketQuantileMs(a.metrics, b.metrics, lag, 0.99),
     },
+    write: histogramWindow(a.metrics, b.metrics, 'hub_cluster_write_seconds'),
+    diffHub: histogramWindow(a.metrics, b.metrics, 'hub_diff_latency_seconds'),
     rssBytes: b.rssBytes ?? null,
     resyncs: Object.fromEntries(
       [...b.metrics.keys()].filter((key) => key.startsWith('hub_cluster_resyncs_total{') && delta(a.metrics, b.metrics, key) > 0).map((key) => [/reason="([^"]+)"/.exec(key)?.[1] ?? key, delta(a.metrics, b.metrics, key)]),
@@ -490,7 +517,11 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       rest,
       freshness: { dashboards, windows: freshness },
       relay: { pairs: relayPairs, runs: relay },
-      redis: { usedMemoryBytes: redis.usedMemoryBytes() ?? null, rssBytes: (redis.pid !== undefined ? readProcessStats(redis.pid)?.rssBytes : undefined) ?? null },
+      redis: {
+        usedMemoryBytes: redis.usedMemoryBytes() ?? null,
+        rssBytes: (redis.pid !== undefined ? readProcessStats(redis.pid)?.rssBytes : undefined) ?? null,
+        opsStreamBytes: memoryUsage(redis, OPS_STREAM),
+      },
       hubs: nodes.map((node) => ({ name: node.name, startedAtEpochMs: node.startedAtEpochMs, rssBytes: (node.hub.pid !== undefined ? readProcessStats(node.hub.pid)?.rssBytes : undefined) ?? null })),
       errors: errors.toJson(),
     };
@@ -511,6 +542,11 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
             [`${f.rate}/s: REST ${first.name} -> ${last.name} (probe tab), p50 / p99 / max ms (n)`, `${latency(f.restFreshness)} (${f.restFreshness.count})`, 'p99 <= 100'],
             [`${f.rate}/s: changes/s sent / diff events / seq gaps`, `${fmt(f.changesPerSecond, 0)} / ${f.diffEvents} / ${f.seqGaps}`, `${f.rate} / - / 0`],
             [`${f.rate}/s: replication lag p99 (bucket bound, ms) ${names}`, perHub(f.hubs, (h) => fmt(h.replication.p99UpToMs, 0)), '-'],
+            [
+              `${f.rate}/s: where the time goes, mean (p99 bucket bound) ms: write on ${first.name}; replication lag / diff in the hub on ${last.name}`,
+              `${stage(f.hubs[0]?.write)}; ${stage(replicationStage(f.hubs.at(-1)))} / ${stage(f.hubs.at(-1)?.diffHub)}`,
+              '-',
+            ],
             [`${f.rate}/s: hub CPU ${names}; generator`, `${perHub(f.hubs, (h) => pct(h.cpuCores))}; ${pct(f.generatorCpuCores)}`, '-'],
             [`${f.rate}/s: GC (major n x ms + minor ms, pauses > 10 / 100 ms) / loop max ms, ${names}`, `${perHub(f.hubs, gcOf)}; ${perHub(f.hubs, (h) => fmt(h.loopMaxMs, 0))}`, '-'],
             [`${f.rate}/s: redis CPU / ops entries/s / relay entries/s`, `${pct(f.redis.cpuCores)} / ${fmt(f.redis.opsEntriesPerSecond, 0)} / ${fmt(f.redis.relayEntriesPerSecond, 0)}`, '-'],
@@ -521,7 +557,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
           ]),
           ['every node exact after (s from the first connect)', convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / '), '-'],
           ['redis CPU (of one core) during the connects', pct(connectPhase.redis.cpuCores), '-'],
-          ['redis used_memory / RSS (MiB) at the end', `${mib(result.redis.usedMemoryBytes)} / ${mib(result.redis.rssBytes)}`, '-'],
+          [`redis used_memory / RSS / ${OPS_STREAM} (MEMORY USAGE) (MiB) at the end`, `${mib(result.redis.usedMemoryBytes)} / ${mib(result.redis.rssBytes)} / ${mib(result.redis.opsStreamBytes)}`, '-'],
           [`hub RSS (MiB) ${names}`, result.hubs.map((h) => mib(h.rssBytes)).join(' / '), '-'],
           ['errors', String(errorTotal), '0'],
         ],

@@ -7,7 +7,7 @@
 import Redis from 'ioredis';
 import { Registry } from 'prom-client';
 import { type ClusterMetrics, createClusterMetrics } from '../src/cluster/metrics';
-import { clusterKeys, downScript } from '../src/cluster/redisSchema';
+import { clusterKeys, downScript, streamKeys } from '../src/cluster/redisSchema';
 import { RedisStore } from '../src/cluster/redisStore';
 import { type ClusterStore, LocalStore } from '../src/cluster/store';
 import { createLogger } from '../src/ops/logger';
@@ -33,7 +33,7 @@ let redis: RedisServer;
 let admin: Redis;
 const nodes: TestNode[] = [];
 
-async function startNode(id: string, joinTimeoutMs = 5_000): Promise<TestNode> {
+async function startNode(id: string, joinTimeoutMs = 5_000, stream: { maxLen?: number; maxBytes?: number } = {}): Promise<TestNode> {
   const index = new SessionIndex();
   const registry = new Registry();
   const metrics = createClusterMetrics(registry);
@@ -45,7 +45,8 @@ async function startNode(id: string, joinTimeoutMs = 5_000): Promise<TestNode> {
     keys,
     heartbeatMs: HEARTBEAT_MS,
     nodeTtlMs: NODE_TTL_MS,
-    streamMaxLen: 10_000,
+    streamMaxLen: stream.maxLen ?? 10_000,
+    streamMaxBytes: stream.maxBytes,
     joinTimeoutMs,
     logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', id),
     metrics,
@@ -325,7 +326,7 @@ describe('RedisStore replication', () => {
     openTab(a, 's1');
     await converged(2_000, a, b);
     // What a sweeping node does to a node whose heartbeat expired.
-    await downScript.run(admin, [keys.node('a'), keys.alive('a'), keys.nodes, keys.seq, keys.stream], [10_000, 'a', 'b', '0']);
+    await downScript.run(admin, [keys.node('a'), keys.alive('a'), keys.nodes, ...streamKeys(keys)], [10_000, 64 * 1024 * 1024, 'a', 'b', '0']);
     await eventually(() => b.index.session(PROJECT, 's1') === undefined, () => viewOf(b.index), 1_000);
     await converged(2_000, a, b);
     expect(b.index.session(PROJECT, 's1')).toBeDefined();
@@ -393,5 +394,106 @@ describe('RedisStore replication', () => {
     } finally {
       await redis.resume();
     }
+  });
+});
+
+describe('RedisStore: the ops stream is bounded in bytes, not only in entries', () => {
+  /** What the stream and its ledger cost Redis, as MEMORY USAGE counts it (every element, not a sample). */
+  async function streamMemory(): Promise<number> {
+    const stream = Number(await admin.call('MEMORY', 'USAGE', keys.stream, 'SAMPLES', '0'));
+    const ledger = Number((await admin.call('MEMORY', 'USAGE', keys.ledger, 'SAMPLES', '0')) ?? 0);
+    return stream + ledger;
+  }
+
+  /** `rounds` batches (one stream entry each: a batch is one turn's ops) of `perRound` data ops of ~`bytes` each. */
+  async function writeMany(node: TestNode, rounds: number, perRound: number, bytes: number): Promise<void> {
+    openTab(node, 'big');
+    let version = 2;
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < perRound; i++) node.store.publish(dataOp('big', makeData({ userID: 'u', blob: `${r}-${i}-`.padEnd(bytes, 'x') }, version++, node.id)));
+      await pause(1);
+    }
+  }
+
+  test.each([
+    ['large entries (10 ops of 2 kB)', 200, 10, 2_000],
+    ['small entries (1 op of 150 B)', 1_500, 1, 150],
+  ])('a busy writer, %s: the stream and its ledger stay within CLUSTER_STREAM_MAX_BYTES (MEMORY USAGE), and the other node still converges', async (_name, rounds, perRound, bytes) => {
+    const maxBytes = 256 * 1024;
+    const a = await startNode('a', 5_000, { maxLen: 100_000, maxBytes });
+    const b = await startNode('b');
+    // Several times the budget through the stream, far under the entry bound.
+    await writeMany(a, rounds, perRound, bytes);
+    // Trimming is only a reader's problem if it falls behind: b reloads on a gap and ends with a's view.
+    await converged(5_000, a, b);
+    const written = Number(await admin.get(keys.seq));
+    expect(written).toBeGreaterThan(rounds / 4);
+    const entries = await admin.xlen(keys.stream);
+    expect(entries).toBeLessThan(written);
+    const memory = await streamMemory();
+    expect(memory).toBeLessThanOrEqual(maxBytes);
+    expect(Number(await admin.get(keys.bytes))).toBeLessThanOrEqual(maxBytes);
+    expect(await admin.llen(keys.ledger)).toBe(entries);
+  });
+
+  test('the ledger that counts the bytes is bounded by the entry count too', async () => {
+    const a = await startNode('a', 5_000, { maxLen: 50, maxBytes: 64 * 1024 * 1024 });
+    await writeMany(a, 120, 1, 10);
+    // Batches written while one is in flight share an entry: well over 50 entries is enough.
+    await eventually(async () => Number(await admin.get(keys.seq)) >= 80, async () => `seq ${await admin.get(keys.seq)}`, 5_000);
+    expect(await admin.llen(keys.ledger)).toBeLessThanOrEqual(50);
+    expect(await admin.xlen(keys.stream)).toBeLessThanOrEqual(50);
+  });
+
+  test('an entry larger than the whole budget is kept alone (the newest entry always stays)', async () => {
+    const maxBytes = 64 * 1024;
+    const a = await startNode('a', 5_000, { maxLen: 100_000, maxBytes });
+    await writeMany(a, 3, 1, 100 * 1024);
+    await eventually(async () => Number(await admin.get(keys.seq)) >= 3, async () => `seq ${await admin.get(keys.seq)}`, 5_000);
+    expect(await admin.xlen(keys.stream)).toBe(1);
+    const [newest] = await admin.xrevrange(keys.stream, '+', '-', 'COUNT', 1);
+    const fields = newest?.[1] ?? [];
+    expect(fields[fields.indexOf('s') + 1]).toBe(await admin.get(keys.seq));
+  });
+});
+
+describe('RedisStore: writes are capped batches, pipelined', () => {
+  /** The ops entries (kind `o`) in the stream: how many, and how many ops each carries. */
+  async function opsEntries(): Promise<number[]> {
+    const entries = await admin.xrange(keys.stream, '-', '+');
+    return entries.filter(([, f]) => f[f.indexOf('k') + 1] === 'o').map(([, f]) => (JSON.parse(f[f.indexOf('p') + 1] ?? '[]') as unknown[]).length);
+  }
+
+  test('a backlog of 1,000 ops goes out in entries of at most 256 ops, and the other node gets every op', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    for (let i = 0; i < 1_000; i++) openTab(a, `s${i}`);
+    await converged(5_000, a, b);
+    expect(await opsEntries()).toEqual([256, 256, 256, 232]);
+  });
+
+  test('an op made while a write is unanswered goes out at once, behind it, not after its answer', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    // Redis holds every write for a while: the first batch stays unanswered.
+    await admin.call('CLIENT', 'PAUSE', String(scaled(400)), 'WRITE');
+    openTab(a, 's1');
+    await pause(50);
+    openTab(a, 's2');
+    await pause(50);
+    openTab(a, 's3');
+    await converged(5_000, a, b);
+    // One write in flight at a time would have batched s2 and s3 into one entry behind s1's.
+    expect(await opsEntries()).toEqual([1, 1, 1]);
+  });
+
+  test('the script cache flushed under pipelined writes: the failed write re-states, and every node converges', async () => {
+    const a = await startNode('a');
+    const b = await startNode('b');
+    await admin.script('FLUSH');
+    for (let i = 0; i < 600; i++) openTab(a, `s${i}`);
+    await converged(5_000, a, b);
+    expect(b.index.session(PROJECT, 's599')).toBeDefined();
+    await eventually(async () => (await counter(a, 'hub_cluster_resyncs_total', { reason: 'reconnect' })) >= 1, async () => `resyncs: ${await counter(a, 'hub_cluster_resyncs_total', { reason: 'reconnect' })}`, 2_000);
   });
 });

@@ -39,6 +39,7 @@ export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx
     heartbeatMs: config.clusterHeartbeatMs,
     nodeTtlMs: config.clusterNodeTtlMs,
     streamMaxLen: config.clusterStreamMaxLen,
+    streamMaxBytes: config.clusterStreamMaxBytes,
     joinTimeoutMs: config.clusterJoinTimeoutMs,
     stallMs: config.clusterStallMs,
     logger: log,

@@ -8,7 +8,7 @@
  *   host), and command timeouts notice that only after seconds. A PING unanswered for `stallMs`
  *   is a stall (the view is partial at once); the first answer after it ends the stall.
  */
-import { downScript, heartbeatScript } from './redisSchema';
+import { type StreamBound, boundArgs, downScript, heartbeatScript, streamKeys } from './redisSchema';
 import { hasJoined, isClosing } from './storePhase';
 import { type RecoveryReason, type StorePart, errorMessage } from './storeSupport';
 
@@ -65,7 +65,7 @@ export interface LivenessOptions extends StorePart {
   heartbeatMs: number;
   nodeTtlMs: number;
   stallMs: number;
-  streamMaxLen: number;
+  streamBound: StreamBound;
   /** Identifies this process in its alive key: a second process with the same node id shows up. */
   token: string;
   connected: () => boolean;
@@ -220,7 +220,7 @@ export class Liveness {
         continue;
       }
       this.lastBeat.delete(id);
-      const result = await downScript.run(cmd, [keys.node(id), keys.alive(id), keys.nodes, keys.seq, keys.stream], [this.options.streamMaxLen, id, nodeId, '1']);
+      const result = await downScript.run(cmd, [keys.node(id), keys.alive(id), keys.nodes, ...streamKeys(keys)], [...boundArgs(this.options.streamBound), id, nodeId, '1']);
       if (result === 1) {
         metrics.evictions.inc();
         logger.warn({ node: id }, 'node stopped heartbeating: its sessions are removed from the cluster');

@@ -17,6 +17,12 @@ export function createClusterMetrics(registry: Registry) {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
+    writeSeconds: new Histogram({
+      name: 'hub_cluster_write_seconds',
+      help: 'From the oldest op of a batch being queued on this node to Redis answering its write (batching wait, Redis, the answer reaching the loop)',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
     resyncs: new Counter({ name: 'hub_cluster_resyncs_total', help: 'Full reloads of the cluster view from Redis, by reason (join, reconnect, gap, evicted, backlog, expired)', labelNames: ['reason'] as const, registers }),
     redisErrors: new Counter({ name: 'hub_cluster_redis_errors_total', help: 'Redis errors, by client (store, reader, relay)', labelNames: ['client'] as const, registers }),
     opsPublished: new Counter({ name: 'hub_cluster_ops_published_total', help: 'Index ops this node wrote to the replicated stream', registers }),

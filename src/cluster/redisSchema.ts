@@ -5,6 +5,8 @@
  *
  *   <p>ops          stream: replicated index changes; fields s (sequence), n (node), k (kind), p (payload)
  *   <p>ops:seq      counter: the sequence number of the last entry, so readers can see a gap
+ *   <p>ops:ledger   list: "<entry id> <bytes>" of every entry the byte bound counts, oldest first
+ *   <p>ops:bytes    counter: the bytes the ledger lists (what the stream holds, as the bound counts it)
  *   <p>nodes        set: ids of the nodes that joined and were not removed since
  *   <p>node:<id>    hash: that node's share of the view, one field per session room (nodeState.ts)
  *   <p>alive:<id>   string with a TTL: the node's heartbeat; its value is the running instance's token
@@ -16,6 +18,8 @@ import type Redis from 'ioredis';
 export interface ClusterKeys {
   readonly stream: string;
   readonly seq: string;
+  readonly ledger: string;
+  readonly bytes: string;
   readonly nodes: string;
   node(nodeId: string): string;
   alive(nodeId: string): string;
@@ -27,6 +31,8 @@ export function clusterKeys(prefix: string): ClusterKeys {
   return {
     stream: `${prefix}ops`,
     seq: `${prefix}ops:seq`,
+    ledger: `${prefix}ops:ledger`,
+    bytes: `${prefix}ops:bytes`,
     nodes: `${prefix}nodes`,
     node: (nodeId) => `${prefix}node:${nodeId}`,
     alive: (nodeId) => `${prefix}alive:${nodeId}`,
@@ -45,6 +51,64 @@ export const EntryKind = {
 } as const;
 export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 
+/**
+ * How much of the ops stream Redis keeps: at most `maxLen` entries (approximately) and at most
+ * `maxBytes`, counted per entry as 5/4 of its payload and node id (Redis's allocator rounds each
+ * block of the stream up to a size class) plus ENTRY_OVERHEAD_BYTES; the newest entry is always
+ * kept, so one entry larger than the budget is the stream's whole content. A reader further
+ * behind than what is kept sees a gap and reloads the view.
+ */
+export interface StreamBound {
+  maxLen: number;
+  maxBytes: number;
+}
+
+/**
+ * What an entry costs Redis beyond its payload and node id, as the byte bound counts it: the
+ * entry's id, sequence number and kind in the stream, and its line in the ledger (measured with
+ * MEMORY USAGE in test/cluster.bound.test.ts).
+ */
+export const ENTRY_OVERHEAD_BYTES = 64;
+
+/** The default byte budget of the ops stream (CLUSTER_STREAM_MAX_BYTES). */
+export const DEFAULT_STREAM_MAX_BYTES = 64 * 1024 * 1024;
+
+/** The ARGV pair of a script that appends to the stream. */
+export const boundArgs = (bound: StreamBound): number[] => [bound.maxLen, bound.maxBytes];
+
+/** The keys every script that appends to the stream takes, in this order, after its own. */
+export const streamKeys = (keys: ClusterKeys): string[] => [keys.seq, keys.stream, keys.ledger, keys.bytes];
+
+/**
+ * Lua: `append(k, bound, node, kind, payload)` adds an entry (KEYS[k] to KEYS[k + 3] are
+ * streamKeys, ARGV[bound] and ARGV[bound + 1] maxLen and maxBytes) and trims the oldest entries
+ * until both bounds hold; returns the entry's sequence number. The ledger is trimmed to the same
+ * count, so it is bounded too; MINID trimming also drops any older entry the ledger never listed.
+ */
+const APPEND_LUA = `
+local function append(k, bound, node, kind, payload)
+  local maxlen = tonumber(ARGV[bound])
+  local maxbytes = tonumber(ARGV[bound + 1])
+  local seq = redis.call('INCR', KEYS[k])
+  local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '*', 's', seq, 'n', node, 'k', kind, 'p', payload)
+  local size = math.floor((#payload + #node) * 5 / 4) + ${ENTRY_OVERHEAD_BYTES}
+  local count = redis.call('RPUSH', KEYS[k + 2], id .. ' ' .. size)
+  local bytes = redis.call('INCRBY', KEYS[k + 3], size)
+  local cut = false
+  while count > 1 and (bytes > maxbytes or count > maxlen) do
+    local head = redis.call('LPOP', KEYS[k + 2])
+    bytes = redis.call('DECRBY', KEYS[k + 3], tonumber(string.match(head, ' (%d+)$')) or 0)
+    count = count - 1
+    cut = true
+  end
+  if cut then
+    local oldest = redis.call('LINDEX', KEYS[k + 2], 0)
+    redis.call('XTRIM', KEYS[k + 1], 'MINID', string.match(oldest, '^(%S+)'))
+  end
+  return seq
+end
+`;
+
 /** A Lua script run with EVALSHA, loaded with EVAL the first time a server does not know it. */
 export class RedisScript {
   private readonly sha: string;
@@ -57,15 +121,24 @@ export class RedisScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  /**
+   * `loadIfMissing` false: a NOSCRIPT is an error. For pipelined writes: running the script in full
+   * after the error would put it behind writes sent meanwhile, out of order.
+   */
+  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[], loadIfMissing = true): Promise<unknown> {
     if (keys.length !== this.numberOfKeys) throw new Error(`${this.name}: expected ${this.numberOfKeys} keys`);
     try {
       return await client.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
     } catch (err) {
       // A restarted Redis has an empty script cache: load the script by running it once in full.
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(this.lua, this.numberOfKeys, ...keys, ...args);
+      if (loadIfMissing && err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(this.lua, this.numberOfKeys, ...keys, ...args);
       throw err;
     }
+  }
+
+  /** Puts the script in the server's cache (a restarted Redis has none). */
+  async load(client: Redis): Promise<void> {
+    await client.script('LOAD', this.lua);
   }
 }
 
@@ -73,40 +146,36 @@ export class RedisScript {
  * A node's writes: its changed room fields ('' deletes the field) and, when there are ops, one
  * stream entry carrying them. Atomic, so any entry a reader sees is already reflected in the hash
  * a joining node loads.
- * KEYS: node hash, seq, stream. ARGV: maxlen, nodeId, ops JSON or '', then field, value pairs.
- * Returns the entry's sequence number, or 0 without ops.
+ * KEYS: node hash, then streamKeys. ARGV: maxLen, maxBytes, nodeId, ops JSON or '', then field,
+ * value pairs. Returns the entry's sequence number, or 0 without ops.
  */
 export const publishScript = new RedisScript(
   'publish',
-  3,
-  `
-for i = 4, #ARGV, 2 do
+  5,
+  `${APPEND_LUA}
+for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
-if ARGV[3] == '' then return 0 end
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[2], 'k', '${EntryKind.ops}', 'p', ARGV[3])
-return seq
+if ARGV[4] == '' then return 0 end
+return append(2, 1, ARGV[3], '${EntryKind.ops}', ARGV[4])
 `,
 );
 
 /**
  * A node (re)joins: its hash is replaced by its whole current share, it is registered and alive,
  * and a state entry tells the others to replace what they hold for it.
- * KEYS: node hash, seq, stream, nodes set, alive key. ARGV: maxlen, nodeId, ttl ms, token,
- * state payload, then field, value pairs. Returns the entry's sequence number.
+ * KEYS: node hash, nodes set, alive key, then streamKeys. ARGV: maxLen, maxBytes, nodeId, ttl ms,
+ * token, state payload, then field, value pairs. Returns the entry's sequence number.
  */
 export const restateScript = new RedisScript(
   'restate',
-  5,
-  `
+  7,
+  `${APPEND_LUA}
 redis.call('DEL', KEYS[1])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[3])
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[2], 'k', '${EntryKind.state}', 'p', ARGV[5])
-return seq
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
+return append(4, 1, ARGV[3], '${EntryKind.state}', ARGV[6])
 `,
 );
 
@@ -130,19 +199,18 @@ return previous
  * node drops its tabs and agents at the same point of the stream. With ARGV[4] = '1' (eviction)
  * it does nothing if the node is alive after all (the check and the removal are one step, so a
  * node that comes back at that moment is never half-removed).
- * KEYS: node hash, alive key, nodes set, seq, stream. ARGV: maxlen, the node's id, the publisher's
- * id, '1' to check the heartbeat first. Returns 1 when removed (a leaving node always is), 0 when
- * alive, 2 when Redis knew nothing of the node.
+ * KEYS: node hash, alive key, nodes set, then streamKeys. ARGV: maxLen, maxBytes, the node's id,
+ * the publisher's id, '1' to check the heartbeat first. Returns 1 when removed (a leaving node
+ * always is), 0 when alive, 2 when Redis knew nothing of the node.
  */
 export const downScript = new RedisScript(
   'down',
-  5,
-  `
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local known = redis.call('SREM', KEYS[3], ARGV[2]) + redis.call('DEL', KEYS[1], KEYS[2])
-if known == 0 and ARGV[4] == '1' then return 2 end
-local seq = redis.call('INCR', KEYS[4])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 's', seq, 'n', ARGV[3], 'k', '${EntryKind.down}', 'p', ARGV[2])
+  7,
+  `${APPEND_LUA}
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local known = redis.call('SREM', KEYS[3], ARGV[3]) + redis.call('DEL', KEYS[1], KEYS[2])
+if known == 0 and ARGV[5] == '1' then return 2 end
+append(4, 1, ARGV[4], '${EntryKind.down}', ARGV[3])
 return 1
 `,
 );

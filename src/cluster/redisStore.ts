@@ -21,7 +21,7 @@ import { KnownNodes, Liveness } from './liveness';
 import type { ClusterMetrics } from './metrics';
 import { OpsWriter } from './opsWriter';
 import { Recovery } from './recovery';
-import { type ClusterKeys, downScript } from './redisSchema';
+import { type ClusterKeys, DEFAULT_STREAM_MAX_BYTES, type StreamBound, boundArgs, downScript, streamKeys } from './redisSchema';
 import { ReplicaView } from './replicaView';
 import type { ClusterStore, StoreStatus } from './store';
 import { type PhaseEvent, type StorePhase, hasJoined, isClosing, nextPhase, phaseStatus } from './storePhase';
@@ -40,6 +40,8 @@ export interface RedisStoreOptions {
   nodeTtlMs: number;
   /** Approximate length the ops stream is trimmed to. */
   streamMaxLen: number;
+  /** Bytes the ops stream is trimmed to (redisSchema.ts's StreamBound); default DEFAULT_STREAM_MAX_BYTES. */
+  streamMaxBytes?: number;
   /** How long `start()` waits for the first view; 0 = not at all (the node reports not ready until then). */
   joinTimeoutMs: number;
   logger: Logger;
@@ -64,6 +66,7 @@ export class RedisStore implements ClusterStore {
   private readonly recovery: Recovery;
   private readonly stream: StreamReader;
   private readonly liveness: Liveness;
+  private readonly streamBound: StreamBound;
   /** Since when Redis is lost (one warning per outage); cleared by the recovery after it. */
   private outageSince: number | undefined;
   private closed: Promise<void> | undefined;
@@ -93,13 +96,15 @@ export class RedisStore implements ClusterStore {
     const connected = () => this.connected();
     const requestRecovery = (reason: RecoveryReason) => this.requestRecovery(reason);
     const nodes = new KnownNodes();
+    const streamBound: StreamBound = { maxLen: options.streamMaxLen, maxBytes: options.streamMaxBytes ?? DEFAULT_STREAM_MAX_BYTES };
+    this.streamBound = streamBound;
 
     this.view = new ReplicaView({ nodeId, index: options.index, logger, metrics, onShareChanged: (ref) => this.writer.markDirty(ref), onTabLost: options.onTabLost });
     this.writer = new OpsWriter({
       nodeId,
       cmd: this.cmd,
       keys,
-      streamMaxLen: options.streamMaxLen,
+      streamBound,
       nodeTtlMs: options.nodeTtlMs,
       token,
       maxPendingOps: options.maxPendingOps ?? 10_000,
@@ -131,7 +136,7 @@ export class RedisStore implements ClusterStore {
       heartbeatMs: options.heartbeatMs,
       nodeTtlMs: options.nodeTtlMs,
       stallMs: options.stallMs ?? 500,
-      streamMaxLen: options.streamMaxLen,
+      streamBound,
       token,
       connected,
       resyncOwed: () => this.recovery.owed(),
@@ -262,7 +267,7 @@ export class RedisStore implements ClusterStore {
         // Every node drops this node's tabs and agents now, not after the heartbeat TTL.
         const { keys } = this.options;
         await withTimeout(
-          downScript.run(this.cmd, [keys.node(this.nodeId), keys.alive(this.nodeId), keys.nodes, keys.seq, keys.stream], [this.options.streamMaxLen, this.nodeId, this.nodeId, '0']),
+          downScript.run(this.cmd, [keys.node(this.nodeId), keys.alive(this.nodeId), keys.nodes, ...streamKeys(keys)], [...boundArgs(this.streamBound), this.nodeId, this.nodeId, '0']),
           2_000,
         );
         this.logger.info({ nodeId: this.nodeId }, 'left the cluster: sessions handed off');
