@@ -22,7 +22,7 @@ import path from 'node:path';
 import type { Socket } from 'socket.io-client';
 import { sleep } from './lib/async';
 import { httpRequest, isRecord } from './lib/http';
-import { chooseDefaultHubCommand, findFreePort, ManagedHub, parsePrometheusText, readProcessStats, waitReady } from './lib/hub';
+import { chooseDefaultHubCommand, findFreePort, gcBetween, ManagedHub, parsePrometheusText, readProcessStats, waitReady, type GcWindow } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { connectTrackers, runRest, type HubTarget } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
@@ -84,7 +84,7 @@ export interface HubWindow {
   name: string;
   cpuCores: number | null;
   /** Major (mark-compact) and minor (scavenge) collections and the time they took, prom-client's figures. */
-  gc: { major: number; majorMs: number; minor: number; minorMs: number; incrementalMs: number; over10ms: number; over100ms: number };
+  gc: GcWindow;
   /** prom-client's loop-lag max since the previous scrape (the one at the start of the phase). */
   loopMaxMs: number | null;
   /** Entries of other nodes applied here, and their replication lag (the hub's own histogram, bucket bounds). */
@@ -160,21 +160,6 @@ const replicationStage = (h: HubWindow | undefined): HistogramWindow | undefined
 
 function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
   const seconds = (b.atMs - a.atMs) / 1000;
-  const gc = (kind: string): { n: number; ms: number } => ({
-    n: delta(a.metrics, b.metrics, `nodejs_gc_duration_seconds_count{kind="${kind}"}`),
-    ms: delta(a.metrics, b.metrics, `nodejs_gc_duration_seconds_sum{kind="${kind}"}`) * 1000,
-  });
-  const major = gc('major');
-  const minor = gc('minor');
-  // Pauses longer than a bucket bound, every kind together (prom-client's buckets: 1, 10, 100 ms, 1 s...).
-  const longerThan = (le: string): number => {
-    let n = 0;
-    for (const key of b.metrics.keys()) {
-      if (key.startsWith('nodejs_gc_duration_seconds_count{')) n += delta(a.metrics, b.metrics, key);
-      else if (key.startsWith('nodejs_gc_duration_seconds_bucket{') && key.includes(`le="${le}"`)) n -= delta(a.metrics, b.metrics, key);
-    }
-    return n;
-  };
   const lag = 'hub_cluster_replication_lag_seconds';
   const entries = delta(a.metrics, b.metrics, `${lag}_count`);
   // The hub's stall gauge, which a scrape cannot hide a stall from; prom-client's on another server.
@@ -182,7 +167,7 @@ function hubWindow(name: string, a: HubSample, b: HubSample): HubWindow {
   return {
     name,
     cpuCores: a.cpuSeconds !== undefined && b.cpuSeconds !== undefined && seconds > 0 ? (b.cpuSeconds - a.cpuSeconds) / seconds : null,
-    gc: { major: major.n, majorMs: major.ms, minor: minor.n, minorMs: minor.ms, incrementalMs: gc('incremental').ms, over10ms: longerThan('0.01'), over100ms: longerThan('0.1') },
+    gc: gcBetween(a.metrics, b.metrics),
     loopMaxMs: loopMax !== undefined ? loopMax * 1000 : null,
     replication: {
       entries,

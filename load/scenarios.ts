@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
-import { chooseDefaultHubCommand, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
@@ -452,6 +452,7 @@ export async function runMixed(options: BenchOptions): Promise<number> {
           ['hub CPU (of one core) / loop max (ms)', `${fmt((mixedObservation?.hubCpuCores ?? NaN) * 100, 0)}% / ${fmt(mixedObservation ? phaseStallMs(mixedObservation) : null, 0)}`, '-'],
           [`generator CPU, all processes (of one core; ${options.generator})`, `${fmt(mixedObservation === undefined ? NaN : ((totalGeneratorCpu(mixedObservation) ?? NaN) / (mixedObservation.durationMs / 1000)) * 100, 0)}%`, '-'],
           ['generator CPU by process', generatorCpuLine(mixedObservation), '-'],
+          ['hub GC in the phase', mixedObservation?.hubGc ? describeGc(mixedObservation.hubGc) : '-', '-'],
           ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
         ],
       ),

@@ -7,7 +7,7 @@
  * use shows whether the generator, rather than the hub, was the limit.
  */
 import { sleep } from './async';
-import { measureHeap, readProcessStats, scrapeMetrics, type GcResult, type HubMetrics } from './hub';
+import { gcBetween, measureHeap, readProcessStats, scrapeMetrics, type GcResult, type GcWindow, type HubMetrics } from './hub';
 import { sessionCountForTabs } from './population';
 import type { RelayRunResult } from './relay';
 import { REST_OPERATIONS, type RestOperation, type RestRunResult } from './rest';
@@ -55,6 +55,8 @@ export interface PhaseObservation {
   generatorSystemCpuByProcess: Record<string, number>;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
   hubMetricChanges: Record<string, number>;
+  /** The hub's GC during the phase (null when either scrape failed): one mark-compact can make a run's tail. */
+  hubGc: GcWindow | null;
   errors: ErrorCountsJson;
 }
 
@@ -149,6 +151,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
     generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
     hubMetricChanges,
+    hubGc: before.metrics && after.metrics ? gcBetween(before.metrics.gc, after.metrics.gc) : null,
     errors,
   };
 }
