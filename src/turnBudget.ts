@@ -21,6 +21,13 @@ const COMPACT_AFTER = 1024;
 /** Weight of the latest turn in the moving average of a job's cost. */
 const COST_WEIGHT = 0.3;
 
+/**
+ * One turn in this many reads the CPU clock (a getrusage system call at each end of the turn);
+ * the others reuse the average. In a restart storm Node accepts one connection per loop iteration,
+ * so a turn runs one or two jobs and its fixed cost is paid per connect.
+ */
+const MEASURE_EVERY = 4;
+
 export class TurnBudgetQueue {
   private readonly jobs = new Lane();
   /** Jobs that go before every job of `jobs` (work already under way, which holds resources until done). */
@@ -28,7 +35,8 @@ export class TurnBudgetQueue {
   private scheduled = false;
   /** A job's cost with its ticks and microtasks (ms, moving average); 0 until a turn was measured. */
   private jobCostMs = 0;
-  private turnCpu: NodeJS.CpuUsage = { user: 0, system: 0 };
+  /** The CPU clock at the start of the last turn, when that turn is measured. */
+  private turnCpu: NodeJS.CpuUsage | undefined;
   private turnJobs = 0;
   private turnStartedAt = 0;
   /** Turns and jobs run so far, and their wall time with the ticks they left (the loop-stall trace reads it). */
@@ -68,7 +76,7 @@ export class TurnBudgetQueue {
   }
 
   private readonly turn = (): void => {
-    const cpu = process.cpuUsage();
+    const cpu = this.jobCostMs === 0 || this.stats.turns % MEASURE_EVERY === 0 ? process.cpuUsage() : undefined;
     this.turnStartedAt = performance.now();
     const until = this.turnStartedAt + this.budgetMs;
     const maxJobs = this.jobCostMs > 0 ? Math.max(1, Math.floor(this.budgetMs / this.jobCostMs)) : Number.POSITIVE_INFINITY;
@@ -100,6 +108,7 @@ export class TurnBudgetQueue {
 
   private readonly measured = (): void => {
     this.stats.busyMs += performance.now() - this.turnStartedAt;
+    if (!this.turnCpu) return;
     const perJob = cpuMsSince(this.turnCpu) / this.turnJobs;
     this.jobCostMs = this.jobCostMs === 0 ? perJob : this.jobCostMs + COST_WEIGHT * (perJob - this.jobCostMs);
   };
