@@ -19,7 +19,6 @@ import { attachDashboards } from './live/dashboard';
 import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
 import { checkSocketInternals } from './live/socketMemory';
-import { skipCorsOnUpgrades } from './live/upgradeMiddlewares';
 import { UserAgentCache } from './live/userAgent';
 import { type LifecyclePacing, paceLifecycle, pacedConnects } from './live/lifecyclePacing';
 import { refusalError } from './live/backpressure';
@@ -109,7 +108,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     httpCompression: config.compression ? { threshold: 1024 } : false,
   });
   openConnections = () => io.engine.clientsCount;
-  if (!skipCorsOnUpgrades(io.engine)) logger.warn('WebSocket upgrades run the CORS middleware chain: engine.io internals differ from the pinned version');
   metrics.maxConnections.set(maxConnections);
   // Past the listener's start: an accept that fails (out of descriptors) is logged, never fatal.
   const acceptErrors = new RefusalLog(logger);
