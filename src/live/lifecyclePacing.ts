@@ -28,6 +28,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../errors';
 import { TurnBudgetQueue } from '../turnBudget';
+import { deferEnds } from './deferredEof';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -76,6 +77,10 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   const queue = new TurnBudgetQueue(options.turnMs, options.onError, options.onTurnEnd);
   let queuedUpgrades = 0;
   let socketsEnded = 0;
+  const ends = deferEnds(
+    (job) => queue.pushUrgent(job),
+    () => socketsEnded++,
+  );
   const listeners = server.listeners('upgrade') as UpgradeListener[];
   server.removeAllListeners('upgrade');
 
@@ -84,9 +89,14 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   function pacedEmit(this: Socket, event: string | symbol): boolean {
     // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
     if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
+    if (event === 'end') {
+      // The end was read in a queued job already: this is that job's tick, in its turn.
+      // biome-ignore lint/complexity/noArguments: forwarding without copying
+      if (ends?.wasQueued(this)) return Reflect.apply(socketEmit, this, arguments);
+      if (!ends) socketsEnded++;
+    }
     // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
     const args = Array.prototype.slice.call(arguments);
-    if (event === 'end') socketsEnded++;
     queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
     return this.listenerCount(event) > 0;
   }
@@ -139,6 +149,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
         return;
       }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
+      ends?.install(socket);
       corkUntilOpen(socket);
       for (const listener of listeners) listener.call(server, req, socket, head);
     });
