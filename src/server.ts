@@ -145,6 +145,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
       engine: io.engine,
     });
+    if (!pacing.endsDeferred) logger.warn({}, "socket ends handled where libuv reads them: Node's stream read internals differ from what src/live/deferredEof.ts expects (a mass disconnect stalls the loop longer)");
   }
   const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;
   loopStalls = new LoopStallMonitor(undefined, trace?.onTick);

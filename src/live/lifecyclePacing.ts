@@ -19,9 +19,10 @@
  *   the queue. A socket that closed while it waited is skipped.
  * - Connects: Socket.IO's CONNECT of the main namespace (the hub's handshake checks, the index
  *   update and the answer) waits in the same queue (`defer`, from a Socket.IO middleware).
- * - Teardowns: the 'end' and 'close' events of an upgraded socket are emitted from the queue,
- *   in their order, as if the peer's FIN had arrived a little later. Everything that runs on them
- *   (ws, engine.io, Socket.IO, the hub's leave) then runs in turns too.
+ * - Teardowns: the peer's end of stream (or a read error) is read by libuv in the poll phase and
+ *   handled from the queue (deferredEof.ts), as if the FIN had arrived a little later; the 'close'
+ *   event of an upgraded socket is emitted from the queue too. Everything that runs on them (ws,
+ *   engine.io, Socket.IO, the hub's leave) then runs in turns.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
@@ -60,6 +61,8 @@ export interface LifecyclePacing {
   /** Sockets whose end (the peer's FIN or a reset) was queued so far (the loop-stall trace reads it, and `stats`). */
   readonly socketsEnded: number;
   readonly stats: TurnBudgetQueue['stats'];
+  /** False when Node's read internals differ from what deferredEof.ts expects: ends are then handled where libuv reads them. */
+  readonly endsDeferred: boolean;
   /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
   defer(job: () => void): void;
 }
@@ -166,6 +169,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
       return socketsEnded;
     },
     stats: queue.stats,
+    endsDeferred: ends !== undefined,
     defer: (job) => queue.pushUrgent(job),
   };
 }
