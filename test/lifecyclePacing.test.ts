@@ -109,6 +109,38 @@ describe('lifecycle pacing', () => {
     await Promise.all(tabs.map((tab) => tab.close()));
   });
 
+  test('a tab that closes cleanly still gets the close handshake, and leaves the index once', async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('pacingclean');
+    const { host } = new URL(live.url);
+    const leaves: string[] = [];
+    live.ctx.index.onChange(() => {
+      if (live.ctx.index.projectSize(project) === 0) leaves.push('empty');
+    });
+    const query = new URLSearchParams({
+      peerId: `${project}-9400-t1`,
+      identity: 'session',
+      tabId: 't1',
+      sessionInfo: JSON.stringify({ sessionID: '9400', timestamp: Date.now() }),
+      EIO: '4',
+      transport: 'websocket',
+    });
+    const ws = new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+    const messages: string[] = [];
+    ws.on('message', (data) => messages.push(String(data)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send('40');
+    await eventually(() => live.ctx.index.projectSize(project) === 1, () => JSON.stringify(messages));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    ws.close(1000, 'bye');
+    // The hub answered the close frame with its own (ws reports the code it received back).
+    expect(await closed).toEqual({ code: 1000, reason: 'bye' });
+    await eventually(() => live.io.engine.clientsCount === 0, () => `connections ${live.io.engine.clientsCount}`);
+    expect(live.ctx.index.projectSize(project)).toBe(0);
+    expect(leaves).toEqual(['empty']);
+  });
+
   test('a second CONNECT sent while the first waits for its turn is refused, not queued', async () => {
     hub = await startTestHub();
     const { host } = new URL(hub.url);
