@@ -37,6 +37,8 @@ interface HandleOwner {
 export interface DeferredEnds {
   /** Makes `socket`'s end of stream (or read error) wait for `queue`; false when `socket` has no handle of the known shape. */
   install(socket: Duplex): boolean;
+  /** Reads with data of the sockets installed so far (the loop-stall trace reads it). */
+  readonly dataReads: number;
   /** Whether `socket`'s end was read here and handled from the queue (its 'end' then comes from a queued job already). */
   wasQueued(socket: Duplex): boolean;
 }
@@ -68,12 +70,16 @@ export function deferEnds(queue: (job: () => void) => void, onEnd: () => void): 
   let ownerSymbol: symbol | undefined;
   /** Handles whose end is queued: libuv stops reading at an end, but a second one must not queue twice. */
   const queued = new WeakSet<ReadingHandle>();
+  let dataReads = 0;
 
   function deferredOnread(this: ReadingHandle, arrayBuffer?: ArrayBuffer): unknown {
     const nread = streamBaseState[kReadBytesOrError] ?? 0;
     // Set before any handle gets this callback.
     const onread = nodeOnread as ReadingHandle['onread'];
-    if (nread >= 0) return onread.call(this, arrayBuffer);
+    if (nread >= 0) {
+      dataReads++;
+      return onread.call(this, arrayBuffer);
+    }
     if (queued.has(this)) return undefined;
     queued.add(this);
     onEnd();
@@ -87,6 +93,9 @@ export function deferEnds(queue: (job: () => void) => void, onEnd: () => void): 
   }
 
   return {
+    get dataReads() {
+      return dataReads;
+    },
     install(socket) {
       const handle = (socket as unknown as HandleOwner)._handle;
       if (!handle || typeof handle.onread !== 'function' || handle.onread === deferredOnread) return false;

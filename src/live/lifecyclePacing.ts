@@ -60,6 +60,9 @@ export interface LifecyclePacing {
   readonly queued: number;
   /** Sockets whose end (the peer's FIN or a reset) was queued so far (the loop-stall trace reads it, and `stats`). */
   readonly socketsEnded: number;
+  /** Reads with data of upgraded sockets, and upgrade requests read, so far (the loop-stall trace reads them). */
+  readonly socketReads: number;
+  readonly upgradesRead: number;
   readonly stats: TurnBudgetQueue['stats'];
   /** False when Node's read internals differ from what deferredEof.ts expects: ends are then handled where libuv reads them. */
   readonly endsDeferred: boolean;
@@ -80,6 +83,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   const queue = new TurnBudgetQueue(options.turnMs, options.onError, options.onTurnEnd);
   let queuedUpgrades = 0;
   let socketsEnded = 0;
+  let upgradesRead = 0;
   const ends = deferEnds(
     (job) => queue.pushUrgent(job),
     () => socketsEnded++,
@@ -133,6 +137,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   options.engine?.on('connection_error', (error) => uncork(error.req?.socket));
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgradesRead++;
     if (queuedUpgrades >= options.maxQueuedUpgrades) {
       options.onQueueFull();
       socket.end(QUEUE_FULL_RESPONSE);
@@ -167,6 +172,12 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     },
     get socketsEnded() {
       return socketsEnded;
+    },
+    get socketReads() {
+      return ends?.dataReads ?? 0;
+    },
+    get upgradesRead() {
+      return upgradesRead;
     },
     stats: queue.stats,
     endsDeferred: ends !== undefined,
