@@ -145,6 +145,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
       engine: io.engine,
     });
+    if (!pacing.endsDeferred) logger.warn({}, "socket ends handled where libuv reads them: Node's stream read internals differ from what src/live/deferredEof.ts expects (a mass disconnect stalls the loop longer)");
   }
   const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;
   loopStalls = new LoopStallMonitor(undefined, (previousAt, now, stallMs) => {
@@ -247,10 +248,17 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
 /** HUB_DEBUG_LOOP_STALL_MS: each long stall logged with the work of the hub's queues and requests in it. */
 function loopStallTrace(thresholdMs: number, httpServer: HttpServer, pacing: LifecyclePacing | undefined, restTurns: TurnBudgetQueue | undefined, logger: Logger): LoopStallTrace {
   let requests = 0;
+  let connections = 0;
   httpServer.on('request', () => {
     requests++;
   });
+  httpServer.on('connection', () => {
+    connections++;
+  });
   const counters = [
+    { name: 'connectionsAccepted', read: () => connections },
+    { name: 'upgradesRead', read: () => pacing?.upgradesRead ?? 0 },
+    { name: 'socketReads', read: () => pacing?.socketReads ?? 0 },
     { name: 'socketsEnded', read: () => pacing?.socketsEnded ?? 0 },
     { name: 'lifecycleTurns', read: () => pacing?.stats.turns ?? 0 },
     { name: 'lifecycleJobs', read: () => pacing?.stats.jobs ?? 0 },

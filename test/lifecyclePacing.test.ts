@@ -76,6 +76,71 @@ describe('lifecycle pacing', () => {
     await Promise.all(tabs.map((tab) => tab.close()));
   });
 
+  test("the ends of sockets read in one poll phase are handled in the lifecycle's turns, not in that phase", async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('pacingeof');
+    const accepted: TcpSocket[] = [];
+    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    const tabs = await Promise.all(Array.from({ length: 40 }, (_, i) => connectTracker(live, { projectKey: project, sessionId: `${9300 + i}`, tabId: 't1' })));
+    expect(accepted).toHaveLength(40);
+    // The check phase right after the poll phase that reads every end: immediate A (one loop turn
+    // before) drops the tabs, half with a FIN and half with a reset; immediate B, queued by A, runs
+    // before any turn queued in that poll.
+    const handledByThen = await new Promise<number>((resolve) => {
+      setImmediate(() => {
+        tabs.forEach((tab, i) => {
+          const socket = (tab.socket.io.engine.transport as unknown as { ws: { _socket: TcpSocket } }).ws._socket;
+          if (i % 2 === 0) socket.destroy();
+          else socket.resetAndDestroy();
+        });
+        holdLoop(50);
+        setImmediate(() => resolve(accepted.filter((socket) => socket.destroyed || (socket as unknown as { _readableState: { ended: boolean } })._readableState.ended).length));
+      });
+    });
+    // None was handled yet: without the deferral, Node's read callback ends each Readable (or
+    // destroys the socket, for a reset) in the poll phase.
+    expect(handledByThen).toBe(0);
+    await eventually(
+      () => live.ctx.index.projectSize(project) === 0 && live.io.engine.clientsCount === 0 && accepted.every((socket) => socket.destroyed),
+      () => `sessions ${live.ctx.index.projectSize(project)}, connections ${live.io.engine.clientsCount}`,
+    );
+    expect(await metricValue(live, 'hub_live_sessions')).toBe(0);
+    await Promise.all(tabs.map((tab) => tab.close()));
+  });
+
+  test('a tab that closes cleanly still gets the close handshake, and leaves the index once', async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('pacingclean');
+    const { host } = new URL(live.url);
+    const leaves: string[] = [];
+    live.ctx.index.onChange(() => {
+      if (live.ctx.index.projectSize(project) === 0) leaves.push('empty');
+    });
+    const query = new URLSearchParams({
+      peerId: `${project}-9400-t1`,
+      identity: 'session',
+      tabId: 't1',
+      sessionInfo: JSON.stringify({ sessionID: '9400', timestamp: Date.now() }),
+      EIO: '4',
+      transport: 'websocket',
+    });
+    const ws = new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+    const messages: string[] = [];
+    ws.on('message', (data) => messages.push(String(data)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send('40');
+    await eventually(() => live.ctx.index.projectSize(project) === 1, () => JSON.stringify(messages));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    ws.close(1000, 'bye');
+    // The hub answered the close frame with its own (ws reports the code it received back).
+    expect(await closed).toEqual({ code: 1000, reason: 'bye' });
+    await eventually(() => live.io.engine.clientsCount === 0, () => `connections ${live.io.engine.clientsCount}`);
+    expect(live.ctx.index.projectSize(project)).toBe(0);
+    expect(leaves).toEqual(['empty']);
+  });
+
   test('a second CONNECT sent while the first waits for its turn is refused, not queued', async () => {
     hub = await startTestHub();
     const { host } = new URL(hub.url);

@@ -19,15 +19,17 @@
  *   the queue. A socket that closed while it waited is skipped.
  * - Connects: Socket.IO's CONNECT of the main namespace (the hub's handshake checks, the index
  *   update and the answer) waits in the same queue (`defer`, from a Socket.IO middleware).
- * - Teardowns: the 'end' and 'close' events of an upgraded socket are emitted from the queue,
- *   in their order, as if the peer's FIN had arrived a little later. Everything that runs on them
- *   (ws, engine.io, Socket.IO, the hub's leave) then runs in turns too.
+ * - Teardowns: the peer's end of stream (or a read error) is read by libuv in the poll phase and
+ *   handled from the queue (deferredEof.ts), as if the FIN had arrived a little later; the 'close'
+ *   event of an upgraded socket is emitted from the queue too. Everything that runs on them (ws,
+ *   engine.io, Socket.IO, the hub's leave) then runs in turns.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../errors';
 import { TurnBudgetQueue } from '../turnBudget';
+import { deferEnds } from './deferredEof';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -58,7 +60,12 @@ export interface LifecyclePacing {
   readonly queued: number;
   /** Sockets whose end (the peer's FIN or a reset) was queued so far (the loop-stall trace reads it, and `stats`). */
   readonly socketsEnded: number;
+  /** Reads with data of upgraded sockets, and upgrade requests read, so far (the loop-stall trace reads them). */
+  readonly socketReads: number;
+  readonly upgradesRead: number;
   readonly stats: TurnBudgetQueue['stats'];
+  /** False when Node's read internals differ from what deferredEof.ts expects: ends are then handled where libuv reads them. */
+  readonly endsDeferred: boolean;
   /** Runs `job` in a later turn, ahead of the upgrades still waiting (in order with the teardowns). */
   defer(job: () => void): void;
 }
@@ -76,6 +83,11 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   const queue = new TurnBudgetQueue(options.turnMs, options.onError, options.onTurnEnd);
   let queuedUpgrades = 0;
   let socketsEnded = 0;
+  let upgradesRead = 0;
+  const ends = deferEnds(
+    (job) => queue.pushUrgent(job),
+    () => socketsEnded++,
+  );
   const listeners = server.listeners('upgrade') as UpgradeListener[];
   server.removeAllListeners('upgrade');
 
@@ -84,9 +96,14 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   function pacedEmit(this: Socket, event: string | symbol): boolean {
     // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
     if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
+    if (event === 'end') {
+      // The end was read in a queued job already: this is that job's tick, in its turn.
+      // biome-ignore lint/complexity/noArguments: forwarding without copying
+      if (ends?.wasQueued(this)) return Reflect.apply(socketEmit, this, arguments);
+      if (!ends) socketsEnded++;
+    }
     // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
     const args = Array.prototype.slice.call(arguments);
-    if (event === 'end') socketsEnded++;
     queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
     return this.listenerCount(event) > 0;
   }
@@ -120,6 +137,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   options.engine?.on('connection_error', (error) => uncork(error.req?.socket));
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgradesRead++;
     if (queuedUpgrades >= options.maxQueuedUpgrades) {
       options.onQueueFull();
       socket.end(QUEUE_FULL_RESPONSE);
@@ -139,6 +157,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
         return;
       }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
+      ends?.install(socket);
       corkUntilOpen(socket);
       for (const listener of listeners) listener.call(server, req, socket, head);
     });
@@ -154,7 +173,14 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     get socketsEnded() {
       return socketsEnded;
     },
+    get socketReads() {
+      return ends?.dataReads ?? 0;
+    },
+    get upgradesRead() {
+      return upgradesRead;
+    },
     stats: queue.stats,
+    endsDeferred: ends !== undefined,
     defer: (job) => queue.pushUrgent(job),
   };
 }
