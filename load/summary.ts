@@ -130,7 +130,8 @@ export function scenarioOf(file: string): keyof typeof TARGETS | undefined {
 
 function fmt(value: number | undefined): string {
   if (value === undefined) return '-';
-  return Number.isInteger(value) || Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(1);
+  if (Number.isInteger(value) || Math.abs(value) >= 100) return value.toFixed(0);
+  return Math.abs(value) >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
 
 function main(files: string[]): number {
