@@ -16,6 +16,20 @@ import { eventually } from './support/wait';
 const WS_PATH = '/ws-assist/socket/';
 
 /** Holds this process's event loop (the hub runs in it) so that what clients send meanwhile reaches the hub in one poll. */
+/** A tab's WebSocket straight to engine.io (no Socket.IO client): the test writes the Socket.IO packets itself. */
+function rawTab(url: string, project: string, sessionId: string): WebSocket {
+  const { host } = new URL(url);
+  const query = new URLSearchParams({
+    peerId: `${project}-${sessionId}-t1`,
+    identity: 'session',
+    tabId: 't1',
+    sessionInfo: JSON.stringify({ sessionID: sessionId, timestamp: Date.now() }),
+    EIO: '4',
+    transport: 'websocket',
+  });
+  return new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+}
+
 function holdLoop(ms: number): void {
   const until = performance.now() + ms;
   while (performance.now() < until) {
@@ -113,20 +127,11 @@ describe('lifecycle pacing', () => {
     hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
     const live = hub;
     const project = projectKey('pacingclean');
-    const { host } = new URL(live.url);
     const leaves: string[] = [];
     live.ctx.index.onChange(() => {
       if (live.ctx.index.projectSize(project) === 0) leaves.push('empty');
     });
-    const query = new URLSearchParams({
-      peerId: `${project}-9400-t1`,
-      identity: 'session',
-      tabId: 't1',
-      sessionInfo: JSON.stringify({ sessionID: '9400', timestamp: Date.now() }),
-      EIO: '4',
-      transport: 'websocket',
-    });
-    const ws = new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+    const ws = rawTab(live.url, project, '9400');
     const messages: string[] = [];
     ws.on('message', (data) => messages.push(String(data)));
     await new Promise((resolve) => ws.once('open', resolve));
@@ -143,16 +148,7 @@ describe('lifecycle pacing', () => {
 
   test('a second CONNECT sent while the first waits for its turn is refused, not queued', async () => {
     hub = await startTestHub();
-    const { host } = new URL(hub.url);
-    const query = new URLSearchParams({
-      peerId: `${projectKey('pacingdup')}-9200-t1`,
-      identity: 'session',
-      tabId: 't1',
-      sessionInfo: JSON.stringify({ sessionID: '9200', timestamp: Date.now() }),
-      EIO: '4',
-      transport: 'websocket',
-    });
-    const ws = new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+    const ws = rawTab(hub.url, projectKey('pacingdup'), '9200');
     const messages: string[] = [];
     ws.on('message', (data) => messages.push(String(data)));
     await new Promise((resolve) => ws.once('open', resolve));
