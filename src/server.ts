@@ -260,6 +260,7 @@ function loopStallTrace(thresholdMs: number, httpServer: HttpServer, pacing: Lif
     { name: 'upgradesRead', read: () => pacing?.upgradesRead ?? 0 },
     { name: 'socketReads', read: () => pacing?.socketReads ?? 0 },
     { name: 'socketsEnded', read: () => pacing?.socketsEnded ?? 0 },
+    { name: 'leavesRead', read: () => pacing?.leavesRead ?? 0 },
     { name: 'lifecycleTurns', read: () => pacing?.stats.turns ?? 0 },
     { name: 'lifecycleJobs', read: () => pacing?.stats.jobs ?? 0 },
     { name: 'lifecycleBusyMs', read: () => Math.round(pacing?.stats.busyMs ?? 0) },

@@ -6,7 +6,7 @@
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { createServer, type Server as HttpServer } from 'node:http';
 import WebSocket from 'ws';
-import { paceLifecycle } from '../src/live/lifecyclePacing';
+import { MAX_HELD_READS, endsWithClientClose, paceLifecycle } from '../src/live/lifecyclePacing';
 import type { Hub } from '../src/server';
 import { call } from './support/http';
 import { projectKey, startTestHub } from './support/hub';
@@ -121,6 +121,36 @@ describe('lifecycle pacing', () => {
     );
     expect(await metricValue(live, 'hub_live_sessions')).toBe(0);
     await Promise.all(tabs.map((tab) => tab.close()));
+  });
+
+  test("polite leaves read in one poll phase (DISCONNECT and close frame) are handled in the lifecycle's turns", async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('pacingleave');
+    const tabs = await Promise.all(Array.from({ length: 40 }, (_, i) => rawTab(live.url, project, `${9500 + i}`)));
+    await Promise.all(tabs.map((ws) => new Promise((resolve) => ws.once('open', resolve))));
+    for (const ws of tabs) ws.send('40');
+    await eventually(() => live.ctx.index.projectSize(project) === 40, () => `sessions ${live.ctx.index.projectSize(project)}`);
+    const closed = tabs.map((ws) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))));
+    // As in the test of ends above: immediate B runs right after the poll phase that read every leave.
+    const leftByThen = await new Promise<number>((resolve) => {
+      setImmediate(() => {
+        for (const ws of tabs) {
+          ws.send('41');
+          ws.close(1000);
+        }
+        holdLoop(50);
+        setImmediate(() => resolve(40 - live.ctx.index.projectSize(project)));
+      });
+    });
+    // None had left yet: without the hold, Socket.IO and the hub handle each leave in the poll phase.
+    expect(leftByThen).toBe(0);
+    // Each still gets its close handshake, and leaves the index.
+    expect(await Promise.all(closed)).toEqual(tabs.map(() => 1000));
+    await eventually(
+      () => live.ctx.index.projectSize(project) === 0 && live.io.engine.clientsCount === 0,
+      () => `sessions ${live.ctx.index.projectSize(project)}, connections ${live.io.engine.clientsCount}`,
+    );
   });
 
   test('a tab that closes cleanly still gets the close handshake, and leaves the index once', async () => {
@@ -282,5 +312,64 @@ describe('paceLifecycle on a bare HTTP server', () => {
     // The client sees its connection closed without an answer.
     expect(await response).toBe('');
     expect(upgraded).toEqual([]);
+  });
+});
+
+test('a client that keeps sending after its close frame is cut off, not held without end', async () => {
+  const http = createServer();
+  const delivered: Buffer[] = [];
+  const served: TcpSocket[] = [];
+  http.on('upgrade', (_req, socket: TcpSocket) => {
+    served.push(socket);
+    socket.on('data', (chunk: Buffer) => delivered.push(chunk));
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  });
+  const pacing = paceLifecycle(http, { turnMs: 1, maxQueuedUpgrades: 10, onQueueFull: () => undefined, onError: () => undefined });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const address = http.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const client = await new Promise<TcpSocket>((resolve) => {
+    const s = tcpConnect(port, '127.0.0.1', () => resolve(s));
+  });
+  client.on('error', () => undefined);
+  try {
+    await sendUpgrade(client);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const frame = (opcode: number, payload: Buffer) => Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, k) => b ^ (mask[k % 4] as number)))]);
+    // Busy jobs keep the queue one turn behind, so every read after the close frame waits behind it;
+    // one frame per loop iteration, each read on its own.
+    for (let k = 0; k < 3 * MAX_HELD_READS; k++) pacing.defer(() => holdLoop(3));
+    client.write(frame(0x8, Buffer.alloc(0)));
+    for (let k = 0; k < 2 * MAX_HELD_READS && !client.destroyed && served[0]?.destroyed !== true; k++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      client.write(frame(0x1, Buffer.from('2')));
+    }
+    await eventually(() => served[0]?.destroyed === true, () => `held reads delivered so far: ${delivered.length}`);
+    // Cut off with the reads still held: none of them reached the listener.
+    expect(delivered).toHaveLength(0);
+  } finally {
+    client.destroy();
+    await new Promise((resolve) => http.close(resolve));
+  }
+});
+
+describe('endsWithClientClose', () => {
+  const mask = Buffer.from([9, 8, 7, 6]);
+  const frame = (first: number, payload: Buffer, masked = true) =>
+    Buffer.concat([Buffer.from([first, (masked ? 0x80 : 0) | payload.length]), masked ? mask : Buffer.alloc(0), Buffer.from(payload.map((b, i) => (masked ? b ^ (mask[i % 4] as number) : b)))]);
+  const text = (value: string) => frame(0x81, Buffer.from(value));
+  const close = (code = 1000) => frame(0x88, Buffer.from([code >> 8, code & 0xff]));
+
+  it('finds a close frame that ends the read, alone or after other frames', () => {
+    expect(endsWithClientClose(close())).toBe(true);
+    expect(endsWithClientClose(Buffer.concat([text('41'), close(1001)]))).toBe(true);
+  });
+
+  it('leaves alone data, a close frame followed by more, a cut frame and an unmasked frame', () => {
+    expect(endsWithClientClose(text('42["UPDATE_SESSION",{}]'))).toBe(false);
+    expect(endsWithClientClose(Buffer.concat([close(), text('2')]))).toBe(false);
+    expect(endsWithClientClose(close().subarray(0, 5))).toBe(false);
+    expect(endsWithClientClose(frame(0x88, Buffer.from([3, 232]), false))).toBe(false);
+    expect(endsWithClientClose('not a buffer')).toBe(false);
   });
 });

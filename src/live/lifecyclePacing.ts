@@ -21,8 +21,10 @@
  *   update and the answer) waits in the same queue (`defer`, from a Socket.IO middleware).
  * - Teardowns: the peer's end of stream (or a read error) is read by libuv in the poll phase and
  *   handled from the queue (deferredEof.ts), as if the FIN had arrived a little later; the 'close'
- *   event of an upgraded socket is emitted from the queue too. Everything that runs on them (ws,
- *   engine.io, Socket.IO, the hub's leave) then runs in turns.
+ *   event of an upgraded socket is emitted from the queue too. A polite leave comes as data (a
+ *   Socket.IO DISCONNECT and a WebSocket close frame): a read that ends with the client's close
+ *   frame is emitted from the queue as well, with every later read of that socket behind it.
+ *   Everything that runs on them (ws, engine.io, Socket.IO, the hub's leave) then runs in turns.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
@@ -63,6 +65,8 @@ export interface LifecyclePacing {
   /** Reads with data of upgraded sockets, and upgrade requests read, so far (the loop-stall trace reads them). */
   readonly socketReads: number;
   readonly upgradesRead: number;
+  /** Sockets whose close frame (a polite leave) was read and queued so far. */
+  readonly leavesRead: number;
   readonly stats: TurnBudgetQueue['stats'];
   /** False when Node's read internals differ from what deferredEof.ts expects: ends are then handled where libuv reads them. */
   readonly endsDeferred: boolean;
@@ -71,6 +75,40 @@ export interface LifecyclePacing {
 }
 
 const socketEmit = Socket.prototype.emit;
+
+/** Reads of one socket held behind its close frame at once; a client that sends more after closing is cut off. */
+export const MAX_HELD_READS = 16;
+
+/**
+ * Whether `chunk` is whole client WebSocket frames (masked) of which the last is a close frame: a
+ * peer leaving politely (a Socket.IO DISCONNECT and the close frame usually come in one read). A
+ * chunk that does not start on a frame boundary almost never parses to its exact end; if one does,
+ * it is only handled a turn later, in order.
+ */
+export function endsWithClientClose(chunk: unknown): boolean {
+  if (!Buffer.isBuffer(chunk)) return false;
+  let offset = 0;
+  let lastIsClose = false;
+  while (offset < chunk.length) {
+    if (chunk.length - offset < 2) return false;
+    const first = chunk[offset] as number;
+    const second = chunk[offset + 1] as number;
+    if ((second & 0x80) === 0) return false;
+    let length = second & 0x7f;
+    let header = 6;
+    if (length === 126) {
+      if (chunk.length - offset < 4) return false;
+      length = chunk.readUInt16BE(offset + 2);
+      header = 8;
+    } else if (length === 127) {
+      // A close frame's payload is at most 125 bytes: a chunk with a 64-bit length is data.
+      return false;
+    }
+    offset += header + length;
+    lastIsClose = (first & 0x8f) === 0x88 && length <= 125;
+  }
+  return offset === chunk.length && lastIsClose;
+}
 
 const QUEUE_FULL_BODY = JSON.stringify({ code: ErrorCode.TOO_MANY_CONNECTIONS, message: 'too many WebSocket upgrades are waiting: retry shortly (MAX_QUEUED_UPGRADES)' });
 const QUEUE_FULL_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(QUEUE_FULL_BODY)}\r\n\r\n${QUEUE_FULL_BODY}`;
@@ -84,6 +122,9 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   let queuedUpgrades = 0;
   let socketsEnded = 0;
   let upgradesRead = 0;
+  let leavesRead = 0;
+  /** Sockets with reads waiting in the queue, and how many: their later reads wait too, in order. */
+  const held = new WeakMap<Socket, number>();
   const ends = deferEnds(
     (job) => queue.pushUrgent(job),
     () => socketsEnded++,
@@ -94,7 +135,17 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   // One function for every socket (no closure per socket): it reads the socket from `this`. Every
   // 'data' of the socket passes here, so the common path forwards `arguments` as they are.
   function pacedEmit(this: Socket, event: string | symbol): boolean {
-    // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
+    if (event === 'data') {
+      // A polite leave (close frame) costs as much as an abrupt one, but comes as data: held for
+      // its turn like an end, with every later read of the socket behind it.
+      // biome-ignore lint/complexity/noArguments: the chunk, read on the hot path of every read
+      const chunk: unknown = arguments[1];
+      // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
+      if (!held.has(this) && !endsWithClientClose(chunk)) return Reflect.apply(socketEmit, this, arguments);
+      // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
+      return holdRead(this, Array.prototype.slice.call(arguments));
+    }
+    // biome-ignore lint/complexity/noArguments: forwarding without copying
     if (event !== 'end' && event !== 'close') return Reflect.apply(socketEmit, this, arguments);
     if (event === 'end') {
       // The end was read in a queued job already: this is that job's tick, in its turn.
@@ -106,6 +157,23 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     const args = Array.prototype.slice.call(arguments);
     queue.pushUrgent(() => Reflect.apply(socketEmit, this, args));
     return this.listenerCount(event) > 0;
+  }
+
+  function holdRead(socket: Socket, args: unknown[]): boolean {
+    const pending = (held.get(socket) ?? 0) + 1;
+    if (pending > MAX_HELD_READS) {
+      socket.destroy();
+      return false;
+    }
+    if (pending === 1) leavesRead++;
+    held.set(socket, pending);
+    queue.pushUrgent(() => {
+      const left = (held.get(socket) ?? 1) - 1;
+      if (left === 0) held.delete(socket);
+      else held.set(socket, left);
+      if (!socket.destroyed) Reflect.apply(socketEmit, socket, args);
+    });
+    return true;
   }
 
   // The 101 answer (ws writes it) and engine.io's open packet (written a few promise reactions
@@ -178,6 +246,9 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
     },
     get upgradesRead() {
       return upgradesRead;
+    },
+    get leavesRead() {
+      return leavesRead;
     },
     stats: queue.stats,
     endsDeferred: ends !== undefined,
