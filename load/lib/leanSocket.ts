@@ -20,6 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { frameHeaderAt } from '../../src/live/wsFrames';
 
 export interface LeanTabOptions {
   /** e.g. http://127.0.0.1:3000 */
@@ -335,26 +336,13 @@ interface FrameBounds {
 
 /** Bounds of the frame starting at `offset`, undefined when it is not complete yet. Server frames are unmasked. */
 function readFrame(data: Buffer, offset: number): FrameBounds | 'too large' | undefined {
-  if (data.length - offset < 2) return undefined;
-  const first = data[offset] as number;
-  const second = data[offset + 1] as number;
-  let length = second & 0x7f;
-  let headerLength = 2;
-  if (length === 126) {
-    if (data.length - offset < 4) return undefined;
-    length = data.readUInt16BE(offset + 2);
-    headerLength = 4;
-  } else if (length === 127) {
-    if (data.length - offset < 10) return undefined;
-    if (data.readUInt32BE(offset + 2) !== 0) return 'too large';
-    length = data.readUInt32BE(offset + 6);
-    headerLength = 10;
-  }
-  if (length > MAX_MESSAGE_BYTES) return 'too large';
-  if ((second & 0x80) !== 0) headerLength += 4; // a masked server frame is wrong, but its key is skipped
-  const end = offset + headerLength + length;
-  if (end > data.length) return undefined;
-  return { opcode: first & 0x0f, fin: (first & 0x80) !== 0, payloadStart: offset + headerLength, end };
+  const frame = frameHeaderAt(data, offset);
+  if (frame === undefined || frame === 'too large') return frame;
+  // Checked before the payload is all there: a huge length is refused at once, not waited for.
+  if (frame.payloadLength > MAX_MESSAGE_BYTES) return 'too large';
+  if (frame.end > data.length) return undefined;
+  // A masked server frame is wrong, but its key is skipped (payloadStart is past it).
+  return { opcode: frame.opcode, fin: frame.fin, payloadStart: frame.payloadStart, end: frame.end };
 }
 
 /** Opens one tab: resolves once the hub has accepted its Socket.IO CONNECT; rejects and closes it otherwise. */

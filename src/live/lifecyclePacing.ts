@@ -32,6 +32,7 @@ import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../errors';
 import { TurnBudgetQueue } from '../turnBudget';
 import { deferEnds } from './deferredEof';
+import { frameHeaderAt } from './wsFrames';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -90,22 +91,11 @@ export function endsWithClientClose(chunk: unknown): boolean {
   let offset = 0;
   let lastIsClose = false;
   while (offset < chunk.length) {
-    if (chunk.length - offset < 2) return false;
-    const first = chunk[offset] as number;
-    const second = chunk[offset + 1] as number;
-    if ((second & 0x80) === 0) return false;
-    let length = second & 0x7f;
-    let header = 6;
-    if (length === 126) {
-      if (chunk.length - offset < 4) return false;
-      length = chunk.readUInt16BE(offset + 2);
-      header = 8;
-    } else if (length === 127) {
-      // A close frame's payload is at most 125 bytes: a chunk with a 64-bit length is data.
-      return false;
-    }
-    offset += header + length;
-    lastIsClose = (first & 0x8f) === 0x88 && length <= 125;
+    const frame = frameHeaderAt(chunk, offset);
+    if (frame === undefined || frame === 'too large' || !frame.masked) return false;
+    offset = frame.end;
+    // A close frame's payload is at most 125 bytes.
+    lastIsClose = frame.opcode === 0x8 && frame.fin && frame.payloadLength <= 125;
   }
   return offset === chunk.length && lastIsClose;
 }
