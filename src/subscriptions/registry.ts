@@ -230,10 +230,12 @@ export class SubscriptionRegistry {
     const project = this.byProject.get(change.projectKey);
     if (!project) return;
     let dueAt = Number.POSITIVE_INFINITY;
+    // One clock read per change, taken only when a cohort turns dirty.
+    let now: number | undefined;
     for (const cohort of project.cohorts) {
       if (!cohort.query.apply(change)) continue;
       if (!this.dirty.has(cohort)) {
-        const now = performance.now();
+        now ??= performance.now();
         cohort.dirtySince = now;
         cohort.dueAt = diffDueAt(now, cohort.sentAt, this.limits.diffWindowMs);
         this.dirty.add(cohort);
