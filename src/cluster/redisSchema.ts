@@ -66,7 +66,7 @@ export interface StreamBound {
 /**
  * What an entry costs Redis beyond its payload and node id, as the byte bound counts it: the
  * entry's id, sequence number and kind in the stream, and its line in the ledger (measured with
- * MEMORY USAGE in test/cluster.bound.test.ts).
+ * MEMORY USAGE in test/cluster.store.test.ts, "the ops stream is bounded in bytes").
  */
 export const ENTRY_OVERHEAD_BYTES = 64;
 
