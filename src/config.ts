@@ -127,6 +127,7 @@ const settings = {
   clusterStreamMaxLen: { env: ['CLUSTER_STREAM_MAXLEN'], schema: int(1_000, 100_000_000), default: 100_000 },
   clusterStreamMaxBytes: { env: ['CLUSTER_STREAM_MAX_BYTES'], schema: int(65_536, 1_000_000_000_000), default: 64 * 1024 * 1024 },
   clusterRelayMaxLen: { env: ['CLUSTER_RELAY_MAXLEN'], schema: int(100, 100_000_000), default: 10_000 },
+  clusterRelayMaxBytes: { env: ['CLUSTER_RELAY_MAX_BYTES'], schema: int(65_536, 1_000_000_000_000), default: 64 * 1024 * 1024 },
   clusterJoinTimeoutMs: { env: ['CLUSTER_JOIN_TIMEOUT_MS'], schema: int(0, 600_000), default: 10_000 },
   clusterStallMs: { env: ['CLUSTER_STALL_MS'], schema: int(20, 60_000), default: 500 },
   // ---- end of cluster mode ----

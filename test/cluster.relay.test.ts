@@ -4,6 +4,7 @@
  * both ways, with the same names, arguments and targeting as on a single node. Duplicate tabs are
  * refused across nodes, including when both connect at the same moment.
  */
+import Redis from 'ioredis';
 import { findTab } from '../src/sessions/sessionIndex';
 import type { Hub } from '../src/server';
 import { agentAt, idsAt, listAt, startClusterHub } from './support/cluster';
@@ -218,5 +219,47 @@ describe('duplicate tabs across nodes', () => {
     // The rounds were true races (both nodes accepted the tab), settled by the store, not by the handshake check.
     const conflicts = await a.ctx.metrics.registry.getSingleMetric('hub_cluster_tab_conflicts_total')?.get();
     expect(conflicts?.values[0]?.value ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe('the relay stream (room traffic in Redis)', () => {
+  const prefix = 'bounded:';
+  const maxBytes = 256 * 1024;
+  let c: Hub;
+  let d: Hub;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    const env = { REDIS_PREFIX: prefix, CLUSTER_RELAY_MAX_BYTES: String(maxBytes) };
+    c = await startClusterHub(redis.url, 'node-c', env);
+    d = await startClusterHub(redis.url, 'node-d', env);
+    admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  });
+  afterAll(async () => {
+    await Promise.all([c?.shutdown(), d?.shutdown()]);
+    admin?.disconnect();
+  });
+
+  test('stays within CLUSTER_RELAY_MAX_BYTES (MEMORY USAGE) while the events still reach the other node', async () => {
+    const t = await connectTracker(d, { projectKey: PK, sessionId: sid, tabId: 'tab1' });
+    await eventually(() => c.ctx.index.session(PK, sid)?.tabIds.includes('tab1') === true, () => 'tab not replicated', 2_000);
+    const x = await agentAt(c.url, { projectKey: PK, sessionId: sid, name: 'alice', config: configOf('alice') }).connected();
+    await eventually(() => d.ctx.index.room(PK, sid)?.agents.has(x.id) === true, () => 'agent not replicated', 2_000);
+    // Several times the budget through the stream, far under the entry bound (CLUSTER_RELAY_MAXLEN 10,000).
+    const count = 60;
+    const text = 'x'.repeat(20_000);
+    // One at a time: a reader more than the budget behind would miss what was trimmed (docs/cluster.md).
+    for (let i = 0; i < count; i++) {
+      t.emit('messages', { meta: { tabId: 'tab1', version: 1 }, data: [{ tp: 12, id: i, text }] });
+      const [batch] = (await x.next('messages')) as [{ data: { id: number }[] }];
+      expect(batch.data[0]?.id).toBe(i);
+    }
+    const stream = Number(await admin.call('MEMORY', 'USAGE', `${prefix}relay`, 'SAMPLES', '0'));
+    const ledger = Number((await admin.call('MEMORY', 'USAGE', `${prefix}relay:ledger`, 'SAMPLES', '0')) ?? 0);
+    expect(stream + ledger).toBeLessThanOrEqual(maxBytes);
+    expect(Number(await admin.get(`${prefix}relay:bytes`))).toBeLessThanOrEqual(maxBytes);
+    const entries = await admin.xlen(`${prefix}relay`);
+    expect(entries).toBeLessThan(count);
+    expect(await admin.llen(`${prefix}relay:ledger`)).toBe(entries);
   });
 });

@@ -28,7 +28,7 @@ export function createStore(nodeId: string, index: SessionIndex, io: Server, ctx
   const metrics = createClusterMetrics(ctx.metrics.registry);
   const keys = clusterKeys(config.redisPrefix);
   const log = logger.child({ component: 'cluster' });
-  attachRelay(io, { redis, nodeId, streamName: keys.relay, maxLen: config.clusterRelayMaxLen, logger: log, metrics });
+  attachRelay(io, { redis, nodeId, keys, bound: { maxLen: config.clusterRelayMaxLen, maxBytes: config.clusterRelayMaxBytes }, logger: log, metrics });
   log.info({ nodeId, redis: redis.describe, prefix: config.redisPrefix, heartbeatMs: config.clusterHeartbeatMs, nodeTtlMs: config.clusterNodeTtlMs }, 'cluster mode: joining through Redis');
   return new RedisStore({
     nodeId,

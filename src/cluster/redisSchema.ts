@@ -10,7 +10,9 @@
  *   <p>nodes        set: ids of the nodes that joined and were not removed since
  *   <p>node:<id>    hash: that node's share of the view, one field per session room (nodeState.ts)
  *   <p>alive:<id>   string with a TTL: the node's heartbeat; its value is the running instance's token
- *   <p>relay*       the Socket.IO adapter's own stream and channels (room traffic)
+ *   <p>relay        stream: the Socket.IO adapter's room traffic (its channels share the prefix)
+ *   <p>relay:ledger list: "<entry id> <bytes>", as ops:ledger, for the relay stream's byte bound
+ *   <p>relay:bytes  counter: the bytes relay:ledger lists
  */
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
@@ -25,6 +27,8 @@ export interface ClusterKeys {
   alive(nodeId: string): string;
   /** Name (and channel prefix) of the Socket.IO adapter's stream. */
   readonly relay: string;
+  readonly relayLedger: string;
+  readonly relayBytes: string;
 }
 
 export function clusterKeys(prefix: string): ClusterKeys {
@@ -37,6 +41,8 @@ export function clusterKeys(prefix: string): ClusterKeys {
     node: (nodeId) => `${prefix}node:${nodeId}`,
     alive: (nodeId) => `${prefix}alive:${nodeId}`,
     relay: `${prefix}relay`,
+    relayLedger: `${prefix}relay:ledger`,
+    relayBytes: `${prefix}relay:bytes`,
   };
 }
 
@@ -80,31 +86,44 @@ export const boundArgs = (bound: StreamBound): number[] => [bound.maxLen, bound.
 export const streamKeys = (keys: ClusterKeys): string[] => [keys.seq, keys.stream, keys.ledger, keys.bytes];
 
 /**
- * Lua: `append(k, bound, node, kind, payload)` adds an entry (KEYS[k] to KEYS[k + 3] are
- * streamKeys, ARGV[bound] and ARGV[bound + 1] maxLen and maxBytes) and trims the oldest entries
- * until both bounds hold; returns the entry's sequence number. The ledger is trimmed to the same
- * count, so it is bounded too; MINID trimming also drops any older entry the ledger never listed.
+ * Lua: `bound(stream, ledger, bytes, id, size, maxlen, maxbytes)` records the entry `id` just added
+ * to `stream` as `size` bytes and trims the oldest entries until both bounds hold. The ledger is
+ * trimmed to the same count, so it is bounded too; MINID trimming also drops any older entry the
+ * ledger never listed. The newest entry always stays.
  */
-const APPEND_LUA = `
-local function append(k, bound, node, kind, payload)
-  local maxlen = tonumber(ARGV[bound])
-  local maxbytes = tonumber(ARGV[bound + 1])
-  local seq = redis.call('INCR', KEYS[k])
-  local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '*', 's', seq, 'n', node, 'k', kind, 'p', payload)
-  local size = math.floor((#payload + #node) * 5 / 4) + ${ENTRY_OVERHEAD_BYTES}
-  local count = redis.call('RPUSH', KEYS[k + 2], id .. ' ' .. size)
-  local bytes = redis.call('INCRBY', KEYS[k + 3], size)
+const BOUND_LUA = `
+local function bound(stream, ledger, bytes, id, size, maxlen, maxbytes)
+  local count = redis.call('RPUSH', ledger, id .. ' ' .. size)
+  local total = redis.call('INCRBY', bytes, size)
   local cut = false
-  while count > 1 and (bytes > maxbytes or count > maxlen) do
-    local head = redis.call('LPOP', KEYS[k + 2])
-    bytes = redis.call('DECRBY', KEYS[k + 3], tonumber(string.match(head, ' (%d+)$')) or 0)
+  while count > 1 and (total > maxbytes or count > maxlen) do
+    local head = redis.call('LPOP', ledger)
+    total = redis.call('DECRBY', bytes, tonumber(string.match(head, ' (%d+)$')) or 0)
     count = count - 1
     cut = true
   end
   if cut then
-    local oldest = redis.call('LINDEX', KEYS[k + 2], 0)
-    redis.call('XTRIM', KEYS[k + 1], 'MINID', string.match(oldest, '^(%S+)'))
+    local oldest = redis.call('LINDEX', ledger, 0)
+    redis.call('XTRIM', stream, 'MINID', string.match(oldest, '^(%S+)'))
   end
+end
+`;
+
+/** The size the byte bound counts for an entry whose field values total `raw` bytes (Lua). */
+const entrySizeLua = (raw: string): string => `math.floor((${raw}) * 5 / 4) + ${ENTRY_OVERHEAD_BYTES}`;
+
+/**
+ * Lua: `append(k, bound, node, kind, payload)` adds an entry (KEYS[k] to KEYS[k + 3] are
+ * streamKeys, ARGV[bound] and ARGV[bound + 1] maxLen and maxBytes) and bounds the stream;
+ * returns the entry's sequence number.
+ */
+const APPEND_LUA = `${BOUND_LUA}
+local function append(k, bound_at, node, kind, payload)
+  local maxlen = tonumber(ARGV[bound_at])
+  local maxbytes = tonumber(ARGV[bound_at + 1])
+  local seq = redis.call('INCR', KEYS[k])
+  local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '*', 's', seq, 'n', node, 'k', kind, 'p', payload)
+  bound(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], id, ${entrySizeLua('#payload + #node')}, maxlen, maxbytes)
   return seq
 end
 `;
@@ -212,5 +231,24 @@ local known = redis.call('SREM', KEYS[3], ARGV[3]) + redis.call('DEL', KEYS[1], 
 if known == 0 and ARGV[5] == '1' then return 2 end
 append(4, 1, ARGV[4], '${EntryKind.down}', ARGV[3])
 return 1
+`,
+);
+
+/**
+ * One entry of the Socket.IO adapter's room traffic, appended like its own XADD (relay.ts) and
+ * bounded in bytes as the ops stream is: a relayed event can be as large as a Socket.IO packet
+ * may be, so an entry count alone bounds nothing.
+ * KEYS: relay stream, relay ledger, relay bytes. ARGV: maxLen, maxBytes, then the entry's field,
+ * value pairs. Returns the entry's id.
+ */
+export const relayAppendScript = new RedisScript(
+  'relay-append',
+  3,
+  `${BOUND_LUA}
+local raw = 0
+for i = 3, #ARGV do raw = raw + #ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+bound(KEYS[1], KEYS[2], KEYS[3], id, ${entrySizeLua('raw')}, tonumber(ARGV[1]), tonumber(ARGV[2]))
+return id
 `,
 );

@@ -8,7 +8,8 @@
  * instead of losing what was published meanwhile; it supports Socket.IO's connection state
  * recovery should the hub enable it; and it runs on the same Redis feature (Streams) as the index
  * replication, so there is one thing to size and watch. What it costs, and how it is bounded, is
- * in docs/cluster.md (relayed payloads stay in Redis until trimmed: CLUSTER_RELAY_MAXLEN).
+ * in docs/cluster.md (relayed payloads stay in Redis until trimmed: CLUSTER_RELAY_MAXLEN and
+ * CLUSTER_RELAY_MAX_BYTES).
  */
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import Redis, { type RedisOptions } from 'ioredis';
@@ -17,6 +18,7 @@ import type { Namespace, Server } from 'socket.io';
 import type { Logger } from '../ops/logger';
 import type { RedisTarget } from './connection';
 import type { ClusterMetrics } from './metrics';
+import { type ClusterKeys, type StreamBound, relayAppendScript } from './redisSchema';
 
 /**
  * The adapter publishes with this client and reads with duplicates of it. The two need opposite
@@ -74,9 +76,9 @@ function keepSubscribing(client: Redis): void {
 export interface RelayOptions {
   redis: RedisTarget;
   nodeId: string;
-  /** Stream name and channel prefix. */
-  streamName: string;
-  maxLen: number;
+  /** `relay` is the stream's name and channel prefix; the ledger and counter keep its byte bound. */
+  keys: Pick<ClusterKeys, 'relay' | 'relayLedger' | 'relayBytes'>;
+  bound: StreamBound;
   logger: Logger;
   metrics: ClusterMetrics;
 }
@@ -96,6 +98,27 @@ function deliverLocallyFirst(adapter: Adapter): void {
     if (opts.flags?.local) return;
     cluster.publish({ type: MessageType.BROADCAST, data: { packet, opts: { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags } } });
   };
+}
+
+/**
+ * The adapter appends each broadcast with its own `XADD ... MAXLEN ~ n`, a bound in entries only:
+ * with relayed events up to MAX_HTTP_BUFFER_SIZE each, that bounds nothing in bytes. Its appends
+ * to the relay stream go through relayAppendScript instead, which adds the same entry and trims
+ * the stream to the byte budget as well. Any other XADD shape is passed through untouched.
+ */
+function boundRelayAppends(client: Redis, keys: RelayOptions['keys'], bound: StreamBound): void {
+  const commands = client as unknown as { xadd: (...args: unknown[]) => Promise<unknown> };
+  const xadd = commands.xadd.bind(client);
+  commands.xadd = (...args: unknown[]) => {
+    const flat = args.flat();
+    // The adapter's call: stream, 'MAXLEN', '~', count, '*', then field, value pairs.
+    const fields = flat.slice(5);
+    const adapterShape = flat[0] === keys.relay && flat[1] === 'MAXLEN' && flat[4] === '*' && fields.length % 2 === 0 && fields.every((f) => typeof f === 'string');
+    if (!adapterShape) return xadd(...args);
+    return relayAppendScript.run(client, [keys.relay, keys.relayLedger, keys.relayBytes], [bound.maxLen, bound.maxBytes, ...(fields as string[])]);
+  };
+  // A restarted Redis has no scripts: load it before the adapter's first append rather than on a NOSCRIPT.
+  client.on('ready', () => void relayAppendScript.load(client).catch(() => undefined));
 }
 
 /** Sets the Redis adapter on every namespace of `io`; its Redis connections close with `io.close()`. */
@@ -124,11 +147,12 @@ export function attachRelay(io: Server, o: RelayOptions): void {
     failing = false;
   });
 
+  boundRelayAppends(client, o.keys, o.bound);
   const factory = createAdapter(client, {
-    streamName: o.streamName,
-    channelPrefix: o.streamName,
-    sessionKeyPrefix: `${o.streamName}:session:`,
-    maxLen: o.maxLen,
+    streamName: o.keys.relay,
+    channelPrefix: o.keys.relay,
+    sessionKeyPrefix: `${o.keys.relay}:session:`,
+    maxLen: o.bound.maxLen,
   });
   let open = 0;
   // A function expression, not an arrow: Socket.IO calls the adapter factory with `new`.
