@@ -19,7 +19,7 @@ import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, scrapeMe
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
-import { generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
+import { cpuWaitLine, generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
 import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 
@@ -432,7 +432,7 @@ export async function runMixed(options: BenchOptions): Promise<number> {
       conditions: harness.conditions,
       search,
       generatorCpuByProcess: mixedObservation?.generatorCpuByProcess ?? null,
-      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency },
+      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency, workerLoopDelay: relay.loopDelay },
       diffs: { ...diffs, alongside: undefined },
       phases: recorder.observations,
       errors: harness.errors.toJson(),
@@ -453,6 +453,8 @@ export async function runMixed(options: BenchOptions): Promise<number> {
           [`generator CPU, all processes (of one core; ${options.generator})`, `${fmt(mixedObservation === undefined ? NaN : ((totalGeneratorCpu(mixedObservation) ?? NaN) / (mixedObservation.durationMs / 1000)) * 100, 0)}%`, '-'],
           ['generator CPU by process', generatorCpuLine(mixedObservation), '-'],
           ['hub GC in the phase', mixedObservation?.hubGc ? describeGc(mixedObservation.hubGc) : '-', '-'],
+          [`main threads' wait for a CPU in the phase (ms of ${fmt((mixedObservation?.durationMs ?? NaN) / 1000, 1)} s)`, cpuWaitLine(mixedObservation), '-'],
+          ['relay worker loop delay p99 / max (ms)', `${fmt(relay.loopDelay.p99Ms, 1)} / ${fmt(relay.loopDelay.maxMs, 1)}`, '-'],
           ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
         ],
       ),

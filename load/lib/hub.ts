@@ -348,6 +348,29 @@ export function readProcessStats(pid: number): ProcessStats | undefined {
   }
 }
 
+export interface ThreadSchedStats {
+  /** Time the thread ran on a CPU (ms). */
+  runMs: number;
+  /** Time it was runnable and waited in a run queue for a CPU (ms). */
+  waitMs: number;
+}
+
+/** `/proc/<pid>/schedstat` ("run_ns wait_ns timeslices", of the thread-group leader: the main thread). */
+export function parseSchedstat(text: string): ThreadSchedStats | undefined {
+  const [run, wait] = text.trim().split(/\s+/).map(Number);
+  if (run === undefined || wait === undefined || !Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
+  return { runMs: run / 1e6, waitMs: wait / 1e6 };
+}
+
+/** The main thread's scheduler figures of a local process (Linux with schedstats), or undefined. */
+export function readMainThreadSched(pid: number): ThreadSchedStats | undefined {
+  try {
+    return parseSchedstat(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 // --- build --------------------------------------------------------------------------------
 
 export interface HubCommandChoice {
