@@ -160,6 +160,7 @@ async function main(): Promise<number> {
           jwtSecret: options.jwtSecret,
           openFileLimit: options.openFileLimit,
           logFile: result.hub.logFile as string,
+          ...(options.hubAutogroupNice !== undefined ? { autogroupNice: options.hubAutogroupNice } : {}),
         });
         running.hub = hub;
         result.hub.url = hubUrl;

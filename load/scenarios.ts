@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
-import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, readAutogroupNice, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
@@ -59,6 +59,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
       openFileLimit: options.openFileLimit,
       logFile: path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.hub.log`),
       env: options.hubEnv,
+      ...(options.hubAutogroupNice !== undefined ? { autogroupNice: options.hubAutogroupNice } : {}),
     });
     const started = managed;
     await waitReady(url, 60_000, () => started.exit === undefined);
@@ -89,6 +90,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     hub: command ?? `running hub at ${url}`,
     hubEnv: options.hubEnv,
     generatorNice,
+    hubAutogroupNice: managed?.pid !== undefined ? (readAutogroupNice(managed.pid) ?? null) : null,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
     cpus: os.cpus().length,

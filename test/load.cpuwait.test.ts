@@ -4,7 +4,9 @@
  * and on the relay worker's, is what the mixed scenario's relay tail is made of
  * (docs/performance.md, "Fifth pass", relay), so the mixed table prints it.
  */
-import { parseSchedstat, readMainThreadSched } from '../load/lib/hub';
+import os from 'node:os';
+import path from 'node:path';
+import { ManagedHub, parseAutogroupNice, parseSchedstat, readAutogroupNice, readMainThreadSched } from '../load/lib/hub';
 import { PhaseRecorder } from '../load/lib/phases';
 import { delayBeyondInterval } from '../load/lib/relay';
 import { cpuWaitLine } from '../load/lib/report';
@@ -37,6 +39,33 @@ describe("the bench's wait-for-a-CPU figures", () => {
     expect(sched?.runMs).toBeGreaterThan(0);
     expect(sched?.waitMs).toBeGreaterThanOrEqual(0);
     expect(readMainThreadSched(2 ** 30)).toBeUndefined();
+  });
+
+  it('reads the nice of an autogroup', () => {
+    expect(parseAutogroupNice('/autogroup-1882 nice 0\n')).toBe(0);
+    expect(parseAutogroupNice('/autogroup-7 nice -10\n')).toBe(-10);
+    expect(parseAutogroupNice('')).toBeUndefined();
+  });
+
+  it("gives the managed hub's autogroup (its own session) the nice it is asked for", async () => {
+    // Detached, the hub leads a session and an autogroup of its own: without this its group ran at
+    // nice 0 whatever the bench's nice, sharing a loaded box evenly with every other session.
+    const hub = ManagedHub.start({
+      command: 'sleep 30',
+      cwd: os.tmpdir(),
+      port: 0,
+      apiKey: 'k',
+      jwtSecret: 's',
+      openFileLimit: 1024,
+      logFile: path.join(os.tmpdir(), `autogroup-${process.pid}.log`),
+      autogroupNice: 7,
+    });
+    try {
+      expect(hub.pid).toBeDefined();
+      expect(readAutogroupNice(hub.pid as number)).toBe(7);
+    } finally {
+      hub.killNow();
+    }
   });
 
   describe('against a real hub', () => {
