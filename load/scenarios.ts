@@ -21,7 +21,7 @@ import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPer
 import { sessionCountForTabs } from './lib/population';
 import { cpuWaitLine, generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
-import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
+import { relayAutogroupNice, startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const log = (message: string): void => {
@@ -77,6 +77,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
       errors.merge(reported);
       recorder?.onWorkerErrors(reported);
     },
+    relayAutogroupNice(options.hubAutogroupNice, os.getPriority()),
   );
   recorder = new PhaseRecorder(hub, () => workers.all);
   const generatorNice = lowerPriority(workers.all, options.generatorNice);
@@ -91,6 +92,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     hubEnv: options.hubEnv,
     generatorNice,
     hubAutogroupNice: managed?.pid !== undefined ? (readAutogroupNice(managed.pid) ?? null) : null,
+    relayWorkerAutogroupNice: workers.relay.pid !== undefined ? (readAutogroupNice(workers.relay.pid) ?? null) : null,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
     cpus: os.cpus().length,

@@ -10,6 +10,8 @@ import { ManagedHub, parseAutogroupNice, parseSchedstat, readAutogroupNice, read
 import { PhaseRecorder } from '../load/lib/phases';
 import { delayBeyondInterval } from '../load/lib/relay';
 import { cpuWaitLine } from '../load/lib/report';
+import { LoadWorker, relayAutogroupNice, workerInit } from '../load/lib/workers';
+import { parseOptions } from '../load/lib/options';
 import type { Hub } from '../src/server';
 import { API_KEY, startTestHub } from './support/hub';
 
@@ -65,6 +67,25 @@ describe("the bench's wait-for-a-CPU figures", () => {
       expect(readAutogroupNice(hub.pid as number)).toBe(7);
     } finally {
       hub.killNow();
+    }
+  });
+
+  it("puts the relay worker in a group at the hub's nice, or in the caller's with --hub-autogroup-nice 0", () => {
+    expect(relayAutogroupNice(undefined, -10)).toBe(-10);
+    expect(relayAutogroupNice(5, -10)).toBe(5);
+    expect(relayAutogroupNice(0, -10)).toBeUndefined();
+    expect(parseOptions(['--hub-autogroup-nice', '-5']).hubAutogroupNice).toBe(-5);
+    expect(parseOptions([]).hubAutogroupNice).toBeUndefined();
+  });
+
+  it('starts a load worker in an autogroup of its own at the nice it is given', async () => {
+    const options = parseOptions(['--quick']);
+    const worker = await LoadWorker.start('relay', workerInit(options, 'http://127.0.0.1:9', 60_000), () => undefined, 6);
+    try {
+      expect(readAutogroupNice(worker.pid as number)).toBe(6);
+      expect(readAutogroupNice(process.pid)).not.toBe(6);
+    } finally {
+      await worker.stop(2000);
     }
   });
 

@@ -78,9 +78,11 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            are socket.io-client either way
   --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
                            default 0), so that on a small box the hub gets a CPU before them
-  --hub-autogroup-nice N   nice of the managed hub's autogroup (-20..19; default: the bench's
-                           own nice, so that \`nice -n -10 npm run bench\` covers the hub, which
-                           runs in a session of its own; 0 is the group nice it had before)
+  --hub-autogroup-nice N   nice of the managed hub's autogroup and of the relay worker's
+                           (-20..19; default: the bench's own nice, so that \`nice -n -10 npm run
+                           bench\` covers the hub, which runs in a session of its own, and the
+                           relay round trip's instrument; 0: the layout before, the hub's group at
+                           0 and the relay worker in the caller's group)
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed, cluster3: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed, cluster3: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
