@@ -81,28 +81,6 @@ export class SessionJson {
   }
 }
 
-/**
- * `{"data":{"total":…,"sessions":[…]}}` as UTF-8, each session's JSON written straight into one
- * buffer. Joining the JSON into a string and encoding that made two copies of every rebuilt page on
- * the JS heap (the joined string, and the flat copy `Buffer.from` makes of the template's cons
- * string): a fifth of what the hub allocated in the mixed scenario, where every change invalidates
- * its project's pages (docs/performance.md, "Fifth pass", relay).
- */
-export function pageBody(total: number, sessions: readonly string[]): Buffer {
-  const head = `{"data":{"total":${total},"sessions":[`;
-  const tail = ']}}';
-  let bytes = head.length + tail.length + Math.max(0, sessions.length - 1);
-  for (const json of sessions) bytes += Buffer.byteLength(json);
-  const body = Buffer.allocUnsafe(bytes);
-  let at = body.write(head, 0);
-  sessions.forEach((json, i) => {
-    if (i > 0) at = body.writeUInt8(0x2c, at);
-    at += body.write(json, at);
-  });
-  body.write(tail, at);
-  return body;
-}
-
 export class SearchResponses {
   private readonly cache: LRUCache<string, EncodedBody> | undefined;
   /** Cache keys of query objects: the session routes reuse one parsed object per distinct request. */
@@ -140,7 +118,8 @@ export class SearchResponses {
     if (hit && hit.version === version) return hit;
     const page = this.index.search(projectKey, query);
     // Search results are rooms with a view: matching reads it.
-    const body = new EncodedBody(version, pageBody(page.total, page.rooms.map((room) => this.sessionJson.of(room.view as Session))));
+    const sessions = page.rooms.map((room) => this.sessionJson.of(room.view as Session)).join(',');
+    const body = new EncodedBody(version, Buffer.from(`{"data":{"total":${page.total},"sessions":[${sessions}]}}`));
     this.cache?.set(key, body);
     return body;
   }

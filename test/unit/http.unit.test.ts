@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { ErrorCode, HubError } from '../../src/errors';
 import { toHubError } from '../../src/http/errors';
 import { TokenBuckets } from '../../src/http/rateLimit';
-import { EncodedBody, SearchResponses, SessionJson, pageBody } from '../../src/http/searchResponses';
+import { EncodedBody, SearchResponses, SessionJson } from '../../src/http/searchResponses';
 import { acceptsGzip, matchSessionRoute } from '../../src/http/sessions';
 import type { Session } from '../../src/sessions/model';
 import { parseSearchQuery, type SearchQuery } from '../../src/sessions/query';
@@ -115,31 +115,6 @@ describe('SessionJson', () => {
     } finally {
       stringify.mockRestore();
     }
-  });
-});
-
-describe('pageBody', () => {
-  // The bytes the body was built from before (a joined string, encoded): a client sees no difference.
-  const joined = (total: number, sessions: string[]) => Buffer.from(`{"data":{"total":${total},"sessions":[${sessions.join(',')}]}}`);
-
-  it('writes the same bytes as encoding the joined JSON, multi-byte characters included', () => {
-    const sessions = [
-      JSON.stringify({ sessionID: '1', userID: 'ascii@example.com' }),
-      JSON.stringify({ sessionID: '2', userID: 'Zoë Ødegård', userCity: 'Zürich' }),
-      JSON.stringify({ sessionID: '3', userID: '山田太郎', metadata: { note: 'emoji 🎉 and a lone \ud800 surrogate' } }),
-      '{"sessionID":"4","raw":"\u2028"}',
-    ];
-    for (const page of [[], sessions.slice(0, 1), sessions]) {
-      const body = pageBody(123, page);
-      expect(body.equals(joined(123, page))).toBe(true);
-      expect(JSON.parse(body.toString()).data.sessions).toHaveLength(page.length);
-    }
-  });
-
-  it('is exactly as long as its content, with nothing left over from the buffer pool', () => {
-    const body = pageBody(0, ['{"a":"é"}']);
-    expect(body.toString()).toBe('{"data":{"total":0,"sessions":[{"a":"é"}]}}');
-    expect(body.byteLength).toBe(Buffer.byteLength(body.toString()));
   });
 });
 
