@@ -28,7 +28,7 @@ import { sessionCountForTabs } from './lib/population';
 import { REST_OPERATIONS } from './lib/rest';
 import { PHASE_TABLE_NOTE, TEARDOWN_PHASE, renderErrors, renderGeneratorCpu, renderPhases, renderSummary, type BenchResult, type StepResult } from './lib/report';
 import { ErrorCounts, describeError, type ErrorCountsJson } from './lib/stats';
-import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
+import { relayAutogroupNice, startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 import { runCluster3 } from './cluster3';
 import { runMixed, runStorm } from './scenarios';
 
@@ -135,7 +135,7 @@ async function main(): Promise<number> {
     const perStepBudgetMs = options.connectDeadlineMs + 6 * options.restDurationMs + 2 * options.relayDurationMs + options.diffDurationMs + 120_000;
     const init = workerInit(options, hubUrl, options.steps.length * perStepBudgetMs + 120_000);
     log(`workers: ${trackerWorkers} tracker process(es) + ${options.restWorkers} REST + relay + dashboards; ${options.generator} tracker and REST clients (--generator)`);
-    running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, init, onWorkerErrors);
+    running.workers = await startWorkerSet(trackerWorkers, options.restWorkers, init, onWorkerErrors, relayAutogroupNice(options.hubAutogroupNice, os.getPriority()));
     const workers = running.workers;
 
     let liveTabs = 0;
@@ -160,6 +160,7 @@ async function main(): Promise<number> {
           jwtSecret: options.jwtSecret,
           openFileLimit: options.openFileLimit,
           logFile: result.hub.logFile as string,
+          ...(options.hubAutogroupNice !== undefined ? { autogroupNice: options.hubAutogroupNice } : {}),
         });
         running.hub = hub;
         result.hub.url = hubUrl;

@@ -15,13 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
-import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, readAutogroupNice, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
-import { generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
+import { cpuWaitLine, generatorCpuLine, renderGeneratorCpu, renderPhases, renderTable, PHASE_TABLE_NOTE } from './lib/report';
 import { ErrorCounts, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
-import { startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
+import { relayAutogroupNice, startWorkerSet, workerInit, type WorkerSet } from './lib/workers';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const log = (message: string): void => {
@@ -59,6 +59,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
       openFileLimit: options.openFileLimit,
       logFile: path.join(outDir, `${options.scenario}-${new Date().toISOString().replace(/[:.]/g, '-')}.hub.log`),
       env: options.hubEnv,
+      ...(options.hubAutogroupNice !== undefined ? { autogroupNice: options.hubAutogroupNice } : {}),
     });
     const started = managed;
     await waitReady(url, 60_000, () => started.exit === undefined);
@@ -76,6 +77,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
       errors.merge(reported);
       recorder?.onWorkerErrors(reported);
     },
+    relayAutogroupNice(options.hubAutogroupNice, os.getPriority()),
   );
   recorder = new PhaseRecorder(hub, () => workers.all);
   const generatorNice = lowerPriority(workers.all, options.generatorNice);
@@ -89,6 +91,8 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     hub: command ?? `running hub at ${url}`,
     hubEnv: options.hubEnv,
     generatorNice,
+    hubAutogroupNice: managed?.pid !== undefined ? (readAutogroupNice(managed.pid) ?? null) : null,
+    relayWorkerAutogroupNice: workers.relay.pid !== undefined ? (readAutogroupNice(workers.relay.pid) ?? null) : null,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
     cpus: os.cpus().length,
@@ -432,7 +436,7 @@ export async function runMixed(options: BenchOptions): Promise<number> {
       conditions: harness.conditions,
       search,
       generatorCpuByProcess: mixedObservation?.generatorCpuByProcess ?? null,
-      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency },
+      relay: { pairs: relayConnect.connectedPairs, sent: relay.sent, answered: relay.answered, timedOut: relay.timedOut, pingsPerSecond: relayRate, roundTrip: relayLatency, workerLoopDelay: relay.loopDelay },
       diffs: { ...diffs, alongside: undefined },
       phases: recorder.observations,
       errors: harness.errors.toJson(),
@@ -453,6 +457,8 @@ export async function runMixed(options: BenchOptions): Promise<number> {
           [`generator CPU, all processes (of one core; ${options.generator})`, `${fmt(mixedObservation === undefined ? NaN : ((totalGeneratorCpu(mixedObservation) ?? NaN) / (mixedObservation.durationMs / 1000)) * 100, 0)}%`, '-'],
           ['generator CPU by process', generatorCpuLine(mixedObservation), '-'],
           ['hub GC in the phase', mixedObservation?.hubGc ? describeGc(mixedObservation.hubGc) : '-', '-'],
+          [`main threads' wait for a CPU in the phase (ms of ${fmt((mixedObservation?.durationMs ?? NaN) / 1000, 1)} s)`, cpuWaitLine(mixedObservation), '-'],
+          ['relay worker loop delay p99 / max (ms)', `${fmt(relay.loopDelay.p99Ms, 1)} / ${fmt(relay.loopDelay.maxMs, 1)}`, '-'],
           ['errors (REST failed + worker errors)', `${search.failed} + ${errorTotal}`, '0'],
         ],
       ),

@@ -15,6 +15,8 @@ export interface BenchOptions {
   hubEnv: Record<string, string>;
   /** Added to the load workers' nice value (`--generator-nice N`): the hub, not the generator, gets the CPU first. */
   generatorNice: number;
+  /** Nice of the managed hub's autogroup (`--hub-autogroup-nice N`); undefined: the bench's own nice. */
+  hubAutogroupNice: number | undefined;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
   /** Client of the bulk tracker tabs and the REST callers: lean (default) or the old socket.io-client + node:http. */
@@ -76,6 +78,11 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            are socket.io-client either way
   --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
                            default 0), so that on a small box the hub gets a CPU before them
+  --hub-autogroup-nice N   nice of the managed hub's autogroup and of the relay worker's
+                           (-20..19; default: the bench's own nice, so that \`nice -n -10 npm run
+                           bench\` covers the hub, which runs in a session of its own, and the
+                           relay round trip's instrument; 0: the layout before, the hub's group at
+                           0 and the relay worker in the caller's group)
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed, cluster3: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed, cluster3: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -205,6 +212,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     hubEnv,
     generator: generatorRaw as Generator,
     generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
+    hubAutogroupNice: flags.has('--hub-autogroup-nice') ? Math.min(19, Math.floor(number('--hub-autogroup-nice', 0, -20))) : undefined,
     relayBytes: Math.floor(number('--relay-bytes', mixed || cluster3 ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     restRounds: Math.floor(number('--rest-rounds', quick ? 1 : 2, 1)),

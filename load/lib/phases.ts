@@ -7,7 +7,7 @@
  * use shows whether the generator, rather than the hub, was the limit.
  */
 import { sleep } from './async';
-import { gcBetween, measureHeap, readProcessStats, scrapeMetrics, type GcResult, type GcWindow, type HubMetrics } from './hub';
+import { gcBetween, measureHeap, readMainThreadSched, readProcessStats, scrapeMetrics, type GcResult, type GcWindow, type HubMetrics } from './hub';
 import { sessionCountForTabs } from './population';
 import type { RelayRunResult } from './relay';
 import { REST_OPERATIONS, type RestOperation, type RestRunResult } from './rest';
@@ -53,6 +53,13 @@ export interface PhaseObservation {
   generatorCpuByProcess: Record<string, number>;
   /** The kernel's part of `generatorCpuByProcess` (system time), by process. */
   generatorSystemCpuByProcess: Record<string, number>;
+  /**
+   * How long the main thread of the hub (`hub`, when the bench started it) and of each generator
+   * process waited in the kernel's run queue for a CPU during the phase (ms, /proc/<pid>/schedstat).
+   * On this 2-core box it is most of a relay round trip's tail, on either side (docs/performance.md,
+   * "Fifth pass", relay).
+   */
+  mainThreadWaitMsByProcess: Record<string, number>;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
   hubMetricChanges: Record<string, number>;
   /** The hub's GC during the phase (null when either scrape failed): one mark-compact can make a run's tail. */
@@ -102,7 +109,13 @@ export class PhaseRecorder {
       byProcess[worker.name] = usage.cpuSeconds;
       if (usage.systemCpuSeconds !== undefined) systemByProcess[worker.name] = usage.systemCpuSeconds;
     });
-    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess };
+    const waitMsByProcess: Record<string, number> = {};
+    const pids: Array<[string, number | undefined]> = [['hub', this.hub.pid], ['orchestrator', process.pid], ...this.workers().map((worker): [string, number | undefined] => [worker.name, worker.pid])];
+    for (const [name, pid] of pids) {
+      const sched = pid === undefined ? undefined : readMainThreadSched(pid);
+      if (sched !== undefined) waitMsByProcess[name] = sched.waitMs;
+    }
+    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess, waitMsByProcess };
   }
 }
 
@@ -113,9 +126,11 @@ interface Sample {
   /** Cumulative CPU seconds of each generator process, by name. */
   byProcess: Record<string, number>;
   systemByProcess: Record<string, number>;
+  /** Cumulative run-queue wait of each process's main thread (ms), by name (`hub` included). */
+  waitMsByProcess: Record<string, number>;
 }
 
-/** CPU used by each process between two samples (a process missing from either is left out). */
+/** What each process's cumulative figure grew by between two samples (a process missing from either is left out). */
 function cpuByProcess(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   const used: Record<string, number> = {};
   for (const [name, seconds] of Object.entries(after)) {
@@ -150,6 +165,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
     generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
+    mainThreadWaitMsByProcess: cpuByProcess(before.waitMsByProcess, after.waitMsByProcess),
     hubMetricChanges,
     hubGc: before.metrics && after.metrics ? gcBetween(before.metrics.gc, after.metrics.gc) : null,
     errors,

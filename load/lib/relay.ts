@@ -8,6 +8,7 @@
  *   agent --ping_relay {meta:{tabId}, data:{t}}--> hub --(agentSocketId, payload)--> tab
  *   tab --pong_relay payload--> hub --payload--> agent        (rtt = now - t)
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
 import { runBounded, sleep } from './async';
 import { isRecord } from './http';
@@ -48,6 +49,19 @@ export interface RelayRunResult {
   timedOut: number;
   elapsedMs: number;
   roundTrip: HistogramJson;
+  /**
+   * This worker's own event-loop delay during the run (ms beyond the monitor's 10 ms interval): a
+   * pong read late here lengthens a round trip as much as a late hub does.
+   */
+  loopDelay: { p99Ms: number; maxMs: number };
+}
+
+/** The sampling interval of the worker's loop-delay monitor (ms). */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+
+/** A loop-delay figure (ns, as perf_hooks records the whole interval) as the delay beyond the interval (ms). */
+export function delayBeyondInterval(ns: number, intervalMs: number): number {
+  return Math.max(0, ns / 1e6 - intervalMs);
 }
 
 interface RelayPair {
@@ -82,6 +96,8 @@ export class RelayPairs {
 
   async run(args: RelayRunArgs): Promise<RelayRunResult> {
     const roundTrip = new LatencyHistogram();
+    const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+    loopDelay.enable();
     const startedAt = performance.now();
     const endAt = startedAt + args.durationMs;
     let sent = 0;
@@ -124,7 +140,18 @@ export class RelayPairs {
     };
 
     await Promise.all(this.pairs.map(loop));
-    return { sent, answered, timedOut, elapsedMs: performance.now() - startedAt, roundTrip: roundTrip.toJson() };
+    loopDelay.disable();
+    return {
+      sent,
+      answered,
+      timedOut,
+      elapsedMs: performance.now() - startedAt,
+      roundTrip: roundTrip.toJson(),
+      loopDelay: {
+        p99Ms: delayBeyondInterval(loopDelay.percentile(99), LOOP_DELAY_RESOLUTION_MS),
+        maxMs: delayBeyondInterval(loopDelay.max, LOOP_DELAY_RESOLUTION_MS),
+      },
+    };
   }
 
   close(): { closed: number } {

@@ -207,6 +207,21 @@ export function generatorCpuLine(phase: PhaseObservation | undefined): string {
     .join(', ');
 }
 
+/**
+ * Each process's main-thread wait for a CPU over a phase (ms, `hub` first, then the longest), the
+ * processes that waited under 1% of the phase left out.
+ */
+export function cpuWaitLine(phase: PhaseObservation | undefined): string {
+  if (phase === undefined) return '-';
+  const entries = Object.entries(phase.mainThreadWaitMsByProcess);
+  if (entries.length === 0) return '-';
+  return entries
+    .sort((a, b) => (a[0] === 'hub' ? -1 : b[0] === 'hub' ? 1 : b[1] - a[1]))
+    .filter(([name, ms]) => name === 'hub' || ms >= phase.durationMs / 100)
+    .map(([name, ms]) => `${name} ${Math.round(ms)}`)
+    .join(', ');
+}
+
 export const PHASE_TABLE_NOTE =
   'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below, with the kernel\'s part in brackets); hub loop p99 includes the 10 ms sampling interval; stall max is the hub\'s hub_event_loop_stall_max_seconds (prom-client\'s loop-lag max on a server without it).';
 
