@@ -63,6 +63,26 @@ function sanitize(value: JsonValue, depth = 0): JsonValue {
 }
 
 /**
+ * Whether `sanitize` would return an equal copy of `value` (no prototype key, no undefined, no
+ * nesting past its cut): the value can then be kept as it is by whoever owns it. Allocates nothing.
+ */
+function isSanitized(value: JsonValue, depth = 0): boolean {
+  if (Array.isArray(value)) {
+    if (depth >= SANITIZE_MAX_DEPTH) return false;
+    for (const v of value) if (!isSanitized(v, depth + 1)) return false;
+    return true;
+  }
+  if (!isPlainObject(value)) return true;
+  if (depth >= SANITIZE_MAX_DEPTH) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || FORBIDDEN_KEYS.has(key)) return false;
+    const v = value[key];
+    if (v === undefined || !isSanitized(v, depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
  * Deep-merges `patch` into `base` and returns a new object; neither input is changed. Objects merge
  * key by key, anything else (arrays included) replaces. Prototype keys are skipped.
  */
@@ -113,12 +133,44 @@ export function boundSessionFields(fields: JsonObject, limits: SessionDataLimits
     if (TAB_FIELDS.has(key) || COMPUTED_FIELDS.has(key) || FORBIDDEN_KEYS.has(key)) continue;
     out[key] = fields[key] as JsonValue;
   }
+  return withinLimits(out, limits);
+}
+
+/** The last steps of {@link boundSessionFields} on its own copy: metadata normalised, then the size checked. */
+function withinLimits(out: JsonObject, limits: SessionDataLimits): DataResult<JsonObject> {
   if ('metadata' in out) out.metadata = normalizeMetadata(out.metadata, limits.maxMetadataKeys);
   const bytes = Buffer.byteLength(JSON.stringify(out));
   if (bytes > limits.maxBytes) {
     return { ok: false, message: `session data of ${bytes} bytes exceeds the limit of ${limits.maxBytes}` };
   }
   return { ok: true, value: out };
+}
+
+/**
+ * The data of a session that has none yet, from its first tab's sessionInfo, in one pass: equal to
+ * `mergeSessionData(undefined, splitTabFields(info).session, limits, origin)`, without its three
+ * copies of the sessionInfo (the split, the merge's deep copy, the bound). `info` must be the
+ * caller's own, as parseSessionInfo's result is: its values are kept, not copied, when `sanitize`
+ * would leave them as they are (the others are copied as the merge would).
+ */
+export function newSessionData(info: JsonObject, limits: SessionDataLimits, origin: string): DataResult<SessionData> {
+  const out: JsonObject = {};
+  // The depth the merge checks is that of the session part, computed fields included.
+  let depth = 1;
+  for (const key of Object.keys(info)) {
+    if (TAB_FIELDS.has(key) || FORBIDDEN_KEYS.has(key)) continue;
+    const v = info[key];
+    if (v === undefined) continue;
+    const kept = isSanitized(v) ? v : sanitize(v);
+    depth = Math.max(depth, depthOf(kept, limits.maxDepth, 1));
+    if (!COMPUTED_FIELDS.has(key)) out[key] = kept;
+  }
+  if (depth > limits.maxDepth) {
+    return { ok: false, message: `nesting deeper than ${limits.maxDepth} levels` };
+  }
+  const fields = withinLimits(out, limits);
+  if (!fields.ok) return fields;
+  return { ok: true, value: { fields: fields.value, version: 1, origin } };
 }
 
 /**
@@ -147,7 +199,17 @@ export function parseSessionInfo(raw: unknown, limits: SessionDataLimits): DataR
   if (depthOf(value, limits.maxDepth) > limits.maxDepth) {
     return { ok: false, message: `sessionInfo nests deeper than ${limits.maxDepth} levels` };
   }
-  return { ok: true, value: sanitize(value) as JsonObject };
+  // A parsed string is this call's own: copied only when it holds something `sanitize` removes.
+  // An object (from `handshake.auth`) belongs to the handshake: always copied.
+  return { ok: true, value: typeof raw === 'string' && isSanitized(value) ? value : (sanitize(value) as JsonObject) };
+}
+
+/** The tab part (pageTitle, active) of an update's data, as {@link splitTabFields} reads it. */
+export function tabFieldsOf(data: JsonObject): { pageTitle?: string; active?: boolean } {
+  const tab: { pageTitle?: string; active?: boolean } = {};
+  if (typeof data.pageTitle === 'string' && Object.hasOwn(data, 'pageTitle')) tab.pageTitle = data.pageTitle;
+  if (typeof data.active === 'boolean' && Object.hasOwn(data, 'active')) tab.active = data.active;
+  return tab;
 }
 
 /** Splits an update's data into its tab part (pageTitle, active) and its session-wide part. */

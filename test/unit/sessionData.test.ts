@@ -5,6 +5,8 @@ import {
   boundSessionFields,
   combineSession,
   deepMerge,
+  mergeSessionData,
+  newSessionData,
   parseSessionInfo,
   primaryTab,
   splitTabFields,
@@ -388,5 +390,59 @@ describe('combineSession', () => {
     combineSession(PROJECT, '1', data, tabs);
     expect(tabs.map((t) => t.tabId)).toEqual(['b', 'a']);
     expect(data.fields).toEqual({ metadata: { n: 1 } });
+  });
+});
+
+describe('newSessionData (a new session in one pass)', () => {
+  /** What the merge path gives for a session's first tab. */
+  const viaMerge = (info: JsonObject, l: SessionDataLimits) => mergeSessionData(undefined, splitTabFields(info).session, l, 'n1');
+
+  const cases: Array<[string, string]> = [
+    ['a tracker sessionInfo', JSON.stringify({ pageTitle: 'Cart', active: true, sessionID: '7', userID: 'u@x', metadata: { plan: 'trial', n: 3 }, timestamp: 5, isSnippet: false, extra: { k: [1, { a: null }] } })],
+    ['tab fields of the wrong type', JSON.stringify({ pageTitle: 42, active: 'yes', userID: 'u' })],
+    ['computed fields', JSON.stringify({ live: false, tabIds: ['x'], tabId: 'y', projectKey: 'p', userID: 'u' })],
+    ['prototype keys, at the top and nested', '{"__proto__": {"polluted": 1}, "constructor": 1, "a": {"__proto__": {"polluted": 2}, "prototype": 3, "b": 1}, "l": [{"__proto__": 1}]}'],
+    ['metadata past the key limit, and not strings', JSON.stringify({ metadata: { a: 1, b: true, c: null, d: 'x', e: { f: 1 } } })],
+    ['too deep', JSON.stringify({ a: { b: { c: { d: {} } } } })],
+    ['too deep only in a computed field', JSON.stringify({ tabIds: [[[[1]]]], userID: 'u' })],
+    ['too big', JSON.stringify({ userID: 'é'.repeat(60) })],
+    ['empty', '{}'],
+  ];
+  const small: SessionDataLimits = { maxBytes: 100, maxDepth: 4, maxMetadataKeys: 3 };
+
+  test.each(cases)('equals the merge path: %s', (_name, raw) => {
+    for (const l of [limits, small]) {
+      expect(newSessionData(JSON.parse(raw) as JsonObject, l, 'n1')).toEqual(viaMerge(JSON.parse(raw) as JsonObject, l));
+    }
+  });
+
+  test('keeps the values of the info it owns instead of copying them', () => {
+    const info = ok(parseSessionInfo(JSON.stringify({ userID: 'u', metadata: { plan: 'pro' }, extra: { list: [1, 2] } }), limits));
+    const data = ok(newSessionData(info, limits, 'n1'));
+    expect(data.fields.metadata).toBe(info.metadata);
+    expect(data.fields.extra).toBe(info.extra);
+  });
+
+  test('copies a value that holds a prototype key, without the key', () => {
+    const info = JSON.parse('{"a": {"__proto__": {"polluted": 1}, "b": 1}}') as JsonObject;
+    const data = ok(newSessionData(info, limits, 'n1'));
+    expect(data.fields.a).not.toBe(info.a);
+    expect(Object.keys(data.fields.a as JsonObject)).toEqual(['b']);
+  });
+});
+
+describe('parseSessionInfo ownership', () => {
+  test('an object from handshake.auth is copied: the handshake keeps its own', () => {
+    const auth = { userID: 'u', metadata: { plan: 'pro' } };
+    const fromAuth = ok(parseSessionInfo(auth, limits));
+    expect(fromAuth).toEqual(auth);
+    expect(fromAuth).not.toBe(auth);
+    expect(fromAuth.metadata).not.toBe(auth.metadata);
+  });
+
+  test('a string holding a prototype key comes back without it', () => {
+    const value = ok(parseSessionInfo('{"a": {"__proto__": {"polluted": 1}, "b": 1}, "__proto__": 1}', limits));
+    expect(Object.keys(value)).toEqual(['a']);
+    expect(Object.keys(value.a as JsonObject)).toEqual(['b']);
   });
 });
