@@ -197,7 +197,11 @@ interface RoundResult {
   scavenges?: number;
 }
 
-/** What --trace-gc printed since `offset`: bytes allocated between the first and the last GC, and the main thread's pauses. */
+/**
+ * From a stretch of --trace-gc lines that starts and ends with a forced GC: the bytes allocated
+ * between the two (each GC's heap before it, less the previous GC's heap after it), the main
+ * thread's pauses of every GC after the first, and how many GCs ran in between.
+ */
 export function gcFromTrace(trace: string): { allocatedBytes: number; pauseMs: number; collections: number } | undefined {
   const lines = [...trace.matchAll(/: [A-Za-z -]+?(?: \([a-z ]+\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms/g)];
   if (lines.length < 2) return undefined;
@@ -305,7 +309,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}
