@@ -120,6 +120,55 @@ function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<
   return out;
 }
 
+/** UTF-8 bytes of a string as JSON.stringify writes it: quotes, escapes and lone surrogates (\\uXXXX) included. */
+function jsonStringBytes(text: string): number {
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20) bytes += c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
+    else if (c === 0x22 || c === 0x5c) bytes += 2;
+    else if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c < 0xd800 || c > 0xdfff) bytes += 3;
+    else if (c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 6;
+  }
+  return bytes;
+}
+
+/**
+ * `Buffer.byteLength(JSON.stringify(value))` without building the text: the size check runs on
+ * every join and update. Anything but plain JSON data (a toJSON method, a bigint, a symbol, a
+ * function at the top) is measured by JSON.stringify itself.
+ */
+export function jsonByteLength(value: unknown): number {
+  if (value === null) return 4;
+  if (typeof value === 'string') return jsonStringBytes(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value).length : 4;
+  if (typeof value === 'boolean') return value ? 4 : 5;
+  if (typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON !== 'function') {
+    if (Array.isArray(value)) {
+      let bytes = value.length > 0 ? 1 + value.length : 2;
+      for (const v of value) bytes += v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 4 : jsonByteLength(v);
+      return bytes;
+    }
+    let bytes = 2;
+    let members = 0;
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const v = record[key];
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+      bytes += jsonStringBytes(key) + 1 + jsonByteLength(v);
+      members++;
+    }
+    return members > 1 ? bytes + members - 1 : bytes;
+  }
+  const text = JSON.stringify(value) as string | undefined;
+  return text === undefined ? 0 : Buffer.byteLength(text);
+}
+
 /**
  * Checks a session-data candidate against the limits and normalises `metadata`.
  * Tab fields (pageTitle, active) and computed fields are removed: they live elsewhere.
@@ -139,7 +188,7 @@ export function boundSessionFields(fields: JsonObject, limits: SessionDataLimits
 /** The last steps of {@link boundSessionFields} on its own copy: metadata normalised, then the size checked. */
 function withinLimits(out: JsonObject, limits: SessionDataLimits): DataResult<JsonObject> {
   if ('metadata' in out) out.metadata = normalizeMetadata(out.metadata, limits.maxMetadataKeys);
-  const bytes = Buffer.byteLength(JSON.stringify(out));
+  const bytes = jsonByteLength(out);
   if (bytes > limits.maxBytes) {
     return { ok: false, message: `session data of ${bytes} bytes exceeds the limit of ${limits.maxBytes}` };
   }
