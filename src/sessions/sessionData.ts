@@ -63,6 +63,26 @@ function sanitize(value: JsonValue, depth = 0): JsonValue {
 }
 
 /**
+ * Whether `sanitize` would return an equal copy of `value` (no prototype key, no undefined, no
+ * nesting past its cut): the value can then be kept as it is by whoever owns it. Allocates nothing.
+ */
+function isSanitized(value: JsonValue, depth = 0): boolean {
+  if (Array.isArray(value)) {
+    if (depth >= SANITIZE_MAX_DEPTH) return false;
+    for (const v of value) if (!isSanitized(v, depth + 1)) return false;
+    return true;
+  }
+  if (!isPlainObject(value)) return true;
+  if (depth >= SANITIZE_MAX_DEPTH) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || FORBIDDEN_KEYS.has(key)) return false;
+    const v = value[key];
+    if (v === undefined || !isSanitized(v, depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
  * Deep-merges `patch` into `base` and returns a new object; neither input is changed. Objects merge
  * key by key, anything else (arrays included) replaces. Prototype keys are skipped.
  */
@@ -100,6 +120,55 @@ function normalizeMetadata(raw: JsonValue | undefined, maxKeys: number): Record<
   return out;
 }
 
+/** UTF-8 bytes of a string as JSON.stringify writes it: quotes, escapes and lone surrogates (\\uXXXX) included. */
+function jsonStringBytes(text: string): number {
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20) bytes += c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
+    else if (c === 0x22 || c === 0x5c) bytes += 2;
+    else if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c < 0xd800 || c > 0xdfff) bytes += 3;
+    else if (c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 6;
+  }
+  return bytes;
+}
+
+/**
+ * `Buffer.byteLength(JSON.stringify(value))` without building the text: the size check runs on
+ * every join and update. Anything but plain JSON data (a toJSON method, a bigint, a symbol, a
+ * function at the top) is measured by JSON.stringify itself.
+ */
+export function jsonByteLength(value: unknown): number {
+  if (value === null) return 4;
+  if (typeof value === 'string') return jsonStringBytes(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value).length : 4;
+  if (typeof value === 'boolean') return value ? 4 : 5;
+  if (typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON !== 'function') {
+    if (Array.isArray(value)) {
+      let bytes = value.length > 0 ? 1 + value.length : 2;
+      for (const v of value) bytes += v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 4 : jsonByteLength(v);
+      return bytes;
+    }
+    let bytes = 2;
+    let members = 0;
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const v = record[key];
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+      bytes += jsonStringBytes(key) + 1 + jsonByteLength(v);
+      members++;
+    }
+    return members > 1 ? bytes + members - 1 : bytes;
+  }
+  const text = JSON.stringify(value) as string | undefined;
+  return text === undefined ? 0 : Buffer.byteLength(text);
+}
+
 /**
  * Checks a session-data candidate against the limits and normalises `metadata`.
  * Tab fields (pageTitle, active) and computed fields are removed: they live elsewhere.
@@ -113,12 +182,44 @@ export function boundSessionFields(fields: JsonObject, limits: SessionDataLimits
     if (TAB_FIELDS.has(key) || COMPUTED_FIELDS.has(key) || FORBIDDEN_KEYS.has(key)) continue;
     out[key] = fields[key] as JsonValue;
   }
+  return withinLimits(out, limits);
+}
+
+/** The last steps of {@link boundSessionFields} on its own copy: metadata normalised, then the size checked. */
+function withinLimits(out: JsonObject, limits: SessionDataLimits): DataResult<JsonObject> {
   if ('metadata' in out) out.metadata = normalizeMetadata(out.metadata, limits.maxMetadataKeys);
-  const bytes = Buffer.byteLength(JSON.stringify(out));
+  const bytes = jsonByteLength(out);
   if (bytes > limits.maxBytes) {
     return { ok: false, message: `session data of ${bytes} bytes exceeds the limit of ${limits.maxBytes}` };
   }
   return { ok: true, value: out };
+}
+
+/**
+ * The data of a session that has none yet, from its first tab's sessionInfo, in one pass: equal to
+ * `mergeSessionData(undefined, splitTabFields(info).session, limits, origin)`, without its three
+ * copies of the sessionInfo (the split, the merge's deep copy, the bound). `info` must be the
+ * caller's own, as parseSessionInfo's result is: its values are kept, not copied, when `sanitize`
+ * would leave them as they are (the others are copied as the merge would).
+ */
+export function newSessionData(info: JsonObject, limits: SessionDataLimits, origin: string): DataResult<SessionData> {
+  const out: JsonObject = {};
+  // The depth the merge checks is that of the session part, computed fields included.
+  let depth = 1;
+  for (const key of Object.keys(info)) {
+    if (TAB_FIELDS.has(key) || FORBIDDEN_KEYS.has(key)) continue;
+    const v = info[key];
+    if (v === undefined) continue;
+    const kept = isSanitized(v) ? v : sanitize(v);
+    depth = Math.max(depth, depthOf(kept, limits.maxDepth, 1));
+    if (!COMPUTED_FIELDS.has(key)) out[key] = kept;
+  }
+  if (depth > limits.maxDepth) {
+    return { ok: false, message: `nesting deeper than ${limits.maxDepth} levels` };
+  }
+  const fields = withinLimits(out, limits);
+  if (!fields.ok) return fields;
+  return { ok: true, value: { fields: fields.value, version: 1, origin } };
 }
 
 /**
@@ -147,7 +248,17 @@ export function parseSessionInfo(raw: unknown, limits: SessionDataLimits): DataR
   if (depthOf(value, limits.maxDepth) > limits.maxDepth) {
     return { ok: false, message: `sessionInfo nests deeper than ${limits.maxDepth} levels` };
   }
-  return { ok: true, value: sanitize(value) as JsonObject };
+  // A parsed string is this call's own: copied only when it holds something `sanitize` removes.
+  // An object (from `handshake.auth`) belongs to the handshake: always copied.
+  return { ok: true, value: typeof raw === 'string' && isSanitized(value) ? value : (sanitize(value) as JsonObject) };
+}
+
+/** The tab part (pageTitle, active) of an update's data, as {@link splitTabFields} reads it. */
+export function tabFieldsOf(data: JsonObject): { pageTitle?: string; active?: boolean } {
+  const tab: { pageTitle?: string; active?: boolean } = {};
+  if (typeof data.pageTitle === 'string' && Object.hasOwn(data, 'pageTitle')) tab.pageTitle = data.pageTitle;
+  if (typeof data.active === 'boolean' && Object.hasOwn(data, 'active')) tab.active = data.active;
+  return tab;
 }
 
 /** Splits an update's data into its tab part (pageTitle, active) and its session-wide part. */

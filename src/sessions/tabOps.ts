@@ -8,7 +8,7 @@
  */
 import type { AgentState, JsonObject, SessionData, TabState } from './model';
 import type { IndexOp } from './ops';
-import { type SessionDataLimits, isPlainObject, mergeSessionData, splitTabFields, updatableFields } from './sessionData';
+import { type DataResult, type SessionDataLimits, isPlainObject, mergeSessionData, newSessionData, splitTabFields, tabFieldsOf, updatableFields } from './sessionData';
 
 type TabUpOp = Extract<IndexOp, { type: 'tab:up' }>;
 type DataOp = Extract<IndexOp, { type: 'data' }>;
@@ -49,7 +49,7 @@ export interface TrackerJoin {
   tabId: string;
   socketId: string;
   nodeId: string;
-  /** The handshake's sessionInfo (already parsed and bounded). */
+  /** The handshake's sessionInfo (already parsed and bounded), the caller's own: a new session's data keeps its values. */
   info: JsonObject;
 }
 
@@ -58,8 +58,17 @@ export interface TrackerJoin {
  * `tab:up` op; refused when the merged data is past the limits.
  */
 export function tabJoinOp(room: RoomView | undefined, join: TrackerJoin, limits: SessionDataLimits, clock: TabClock): { ok: true; op: TabUpOp } | TabRefusal {
-  const { tab: tabFields, session } = splitTabFields(join.info);
-  const data = mergeSessionData(room?.data, session, limits, join.nodeId);
+  let tabFields: { pageTitle?: string; active?: boolean };
+  let data: DataResult<SessionData>;
+  if (room?.data === undefined) {
+    // A session's first tab (or its first since the data went): no merge, no copies of the info.
+    tabFields = tabFieldsOf(join.info);
+    data = newSessionData(join.info, limits, join.nodeId);
+  } else {
+    const split = splitTabFields(join.info);
+    tabFields = split.tab;
+    data = mergeSessionData(room.data, split.session, limits, join.nodeId);
+  }
   if (!data.ok) return { ok: false, message: data.message };
   const now = clock.next();
   return {

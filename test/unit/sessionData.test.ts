@@ -5,6 +5,9 @@ import {
   boundSessionFields,
   combineSession,
   deepMerge,
+  jsonByteLength,
+  mergeSessionData,
+  newSessionData,
   parseSessionInfo,
   primaryTab,
   splitTabFields,
@@ -388,5 +391,102 @@ describe('combineSession', () => {
     combineSession(PROJECT, '1', data, tabs);
     expect(tabs.map((t) => t.tabId)).toEqual(['b', 'a']);
     expect(data.fields).toEqual({ metadata: { n: 1 } });
+  });
+});
+
+describe('newSessionData (a new session in one pass)', () => {
+  /** What the merge path gives for a session's first tab. */
+  const viaMerge = (info: JsonObject, l: SessionDataLimits) => mergeSessionData(undefined, splitTabFields(info).session, l, 'n1');
+
+  const cases: Array<[string, string]> = [
+    ['a tracker sessionInfo', JSON.stringify({ pageTitle: 'Cart', active: true, sessionID: '7', userID: 'u@x', metadata: { plan: 'trial', n: 3 }, timestamp: 5, isSnippet: false, extra: { k: [1, { a: null }] } })],
+    ['tab fields of the wrong type', JSON.stringify({ pageTitle: 42, active: 'yes', userID: 'u' })],
+    ['computed fields', JSON.stringify({ live: false, tabIds: ['x'], tabId: 'y', projectKey: 'p', userID: 'u' })],
+    ['prototype keys, at the top and nested', '{"__proto__": {"polluted": 1}, "constructor": 1, "a": {"__proto__": {"polluted": 2}, "prototype": 3, "b": 1}, "l": [{"__proto__": 1}]}'],
+    ['metadata past the key limit, and not strings', JSON.stringify({ metadata: { a: 1, b: true, c: null, d: 'x', e: { f: 1 } } })],
+    ['too deep', JSON.stringify({ a: { b: { c: { d: {} } } } })],
+    ['too deep only in a computed field', JSON.stringify({ tabIds: [[[[1]]]], userID: 'u' })],
+    ['too big', JSON.stringify({ userID: 'é'.repeat(60) })],
+    ['empty', '{}'],
+  ];
+  const small: SessionDataLimits = { maxBytes: 100, maxDepth: 4, maxMetadataKeys: 3 };
+
+  test.each(cases)('equals the merge path: %s', (_name, raw) => {
+    for (const l of [limits, small]) {
+      expect(newSessionData(JSON.parse(raw) as JsonObject, l, 'n1')).toEqual(viaMerge(JSON.parse(raw) as JsonObject, l));
+    }
+  });
+
+  test('keeps the values of the info it owns instead of copying them', () => {
+    const info = ok(parseSessionInfo(JSON.stringify({ userID: 'u', metadata: { plan: 'pro' }, extra: { list: [1, 2] } }), limits));
+    const data = ok(newSessionData(info, limits, 'n1'));
+    expect(data.fields.metadata).toBe(info.metadata);
+    expect(data.fields.extra).toBe(info.extra);
+  });
+
+  test('copies a value that holds a prototype key, without the key', () => {
+    const info = JSON.parse('{"a": {"__proto__": {"polluted": 1}, "b": 1}}') as JsonObject;
+    const data = ok(newSessionData(info, limits, 'n1'));
+    expect(data.fields.a).not.toBe(info.a);
+    expect(Object.keys(data.fields.a as JsonObject)).toEqual(['b']);
+  });
+});
+
+describe('parseSessionInfo ownership', () => {
+  test('an object from handshake.auth is copied: the handshake keeps its own', () => {
+    const auth = { userID: 'u', metadata: { plan: 'pro' } };
+    const fromAuth = ok(parseSessionInfo(auth, limits));
+    expect(fromAuth).toEqual(auth);
+    expect(fromAuth).not.toBe(auth);
+    expect(fromAuth.metadata).not.toBe(auth.metadata);
+  });
+
+  test('a string holding a prototype key comes back without it', () => {
+    const value = ok(parseSessionInfo('{"a": {"__proto__": {"polluted": 1}, "b": 1}, "__proto__": 1}', limits));
+    expect(Object.keys(value)).toEqual(['a']);
+    expect(Object.keys(value.a as JsonObject)).toEqual(['b']);
+  });
+});
+
+describe('jsonByteLength', () => {
+  const exact = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? '');
+
+  test.each<[string, unknown]>([
+    ['escapes and control characters', 'a"b\\c\b\f\n\r\t\u0000\u001f\u007f'],
+    ['two- and three-byte characters, U+2028', 'é ü ß € 中 \u2028 \u2029'],
+    ['a surrogate pair', '😀 𝄞'],
+    ['lone surrogates at both ends and inside', '\ud800x\udc00 \udbff'],
+    ['numbers', [0, -0, 1.5, -2e-7, 1e21, 123456789012345680000, Number.MAX_SAFE_INTEGER, Number.NaN, Number.POSITIVE_INFINITY]],
+    ['literals', [true, false, null]],
+    ['empty containers', { a: [], b: {}, c: [{}], d: '' }],
+    ['holes and values JSON leaves out', { a: undefined, b: [undefined, () => 1], c: () => 1, d: 1 }],
+    ['a toJSON inside', { when: new Date(0), n: 1 }],
+    ['keys that need escapes', { 'a"b': 1, 'é\n': 'x', '': null }],
+  ])('equals the serialised size: %s', (_name, value) => {
+    expect(jsonByteLength(value)).toBe(exact(value));
+  });
+
+  test('equals the serialised size of random JSON-like values', () => {
+    let seed = 17;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const units = [0x00, 0x08, 0x0a, 0x1f, 0x22, 0x41, 0x5c, 0x7f, 0x80, 0x7ff, 0x800, 0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0xffff];
+    const text = () => String.fromCharCode(...Array.from({ length: random(12) }, () => (units[random(units.length)] as number) + (random(2) === 0 ? 0 : random(3))));
+    const value = (depth: number): unknown => {
+      const kind = random(depth > 3 ? 5 : 7);
+      if (kind === 0) return text();
+      if (kind === 1) return (random(2) ? -1 : 1) * random(1_000_000) / (random(3) ? 1 : 1000);
+      if (kind === 2) return random(2) === 0;
+      if (kind === 3) return null;
+      if (kind === 4) return random(4) === 0 ? undefined : text();
+      if (kind === 5) return Array.from({ length: random(4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: random(5) }, () => [text(), value(depth + 1)]));
+    };
+    for (let i = 0; i < 3000; i++) {
+      const v = { root: value(0) };
+      expect(jsonByteLength(v)).toBe(exact(v));
+    }
   });
 });

@@ -50,6 +50,15 @@ describe('tabJoinOp', () => {
     });
   });
 
+  test("a session's first tab: its data keeps the sessionInfo's values, no copies", () => {
+    const info = { userID: 'u9', metadata: { plan: 'pro' }, extra: { list: [1] }, pageTitle: 'Cart' };
+    const result = tabJoinOp(undefined, { ...REF, tabId: 't1', socketId: 'x', nodeId: 'n2', info }, limits, clock().clock);
+    if (!result.ok) throw new Error(result.message);
+    expect(result.op.data?.fields).toEqual({ userID: 'u9', metadata: { plan: 'pro' }, extra: { list: [1] } });
+    expect(result.op.data?.fields.metadata).toBe(info.metadata);
+    expect(result.op.data?.fields.extra).toBe(info.extra);
+  });
+
   test('a second tab keeps what the session had and bumps its version', () => {
     const result = tabJoinOp(room([tab('t1')]), { ...REF, tabId: 't2', socketId: 'y', nodeId: 'n1', info: { metadata: { plan: 'pro' } } }, limits, clock().clock);
     if (!result.ok) throw new Error(result.message);
