@@ -119,6 +119,34 @@ describe('first reads of new connections', () => {
     expect(status).toBe(200);
   });
 
+  test('a connection whose place expired is paused again behind the others, and still served', async () => {
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
+    const live = hub;
+    const accepted: TcpSocket[] = [];
+    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    let upgradesRead = 0;
+    live.httpServer.on('upgrade', () => upgradesRead++);
+    const reading = (socket: TcpSocket | undefined) => (socket as unknown as { _handle?: { reading?: boolean } } | undefined)?._handle?.reading === true;
+    // The first two take the places and stay idle; the next two wait, and get the places when the
+    // first two expire.
+    for (let i = 0; i < 4; i++) {
+      raws.push(await openRaw(live));
+      await eventually(() => accepted.length === i + 1, () => `accepted ${accepted.length}`);
+    }
+    await eventually(() => reading(accepted[2]) && reading(accepted[3]), () => 'the waiting connections are not read yet');
+    const answers = raws.map(answerOf);
+    const readByThen = await inOnePollPhase(
+      () => {
+        for (const raw of raws) raw.write(upgradeRequest);
+      },
+      () => upgradesRead,
+    );
+    // Left reading after their expiry, the first two would be read in the same poll phase: 4.
+    expect(readByThen).toBe(2);
+    const heads = await Promise.all(answers);
+    expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+  });
+
   test("an upgraded tab's first read (its CONNECT) is handled in the lifecycle's turns, not in the poll phase that reads it", async () => {
     hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
     const live = hub;

@@ -10,17 +10,16 @@
  * Here a new connection starts paused (the server's `pauseOnConnect`) and is resumed when fewer
  * than `maxReading` connections are waiting for their first request, in the order they were
  * accepted. A poll phase then reads at most `maxReading` first requests. A connection stops
- * counting when its first request (an upgrade or a plain HTTP request) is read, when it closes,
- * or when it has been read from for `expireMs` without sending one: idle connections cannot hold
- * the others back for longer than that.
+ * counting when its first request (an upgrade or a plain HTTP request) is read or when it closes.
+ * One that has been read from for `expireMs` without sending a request while others wait is
+ * paused again and goes behind them: idle connections hold a place only for that long at a time.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 
 /**
- * How long a connection read from may keep its place without sending its first request (ms):
- * longer than a loaded client takes to write one after connecting, short enough that connections
- * opened and left idle slow the others only a little.
+ * How long a connection read from may keep its place without sending its first request while
+ * others wait (ms): connections opened and left idle then slow the others only a little.
  */
 export const FIRST_READ_EXPIRE_MS = 100;
 
@@ -85,6 +84,12 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
       if (at - since < options.expireMs) break;
       reading.delete(socket);
       socket.off('close', onClose);
+      // Paused again, behind the others: left reading, it could send with a crowd later and be
+      // read with them in one poll phase.
+      if (!socket.destroyed) {
+        socket.pause();
+        waiting.push(socket);
+      }
     }
     while (reading.size < options.maxReading && head < waiting.length) {
       const socket = waiting[head] as Socket;
