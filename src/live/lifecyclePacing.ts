@@ -25,6 +25,9 @@
  *   Socket.IO DISCONNECT and a WebSocket close frame): a read that ends with the client's close
  *   frame is emitted from the queue as well, with every later read of that socket behind it.
  *   Everything that runs on them (ws, engine.io, Socket.IO, the hub's leave) then runs in turns.
+ * - First reads: a socket's first read after its upgrade (the CONNECT) is emitted from the queue,
+ *   like a read held behind a close frame. The upgrade requests themselves are read a few at a
+ *   time (firstReads.ts).
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
