@@ -25,6 +25,9 @@
  *   Socket.IO DISCONNECT and a WebSocket close frame): a read that ends with the client's close
  *   frame is emitted from the queue as well, with every later read of that socket behind it.
  *   Everything that runs on them (ws, engine.io, Socket.IO, the hub's leave) then runs in turns.
+ * - First reads: a socket's first read after its upgrade (the CONNECT) is emitted from the queue,
+ *   like a read held behind a close frame. The upgrade requests themselves are read a few at a
+ *   time (firstReads.ts).
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { Socket } from 'node:net';
@@ -113,8 +116,16 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
   let socketsEnded = 0;
   let upgradesRead = 0;
   let leavesRead = 0;
-  /** Sockets with reads waiting in the queue, and how many: their later reads wait too, in order. */
+  /**
+   * Sockets with reads waiting in the queue, and how many: their later reads wait too, in order. A
+   * socket just upgraded is here with none: its first read (the Socket.IO CONNECT, which builds the
+   * namespace's socket before the paced connect middleware runs) waits for a turn as well, so that
+   * the CONNECTs of a storm's clients, written together, are not all handled in the poll phase that
+   * reads them.
+   */
   const held = new WeakMap<Socket, number>();
+  /** Sockets whose close frame was read (counted once each). */
+  const leaving = new WeakSet<Socket>();
   const ends = deferEnds(
     (job) => queue.pushUrgent(job),
     () => socketsEnded++,
@@ -130,8 +141,14 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
       // its turn like an end, with every later read of the socket behind it.
       // biome-ignore lint/complexity/noArguments: the chunk, read on the hot path of every read
       const chunk: unknown = arguments[1];
+      const isHeld = held.has(this);
+      const closing = endsWithClientClose(chunk);
       // biome-ignore lint/complexity/noArguments: forwarding without copying, on the hot path of every read
-      if (!held.has(this) && !endsWithClientClose(chunk)) return Reflect.apply(socketEmit, this, arguments);
+      if (!isHeld && !closing) return Reflect.apply(socketEmit, this, arguments);
+      if (closing && !leaving.has(this)) {
+        leaving.add(this);
+        leavesRead++;
+      }
       // biome-ignore lint/complexity/noArguments: the event's own arguments, kept for later
       return holdRead(this, Array.prototype.slice.call(arguments));
     }
@@ -155,7 +172,6 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
       socket.destroy();
       return false;
     }
-    if (pending === 1) leavesRead++;
     held.set(socket, pending);
     queue.pushUrgent(() => {
       const left = (held.get(socket) ?? 1) - 1;
@@ -215,6 +231,7 @@ export function paceLifecycle(server: HttpServer, options: LifecyclePacingOption
         return;
       }
       (socket as Socket & { emit: typeof pacedEmit }).emit = pacedEmit;
+      held.set(socket as Socket, 0);
       ends?.install(socket);
       corkUntilOpen(socket);
       for (const listener of listeners) listener.call(server, req, socket, head);

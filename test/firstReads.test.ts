@@ -1,0 +1,178 @@
+/**
+ * A restart storm's first reads in bounded numbers (src/live/firstReads.ts, and the first read of
+ * an upgraded socket in lifecyclePacing.ts), against the real hub: the requests and CONNECTs that
+ * arrive together are not all handled in the poll phase that could read them, every client is
+ * still served, and idle connections cannot hold the others back.
+ */
+import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
+import WebSocket from 'ws';
+import { admitDecision } from '../src/live/firstReads';
+import type { Hub } from '../src/server';
+import { call } from './support/http';
+import { projectKey, startTestHub } from './support/hub';
+import { eventually } from './support/wait';
+
+const WS_PATH = '/ws-assist/socket/';
+
+function holdLoop(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // the hub cannot run: what the clients send waits in the kernel
+  }
+}
+
+/** A raw TCP connection to the hub, connected, nothing sent yet. */
+function openRaw(hub: Hub): Promise<TcpSocket> {
+  const { hostname, port } = new URL(hub.url);
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(Number(port), hostname, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+const upgradeRequest = `GET ${WS_PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+
+/** Resolves with what the hub answered, once its head is complete (or the connection closed). */
+function answerOf(socket: TcpSocket): Promise<string> {
+  let received = '';
+  return new Promise<string>((done) => {
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (received.includes('\r\n\r\n')) done(received);
+    });
+    socket.on('close', () => done(received));
+    socket.on('error', () => undefined);
+  });
+}
+
+/** A tab's WebSocket straight to engine.io: the test writes the Socket.IO packets itself. */
+function rawTab(url: string, project: string, sessionId: string): WebSocket {
+  const { host } = new URL(url);
+  const query = new URLSearchParams({
+    peerId: `${project}-${sessionId}-t1`,
+    identity: 'session',
+    tabId: 't1',
+    sessionInfo: JSON.stringify({ sessionID: sessionId, timestamp: Date.now() }),
+    EIO: '4',
+    transport: 'websocket',
+  });
+  return new WebSocket(`ws://${host}${WS_PATH}?${query}`);
+}
+
+/**
+ * Runs `send` in a check phase, holds the loop so that everything sent reaches the kernel, and
+ * resolves with `count()` taken in the check phase right after the next poll phase: what the hub
+ * handled in the one poll phase that could read everything.
+ */
+function inOnePollPhase(send: () => void, count: () => number): Promise<number> {
+  return new Promise<number>((resolve) => {
+    setImmediate(() => {
+      send();
+      holdLoop(50);
+      setImmediate(() => resolve(count()));
+    });
+  });
+}
+
+describe('first reads of new connections', () => {
+  let hub: Hub | undefined;
+  const raws: TcpSocket[] = [];
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.destroy();
+    await hub?.shutdown();
+    hub = undefined;
+  });
+
+  test('upgrade requests that arrive together are read a few per poll phase, and all are answered', async () => {
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '3' });
+    const live = hub;
+    const accepted: TcpSocket[] = [];
+    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    let upgradesRead = 0;
+    // After the hub's own listeners: it runs where the request is read.
+    live.httpServer.on('upgrade', () => upgradesRead++);
+    for (let i = 0; i < 12; i++) raws.push(await openRaw(live));
+    await eventually(() => accepted.length === 12, () => `accepted ${accepted.length}`);
+    const answers = raws.map(answerOf);
+    const readByThen = await inOnePollPhase(
+      () => {
+        for (const raw of raws) raw.write(upgradeRequest);
+      },
+      () => upgradesRead,
+    );
+    // Without the gate the poll phase reads all 12.
+    expect(readByThen).toBe(3);
+    const heads = await Promise.all(answers);
+    expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+  });
+
+  test('connections left idle hold back a new one only until their places expire', async () => {
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
+    const live = hub;
+    const accepted: TcpSocket[] = [];
+    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    // Two connections that never send anything take both places.
+    for (let i = 0; i < 2; i++) raws.push(await openRaw(live));
+    await eventually(() => accepted.length === 2, () => `accepted ${accepted.length}`);
+    // Without the expiry the request below is never read (the test times out).
+    const { status } = await call(live.url, '/health', { key: null });
+    expect(status).toBe(200);
+  });
+
+  test('a connection whose place expired is paused again behind the others, and still served', async () => {
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
+    const live = hub;
+    const accepted: TcpSocket[] = [];
+    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    let upgradesRead = 0;
+    live.httpServer.on('upgrade', () => upgradesRead++);
+    const reading = (socket: TcpSocket | undefined) => (socket as unknown as { _handle?: { reading?: boolean } } | undefined)?._handle?.reading === true;
+    // The first two take the places and stay idle; the next two wait, and get the places when the
+    // first two expire.
+    for (let i = 0; i < 4; i++) {
+      raws.push(await openRaw(live));
+      await eventually(() => accepted.length === i + 1, () => `accepted ${accepted.length}`);
+    }
+    await eventually(() => reading(accepted[2]) && reading(accepted[3]), () => 'the waiting connections are not read yet');
+    const answers = raws.map(answerOf);
+    const readByThen = await inOnePollPhase(
+      () => {
+        for (const raw of raws) raw.write(upgradeRequest);
+      },
+      () => upgradesRead,
+    );
+    // Left reading after their expiry, the first two would be read in the same poll phase: 4.
+    expect(readByThen).toBe(2);
+    const heads = await Promise.all(answers);
+    expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+  });
+
+  test("an upgraded tab's first read (its CONNECT) is handled in the lifecycle's turns, not in the poll phase that reads it", async () => {
+    hub = await startTestHub({ LIFECYCLE_TURN_MS: '1' });
+    const live = hub;
+    const project = projectKey('firstread');
+    let packets = 0;
+    live.io.engine.on('connection', (connection: { on(event: 'packet', listener: () => void): void }) => connection.on('packet', () => packets++));
+    const tabs = Array.from({ length: 30 }, (_, i) => rawTab(live.url, project, `${9700 + i}`));
+    await Promise.all(tabs.map((ws) => new Promise((resolve) => ws.once('open', resolve))));
+    const handledByThen = await inOnePollPhase(
+      () => {
+        for (const ws of tabs) ws.send('40');
+      },
+      () => packets,
+    );
+    // Without the hold, engine.io parses all 30 CONNECTs in the poll phase.
+    expect(handledByThen).toBe(0);
+    await eventually(() => live.ctx.index.projectSize(project) === 30, () => `sessions ${live.ctx.index.projectSize(project)}`);
+    for (const ws of tabs) ws.close();
+  });
+});
+
+describe('admitDecision', () => {
+  test('reads a new connection only while places are free and nobody waits before it', () => {
+    expect(admitDecision(0, 0, 2)).toBe('read');
+    expect(admitDecision(1, 0, 2)).toBe('read');
+    expect(admitDecision(2, 0, 2)).toBe('wait');
+    expect(admitDecision(0, 1, 2)).toBe('wait');
+  });
+});
