@@ -21,20 +21,19 @@
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 export interface FirstReadOptions {
   /** Connections read at once while they have not sent their first request. */
   maxReading: number;
-  /** After this long without a first request a connection no longer counts (ms). */
+  /** After this long without a first request, while others wait, a connection is paused again and queued with the slow ones (ms). */
   expireMs: number;
-  /** Milliseconds on a monotonic clock (tests pass their own). */
-  now?: () => number;
 }
 
 export interface FirstReads {
   /** Connections accepted and not yet read from. */
   readonly waiting: number;
-  /** Connections read from that have not sent their first request (and have not expired). */
+  /** Connections read from that have not sent their first request. */
   readonly reading: number;
   close(): void;
 }
@@ -50,7 +49,7 @@ export function admitDecision(reading: number, waiting: number, maxReading: numb
  * place in the poll phase that read the request, not in the upgrade's turn.
  */
 export function gateFirstReads(server: HttpServer, options: FirstReadOptions): FirstReads {
-  const now = options.now ?? (() => performance.now());
+  const now = (): number => performance.now();
   /** Sockets read from, with when they were resumed: insertion order is resume order, oldest first. */
   const holding = new Map<Socket, number>();
   /** Connections never read from yet, in accept order: they get places first. */
