@@ -41,6 +41,11 @@ const settings = {
   maxQueuedUpgrades: { env: ['MAX_QUEUED_UPGRADES'], schema: int(0, 10_000_000), default: 0 },
   /** New connections read from at once before their first request (src/live/firstReads.ts); 0 = every one as it is accepted. */
   maxUnreadConnections: { env: ['MAX_UNREAD_CONNECTIONS'], schema: int(0, 1_000_000), default: 64 },
+  /**
+   * How long such a connection may hold its place without sending a request while others wait (ms):
+   * longer than a loaded client takes to write one, short enough that idle ones delay new ones little.
+   */
+  firstReadExpireMs: { env: ['FIRST_READ_EXPIRE_MS'], schema: int(1, 60_000), default: 100 },
   wsPath: { env: ['WS_PATH'], schema: z.string().regex(/^\/[\w\-/.]*$/, 'must be a path starting with /'), default: '/ws-assist/socket' },
   corsOrigin: { env: ['CORS_ORIGIN'], schema: z.string().min(1), default: '*' },
   jwtSecret: { env: ['ASSIST_JWT_SECRET', 'HUB_JWT_SECRET'], schema: z.string().min(8, 'must be at least 8 characters').optional(), default: undefined },

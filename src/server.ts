@@ -16,7 +16,7 @@ import type { HubContext, Lifecycle } from './context';
 import { createHttpApp, createOpsApp } from './http/app';
 import { RefusalLog, capConnections, defaultMaxConnections, effectiveBacklog, readOpenFileLimit, readSomaxconn } from './live/connectionCap';
 import { attachDashboards } from './live/dashboard';
-import { FIRST_READ_EXPIRE_MS, gateFirstReads } from './live/firstReads';
+import { gateFirstReads } from './live/firstReads';
 import { GeoLookup } from './live/geo';
 import { attachRooms, refuseLostTab } from './live/rooms';
 import { checkSocketInternals } from './live/socketMemory';
@@ -146,7 +146,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       onTurnEnd: (left) => metrics.queuedLifecycleJobs.set(left),
       engine: io.engine,
     });
-    if (config.maxUnreadConnections > 0) gateFirstReads(httpServer, { maxReading: config.maxUnreadConnections, expireMs: FIRST_READ_EXPIRE_MS });
+    if (config.maxUnreadConnections > 0) gateFirstReads(httpServer, { maxReading: config.maxUnreadConnections, expireMs: config.firstReadExpireMs });
     if (!pacing.endsDeferred) logger.warn({}, "socket ends handled where libuv reads them: Node's stream read internals differ from what src/live/deferredEof.ts expects (a mass disconnect stalls the loop longer)");
   }
   const trace = config.debugLoopStallMs > 0 ? loopStallTrace(config.debugLoopStallMs, httpServer, pacing, base.restTurns, logger) : undefined;

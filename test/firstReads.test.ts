@@ -84,7 +84,8 @@ describe('first reads of new connections', () => {
   });
 
   test('upgrade requests that arrive together are read a few per poll phase, and all are answered', async () => {
-    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '3' });
+    // Places that never expire: on a loaded machine the setup alone can outlast the default 100 ms.
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '3', FIRST_READ_EXPIRE_MS: '60000' });
     const live = hub;
     const accepted: TcpSocket[] = [];
     live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
@@ -145,6 +146,36 @@ describe('first reads of new connections', () => {
     expect(readByThen).toBe(2);
     const heads = await Promise.all(answers);
     expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+  });
+
+  test('idle connections, once expired, no longer stand in front of new ones: they take turns among themselves when none waits, and are still served', async () => {
+    hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
+    const live = hub;
+    const accepted: TcpSocket[] = [];
+    const everResumed = new Set<TcpSocket>();
+    let resumes = 0;
+    const idle = 20;
+    live.httpServer.on('connection', (socket: TcpSocket) => {
+      if (accepted.push(socket) > idle) return;
+      socket.on('resume', () => {
+        everResumed.add(socket);
+        resumes++;
+      });
+    });
+    for (let i = 0; i < idle; i++) raws.push(await openRaw(live));
+    // Every idle connection has had (and lost) its place among the new ones.
+    await eventually(() => accepted.length === idle && everResumed.size === idle, () => `${everResumed.size} of ${accepted.length} read`, 10_000);
+    const before = resumes;
+    const { status } = await call(live.url, '/health', { key: null });
+    expect(status).toBe(200);
+    // One queue for all: the request waits until the 18 idle ones queued before it have had their
+    // turn (18 resumes of idle connections). Behind new ones only: one expiry of the 2 places, 2
+    // resumes at most (a second expiry at most while the answer travels).
+    expect(resumes - before).toBeLessThanOrEqual(4);
+    // A slow connection is still served when it finally sends.
+    const answer = answerOf(raws[0] as TcpSocket);
+    (raws[0] as TcpSocket).write(upgradeRequest);
+    expect((await answer).split('\r\n', 1)[0]).toBe('HTTP/1.1 101 Switching Protocols');
   });
 
   test("an upgraded tab's first read (its CONNECT) is handled in the lifecycle's turns, not in the poll phase that reads it", async () => {

@@ -8,26 +8,25 @@
  * The upgrades are paced already (lifecyclePacing.ts), but only once they have been read.
  *
  * Here a new connection starts paused (the server's `pauseOnConnect`) and is resumed when fewer
- * than `maxReading` connections are waiting for their first request, in the order they were
- * accepted. A poll phase then reads at most `maxReading` first requests. A connection stops
- * counting when its first request (an upgrade or a plain HTTP request) is read or when it closes.
- * One that has been read from for `expireMs` without sending a request while others wait is
- * paused again and goes behind them: idle connections hold a place only for that long at a time.
+ * than `maxReading` new connections are waiting for their first request, in the order they were
+ * accepted. A connection stops counting when its first request (an upgrade or a plain HTTP
+ * request) is read or when it closes.
+ *
+ * Idle connections must not lock the others out: a connection that held its place for
+ * `expireMs` without sending a request, while others wait, is paused again and queued with the
+ * connections that were slow before, which get a place only when no new connection waits. So a
+ * new connection waits behind other new ones and at most one expiry, however many idle
+ * connections a client holds open; the slow ones take turns among themselves. A poll phase reads
+ * at most `maxReading` first requests.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-/**
- * How long a connection read from may keep its place without sending its first request while
- * others wait (ms): connections opened and left idle then slow the others only a little.
- */
-export const FIRST_READ_EXPIRE_MS = 100;
-
 export interface FirstReadOptions {
   /** Connections read at once while they have not sent their first request. */
   maxReading: number;
-  /** After this long without a first request, while others wait, a connection is paused again behind them (ms). */
+  /** After this long without a first request, while others wait, a connection is paused again and queued with the slow ones (ms). */
   expireMs: number;
 }
 
@@ -52,16 +51,19 @@ export function admitDecision(reading: number, waiting: number, maxReading: numb
 export function gateFirstReads(server: HttpServer, options: FirstReadOptions): FirstReads {
   const now = (): number => performance.now();
   /** Sockets read from, with when they were resumed: insertion order is resume order, oldest first. */
-  const reading = new Map<Socket, number>();
-  const waiting: Socket[] = [];
-  let head = 0;
+  const holding = new Map<Socket, number>();
+  /** Connections never read from yet, in accept order: they get places first. */
+  const fresh = new SocketQueue();
+  /** Connections whose place expired: they get places when no new connection waits. */
+  const slow = new SocketQueue();
   let timer: NodeJS.Timeout | undefined;
+  let admitting = false;
   let closed = false;
 
-  const waitingCount = (): number => waiting.length - head;
+  const waitingCount = (): number => fresh.length + slow.length;
 
   function resume(socket: Socket): void {
-    reading.set(socket, now());
+    holding.set(socket, now());
     socket.once('close', onClose);
     socket.resume();
   }
@@ -71,36 +73,46 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
   }
 
   function release(socket: Socket): void {
-    if (!reading.delete(socket)) return;
+    if (!holding.delete(socket)) return;
     socket.off('close', onClose);
-    fill();
+    fill(true);
   }
 
-  function fill(): void {
+  /** `inPollPhase`: called from a read or a close, where admitting waits for the check phase (see admit). */
+  function fill(inPollPhase: boolean): void {
     if (closed) return;
-    const at = now();
-    for (const [socket, since] of reading) {
-      if (at - since < options.expireMs) break;
-      reading.delete(socket);
-      socket.off('close', onClose);
-      // Paused again, behind the others: left reading, it could send with a crowd later and be
-      // read with them in one poll phase.
-      if (!socket.destroyed) {
-        socket.pause();
-        waiting.push(socket);
+    if (waitingCount() > 0) {
+      const at = now();
+      for (const [socket, since] of holding) {
+        if (at - since < options.expireMs) break;
+        holding.delete(socket);
+        socket.off('close', onClose);
+        // Paused again: left reading, it could send with a crowd later and be read with them in one poll phase.
+        if (!socket.destroyed) {
+          socket.pause();
+          slow.push(socket);
+        }
       }
     }
-    while (reading.size < options.maxReading && head < waiting.length) {
-      const socket = waiting[head] as Socket;
-      waiting[head++] = undefined as unknown as Socket;
-      if (!socket.destroyed) resume(socket);
+    if (!inPollPhase) admit();
+    else if (!admitting) {
+      admitting = true;
+      setImmediate(admit);
     }
-    if (head === waiting.length) {
-      waiting.length = 0;
-      head = 0;
-    } else if (head >= 1024 && head * 2 >= waiting.length) {
-      waiting.splice(0, head);
-      head = 0;
+  }
+
+  /**
+   * Never run in the poll phase that freed the places: a socket read from before and paused again
+   * is still registered with epoll, and resumed there it could be read in that same phase (and
+   * free a place for the next, and so on).
+   */
+  function admit(): void {
+    admitting = false;
+    if (closed) return;
+    while (holding.size < options.maxReading) {
+      const socket = fresh.shift() ?? slow.shift();
+      if (socket === undefined) break;
+      if (!socket.destroyed) resume(socket);
     }
     armExpiry();
   }
@@ -108,11 +120,11 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
   /** While connections wait behind full places, the oldest place expires on time even if nothing else happens. */
   function armExpiry(): void {
     if (timer || waitingCount() === 0) return;
-    const oldest = reading.values().next();
+    const oldest = holding.values().next();
     const dueIn = oldest.done ? 0 : Math.max(0, oldest.value + options.expireMs - now());
     timer = setTimeout(() => {
       timer = undefined;
-      fill();
+      fill(false);
     }, dueIn + 1);
     timer.unref();
   }
@@ -120,9 +132,9 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
   (server as HttpServer & { pauseOnConnect: boolean }).pauseOnConnect = true;
   server.on('connection', (socket: Socket) => {
     if (closed) socket.resume();
-    else if (admitDecision(reading.size, waitingCount(), options.maxReading) === 'read') resume(socket);
+    else if (admitDecision(holding.size, fresh.length, options.maxReading) === 'read') resume(socket);
     else {
-      waiting.push(socket);
+      fresh.push(socket);
       armExpiry();
     }
   });
@@ -136,12 +148,9 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
     if (timer) clearTimeout(timer);
     timer = undefined;
     // Everything still waiting is read now: the server's own shutdown closes them as it sees fit.
-    for (let i = head; i < waiting.length; i++) {
-      const socket = waiting[i] as Socket;
-      if (!socket.destroyed) socket.resume();
+    for (const queue of [fresh, slow]) {
+      for (let socket = queue.shift(); socket !== undefined; socket = queue.shift()) if (!socket.destroyed) socket.resume();
     }
-    waiting.length = 0;
-    head = 0;
   }
 
   return {
@@ -149,8 +158,36 @@ export function gateFirstReads(server: HttpServer, options: FirstReadOptions): F
       return waitingCount();
     },
     get reading() {
-      return reading.size;
+      return holding.size;
     },
     close,
   };
+}
+
+/** Paused sockets in order: a queue drained from its front without shifting the array each time. */
+class SocketQueue {
+  private items: (Socket | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(socket: Socket): void {
+    this.items.push(socket);
+  }
+
+  shift(): Socket | undefined {
+    if (this.head === this.items.length) return undefined;
+    const socket = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    return socket;
+  }
 }
