@@ -15,6 +15,8 @@ export interface BenchOptions {
   hubEnv: Record<string, string>;
   /** Added to the load workers' nice value (`--generator-nice N`): the hub, not the generator, gets the CPU first. */
   generatorNice: number;
+  /** What the storm's polls of /metrics ask for: the few families they read (`named`), or everything (`full`, the bench before Nov 30's fifth pass, for A/B). */
+  pollMetrics: PollMetrics;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
   /** Client of the bulk tracker tabs and the REST callers: lean (default) or the old socket.io-client + node:http. */
@@ -60,6 +62,9 @@ export interface BenchOptions {
   skip: ReadonlySet<SkippablePhase>;
 }
 
+export const POLL_METRICS = ['named', 'full'] as const;
+export type PollMetrics = (typeof POLL_METRICS)[number];
+
 export const SKIPPABLE_PHASES = ['rest', 'relay', 'diffs'] as const;
 export type SkippablePhase = (typeof SKIPPABLE_PHASES)[number];
 
@@ -76,6 +81,9 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            are socket.io-client either way
   --generator-nice N       mixed/storm: raise the load workers' nice value by N (0..19,
                            default 0), so that on a small box the hub gets a CPU before them
+  --poll-metrics WHAT      storm/cluster3: the polls of /metrics ask only for the families they read
+                           (named, default: /metrics?name=...) or take every family (full, the
+                           bench before the fifth pass; for A/B). Phase boundaries always take all
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed, cluster3: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed, cluster3: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -149,6 +157,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const mixed = scenario === 'mixed';
   const generatorRaw = flags.get('--generator') ?? 'lean';
   if (!(GENERATORS as readonly string[]).includes(generatorRaw)) throw new UsageError(`--generator must be one of ${GENERATORS.join(', ')}, got ${generatorRaw}`);
+  const pollMetricsRaw = flags.get('--poll-metrics') ?? 'named';
+  if (!(POLL_METRICS as readonly string[]).includes(pollMetricsRaw)) throw new UsageError(`--poll-metrics must be one of ${POLL_METRICS.join(', ')}, got ${pollMetricsRaw}`);
   const hubEnv: Record<string, string> = {};
   for (const pair of (flags.get('--hub-env') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
     const eq = pair.indexOf('=');
@@ -205,6 +215,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     hubEnv,
     generator: generatorRaw as Generator,
     generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
+    pollMetrics: pollMetricsRaw as PollMetrics,
     relayBytes: Math.floor(number('--relay-bytes', mixed || cluster3 ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     restRounds: Math.floor(number('--rest-rounds', quick ? 1 : 2, 1)),
