@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import type { Hub } from '../src/server';
 import { projectKey, startTestHub } from './support/hub';
 import { call } from './support/http';
-import { trackerPeer } from './support/live';
+import { MAX_CLOSES_PER_TURN } from '../src/live/shutdownPacing';
+import { closeAllPeers, connectTracker, trackerPeer } from './support/live';
 
 /** GET over its own connection: status and the Connection header, or 'refused'. */
 function get(url: string, path: string): Promise<{ status: number; connection: string | undefined } | 'refused'> {
@@ -50,5 +51,36 @@ describe('handshakes while draining', () => {
     } finally {
       await stopping;
     }
+  });
+});
+
+describe('closing the connections', () => {
+  afterEach(closeAllPeers);
+
+  test('the closes are spread over loop turns, and every tab is still disconnected and leaves the index', async () => {
+    const hub = await startTestHub();
+    const project = projectKey('closing');
+    const count = MAX_CLOSES_PER_TURN + 40;
+    const tabs = await Promise.all(Array.from({ length: count }, (_, i) => connectTracker(hub, { projectKey: project, sessionId: String(100 + i), tabId: 't' })));
+    expect(hub.ctx.index.size).toBe(count);
+    // A turn counter: one step per check phase of the event loop.
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn += 1;
+      if (ticking) setImmediate(tick);
+    };
+    const turnsOfCloses = new Set<number>();
+    for (const socket of hub.io.of('/').sockets.values()) socket.once('disconnect', () => turnsOfCloses.add(turn));
+    setImmediate(tick);
+    try {
+      await hub.shutdown();
+    } finally {
+      ticking = false;
+    }
+    // io.close() alone closes all of them in the turn it runs in.
+    expect(turnsOfCloses.size).toBeGreaterThan(1);
+    await Promise.all(tabs.map((tab) => tab.next('disconnect')));
+    expect(hub.ctx.index.size).toBe(0);
   });
 });
