@@ -3,7 +3,7 @@
  *
  * Socket.IO's `io.close()` closes every connection in one synchronous loop: for each, the hub's
  * leave (rooms, the index), Socket.IO's and engine.io's teardown, and `ws` writing the close frame.
- * At 19,000 tabs that is one stall of seconds (docs/performance.md, "Fifth pass", observe), during
+ * At 19,000 tabs that is one stall of over a second (docs/performance.md, "Fifth pass", observe), during
  * which the hub answers nothing: not /metrics (kept up until the end for exactly this drain), not
  * the peers whose close it is writing. Here the same closes (engine.io's `close(true)`, what
  * `io.close()` ends up calling for each connection) run a batch at a time, at most `turnMs` of
