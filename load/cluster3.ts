@@ -32,7 +32,7 @@ import { renderTable } from './lib/report';
 import { openSocket } from './lib/sockets';
 import { ErrorCounts, LatencyHistogram, mergeHistograms, type ErrorCountsJson, type LatencySummary } from './lib/stats';
 import { startWorkerSet, workerInit, type LoadWorker, type WorkerSet } from './lib/workers';
-import { fmt, latency, pollHub, writeResult } from './scenarios';
+import { fmt, latency, pollHub, polledMetrics, writeResult } from './scenarios';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const log = (message: string): void => {
@@ -394,7 +394,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
     log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
     const expected = sessionCountForTabs(connect.liveTabs);
     const converged = await Promise.all(
-      targets.map((target) => pollHub(target, connectStarted, 500, connect.elapsedMs + 120_000, (m) => m.hub.hub_live_sessions === expected, Promise.resolve())),
+      targets.map((target) => pollHub(target, connectStarted, 500, connect.elapsedMs + 120_000, (m) => m.hub.hub_live_sessions === expected, Promise.resolve(), polledMetrics(options))),
     );
     const convergeMs = converged.map((poll) => poll.doneAtMs);
     log(`  every node lists ${expected} sessions after ${convergeMs.map((ms) => fmt(ms === null ? null : ms / 1000)).join(' / ')} s (from the first connect)`);

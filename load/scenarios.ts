@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './lib/async';
 import { httpRequest } from './lib/http';
-import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, readAutogroupNice, scrapeMetrics, waitReady, type HubMetrics } from './lib/hub';
+import { chooseDefaultHubCommand, describeGc, findFreePort, ManagedHub, readAutogroupNice, scrapeMetrics, waitReady, type HubMetrics, type StallWindow } from './lib/hub';
 import type { BenchOptions } from './lib/options';
 import { PhaseRecorder, phaseStallMs, connectTrackers, measureHubHeap, memoryPerSession, runDiffs, runRest, type HubTarget, type PhaseObservation } from './lib/phases';
 import { sessionCountForTabs } from './lib/population';
@@ -93,6 +93,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     generatorNice,
     hubAutogroupNice: managed?.pid !== undefined ? (readAutogroupNice(managed.pid) ?? null) : null,
     relayWorkerAutogroupNice: workers.relay.pid !== undefined ? (readAutogroupNice(workers.relay.pid) ?? null) : null,
+    pollMetrics: options.pollMetrics,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
     cpus: os.cpus().length,
@@ -206,8 +207,29 @@ interface PollResult {
   polls: number;
 }
 
+/**
+ * What the polls read: the session count, the refusals and the hub's stall gauge. Asking for these
+ * alone spares the hub the rest of a scrape (process_open_fds lists /proc/self/fd, one entry per
+ * socket) inside the storm it measures: docs/performance.md, "Fifth pass", observe. prom-client's
+ * loop-lag max is left to the phase's closing scrape, which then covers the whole phase.
+ */
+export const POLLED_METRICS = ['hub_connections', 'hub_live_sessions', 'hub_connects_refused_total', 'hub_event_loop_stall_max_seconds'] as const;
+
+/** The families a poll asks for under `--poll-metrics` (undefined: all of them). */
+export function polledMetrics(options: Pick<BenchOptions, 'pollMetrics'>): readonly string[] | undefined {
+  return options.pollMetrics === 'full' ? undefined : POLLED_METRICS;
+}
+
 /** Polls /metrics every `everyMs` until `done` holds (and `until` has settled) or `timeoutMs` passes. */
-export async function pollHub(hub: HubTarget, startedAt: number, everyMs: number, timeoutMs: number, done: (metrics: HubMetrics) => boolean, until: Promise<unknown>): Promise<PollResult> {
+export async function pollHub(
+  hub: HubTarget,
+  startedAt: number,
+  everyMs: number,
+  timeoutMs: number,
+  done: (metrics: HubMetrics) => boolean,
+  until: Promise<unknown>,
+  names: readonly string[] | undefined = POLLED_METRICS,
+): Promise<PollResult> {
   let settled = false;
   void until.finally(() => {
     settled = true;
@@ -219,7 +241,7 @@ export async function pollHub(hub: HubTarget, startedAt: number, everyMs: number
     if (stall !== undefined) result.hubStallMaxMs = Math.max(result.hubStallMaxMs ?? 0, stall * 1000);
   };
   while (performance.now() - startedAt < timeoutMs) {
-    const metrics = await scrapeMetrics(hub.url, hub.apiKey);
+    const metrics = await scrapeMetrics(hub.url, hub.apiKey, names);
     result.polls += 1;
     if (metrics !== undefined) {
       result.last = metrics;
@@ -230,9 +252,25 @@ export async function pollHub(hub: HubTarget, startedAt: number, everyMs: number
     await sleep(everyMs);
   }
   // The hub's stall max covers the time since the previous scrape: one more takes the end of the phase.
-  const final = await scrapeMetrics(hub.url, hub.apiKey);
+  const final = await scrapeMetrics(hub.url, hub.apiKey, names);
   if (final !== undefined) take(final);
   return result;
+}
+
+function maxOrNull(...values: Array<number | null>): number | null {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length === 0 ? null : Math.max(...known);
+}
+
+/**
+ * `12 / 0, <= 100 ms`: the phase's stalls by the hub's histogram, which counts every stall as it ends
+ * whoever scrapes; the maxima next to it come from resetting gauges and depend on the bench being
+ * their only reader.
+ */
+function describeStalls(stalls: StallWindow | null, over: 'over100ms' | 'over150ms' = 'over100ms'): string {
+  if (stalls === null) return '-';
+  const longest = stalls.longestAtMostMs === null ? 'none' : Number.isFinite(stalls.longestAtMostMs) ? `<= ${fmt(stalls.longestAtMostMs, 0)} ms` : '> 5 s';
+  return `${stalls.count} / ${stalls[over]}, ${longest}`;
 }
 
 /** CPU seconds of every generator process in a phase, the orchestrator included. */
@@ -293,14 +331,16 @@ export async function runStorm(options: BenchOptions): Promise<number> {
       const stopped = new Promise<void>((resolve) => (stop = resolve));
       const probe = probeHealth(harness.hub, stopped);
       const dropped = Promise.all(harness.workers.trackers.map((worker) => worker.request('trackers.drop', {}, 30_000)));
-      const poll = await pollHub(harness.hub, startedAt, 100, 60_000, (m) => sessionConnections(m) === 0 && m.hub.hub_live_sessions === 0, dropped);
+      const poll = await pollHub(harness.hub, startedAt, 100, 60_000, (m) => sessionConnections(m) === 0 && m.hub.hub_live_sessions === 0, dropped, polledMetrics(options));
       await dropped;
       await sleep(200);
       stop();
       return { ...poll, healthMaxMs: (await probe).maxMs };
     });
     const dropObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
-    const dropStallMs = Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0, drop.hubStallMaxMs ?? 0, drop.healthMaxMs);
+    // The gauge is reset by each read: the polls' reads and the phase's closing scrape's together cover the phase.
+    const dropHubStallMaxMs = maxOrNull(drop.hubStallMaxMs, dropObservation.loopStallMaxMs);
+    const dropStallMs = Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0, dropHubStallMaxMs ?? 0, drop.healthMaxMs);
     log(`  hub empty after ${fmt(drop.doneAtMs, 0)} ms, longest stall ${fmt(dropStallMs, 0)} ms`);
 
     // 2. Every tab reconnects at once, no delay, no concurrency limit in the generator.
@@ -312,11 +352,12 @@ export async function runStorm(options: BenchOptions): Promise<number> {
       const startedAt = performance.now();
       const connecting = connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: perWorker, connectTimeoutMs: 30_000, deadlineMs: 60_000 });
       const probe = probeHealth(harness.hub, connecting);
-      const poll = await pollHub(harness.hub, startedAt, 250, 90_000, (m) => sessionConnections(m) === tabs && m.hub.hub_live_sessions === expectedSessions, connecting);
+      const poll = await pollHub(harness.hub, startedAt, 250, 90_000, (m) => sessionConnections(m) === tabs && m.hub.hub_live_sessions === expectedSessions, connecting, polledMetrics(options));
       return { poll, connect: await connecting, healthMaxMs: (await probe).maxMs };
     });
     const stormObservation = harness.recorder.observations[harness.recorder.observations.length - 1] as PhaseObservation;
     const overflowsAfter = listenOverflows();
+    const stormHubStallMaxMs = maxOrNull(storm.poll.hubStallMaxMs, stormObservation.loopStallMaxMs);
     const result = {
       conditions: harness.conditions,
       tabs,
@@ -326,16 +367,19 @@ export async function runStorm(options: BenchOptions): Promise<number> {
         hubEmptyAfterMs: drop.doneAtMs,
         longestStallMs: dropStallMs,
         loopLagMaxMs: Math.max(drop.longestStallMs ?? 0, dropObservation.eventLoopMaxMs ?? 0),
-        hubStallMaxMs: drop.hubStallMaxMs,
+        hubStallMaxMs: dropHubStallMaxMs,
         healthProbeMaxMs: drop.healthMaxMs,
+        stalls: dropObservation.loopStalls,
         hubCpuSeconds: dropObservation.hubCpuSeconds,
       },
       storm: {
         exactAfterMs: storm.poll.doneAtMs,
-        longestStallMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0, storm.poll.hubStallMaxMs ?? 0, storm.healthMaxMs),
+        longestStallMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0, stormHubStallMaxMs ?? 0, storm.healthMaxMs),
         loopLagMaxMs: Math.max(storm.poll.longestStallMs ?? 0, stormObservation.eventLoopMaxMs ?? 0),
-        hubStallMaxMs: storm.poll.hubStallMaxMs,
+        hubStallMaxMs: stormHubStallMaxMs,
         healthProbeMaxMs: storm.healthMaxMs,
+        stalls: stormObservation.loopStalls,
+        polls: storm.poll.polls,
         connected: storm.connect.connected,
         failed: storm.connect.failed,
         connectLatency: storm.connect.connectLatency,
@@ -361,9 +405,11 @@ export async function runStorm(options: BenchOptions): Promise<number> {
           ['mass disconnect: hub empty after (ms)', fmt(result.massDisconnect.hubEmptyAfterMs, 0), '-'],
           ['mass disconnect: longest loop stall (ms)', fmt(result.massDisconnect.longestStallMs, 0), '<= 100'],
           ['  of which: loop-lag max / hub stall max / slowest /health (ms)', `${fmt(result.massDisconnect.loopLagMaxMs, 0)} / ${fmt(result.massDisconnect.hubStallMaxMs, 0)} / ${fmt(result.massDisconnect.healthProbeMaxMs, 0)}`, '-'],
+          ['mass disconnect: stalls >= 20 / > 100 ms, longest under (hub histogram)', describeStalls(result.massDisconnect.stalls), '- / 0'],
           ['storm: session count exact after (ms)', fmt(result.storm.exactAfterMs, 0), '<= 10000'],
           ['storm: longest loop stall (ms)', fmt(result.storm.longestStallMs, 0), '<= 150'],
           ['  of which: loop-lag max / hub stall max / slowest /health (ms)', `${fmt(result.storm.loopLagMaxMs, 0)} / ${fmt(result.storm.hubStallMaxMs, 0)} / ${fmt(result.storm.healthProbeMaxMs, 0)}`, '-'],
+          ['storm: stalls >= 20 / > 150 ms, longest under (hub histogram)', describeStalls(result.storm.stalls, 'over150ms'), '- / 0'],
           ['storm: connected / failed', `${result.storm.connected} / ${result.storm.failed}`, `${tabs} / 0`],
           ['storm: connect p50 / p99 / max (ms)', latency(storm.connect.connectLatency), '-'],
           ['storm: refused by the hub', String(result.storm.refusedByHub), '0'],

@@ -24,6 +24,7 @@ import { UserAgentCache } from './live/userAgent';
 import { type LifecyclePacing, paceLifecycle, pacedConnects } from './live/lifecyclePacing';
 import { refusalError } from './live/backpressure';
 import { installReceiverEndGuard } from './live/wsTeardown';
+import { type ClosableConnection, closeInTurns } from './live/shutdownPacing';
 import { createLogger, type Logger } from './ops/logger';
 import { LoopStallMonitor, LoopStallTrace } from './ops/loopStalls';
 import { createMetrics } from './ops/metrics';
@@ -220,7 +221,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         await store.close(true);
         // Keep-alive connections busy when the server stopped listening would hold close() until the deadline.
         const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
-        // io.close() disconnects every socket and closes the HTTP server (stops accepting).
+        // A batch per turn (shutdownPacing.ts): io.close() would close every connection in one turn.
+        if (config.lifecycleTurnMs > 0) {
+          // engine.io's own close() walks this map too; it is `protected` in its types only.
+          const { clients } = io.engine as unknown as { clients: Record<string, ClosableConnection> };
+          await closeInTurns(Object.values(clients), config.lifecycleTurnMs, (error) => logger.error({ err: error }, 'error closing a connection at shutdown'));
+        }
+        // io.close() disconnects every socket left and closes the HTTP server (stops accepting).
         await new Promise<void>((resolve) => {
           void io.close(() => resolve());
         });

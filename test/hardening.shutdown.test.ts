@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import type { Hub } from '../src/server';
 import { projectKey, startTestHub } from './support/hub';
 import { call } from './support/http';
-import { trackerPeer } from './support/live';
+import { MAX_CLOSES_PER_TURN } from '../src/live/shutdownPacing';
+import { closeAllPeers, connectTracker, trackerPeer } from './support/live';
 
 /** GET over its own connection: status and the Connection header, or 'refused'. */
 function get(url: string, path: string): Promise<{ status: number; connection: string | undefined } | 'refused'> {
@@ -52,3 +53,49 @@ describe('handshakes while draining', () => {
     }
   });
 });
+
+describe('closing the connections', () => {
+  afterEach(closeAllPeers);
+
+  test('the closes are spread over loop turns, and every tab is still disconnected and leaves the index', async () => {
+    const hub = await startTestHub();
+    try {
+      await closesSpreadOverTurns(hub);
+    } finally {
+      // Idempotent: a no-op when the test got as far as its own shutdown.
+      await hub.shutdown();
+    }
+  });
+});
+
+/** 240 tabs (more than one batch), then the hub's shutdown, watched from the server sockets. */
+async function closesSpreadOverTurns(hub: Hub): Promise<void> {
+  const project = projectKey('closing');
+  const count = MAX_CLOSES_PER_TURN + 40;
+  const tabs: Awaited<ReturnType<typeof connectTracker>>[] = [];
+  // In batches: each connect has a few seconds, which 240 at once on a busy box may not get.
+  for (let from = 0; from < count; from += 40) {
+    const batch = Array.from({ length: Math.min(40, count - from) }, (_, i) => connectTracker(hub, { projectKey: project, sessionId: String(100 + from + i), tabId: 't' }));
+    tabs.push(...(await Promise.all(batch)));
+  }
+  expect(hub.ctx.index.size).toBe(count);
+  // A turn counter: one step per check phase of the event loop.
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn += 1;
+    if (ticking) setImmediate(tick);
+  };
+  const turnsOfCloses = new Set<number>();
+  for (const socket of hub.io.of('/').sockets.values()) socket.once('disconnect', () => turnsOfCloses.add(turn));
+  setImmediate(tick);
+  try {
+    await hub.shutdown();
+  } finally {
+    ticking = false;
+  }
+  // io.close() alone closes all of them in the turn it runs in.
+  expect(turnsOfCloses.size).toBeGreaterThan(1);
+  await Promise.all(tabs.map((tab) => tab.next('disconnect')));
+  expect(hub.ctx.index.size).toBe(0);
+}

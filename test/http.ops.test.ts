@@ -5,6 +5,7 @@
  */
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { io } from 'socket.io-client';
+import { SET_BY_SIBLING, createMetrics } from '../src/ops/metrics';
 import type { Hub } from '../src/server';
 import { startTestHub } from './support/hub';
 import { API_KEYS_SPEC, PROJECT_A, type TestApp, addSession, call, errorOf, sessionsPath, startTestApp } from './support/http';
@@ -102,6 +103,85 @@ describe('on a whole hub', () => {
     } finally {
       tracker.disconnect();
     }
+  });
+
+  describe('/metrics?name=', () => {
+    /** The families of a scrape, in order, by their `# TYPE` lines. */
+    const families = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2] as string);
+    /** One family's block (HELP, TYPE and samples) out of a scrape. */
+    const block = (text: string, name: string): string => {
+      const start = text.indexOf(`# HELP ${name} `);
+      const end = text.indexOf('\n# HELP ', start + 1);
+      return text.slice(start, end < 0 ? undefined : end).trimEnd();
+    };
+
+    it('returns exactly the named families, in the full scrape’s order and format', async () => {
+      const tracker = (await connectTracker(hub, { minimalInfo: true, projectKey: PROJECT_A, sessionId: '56', tabId: 't' })).socket;
+      try {
+        const reply = await call(hub.url, '/metrics?name=hub_diff_sessions&name=hub_connections&name=hub_connects_refused_total&name=hub_connections', { key: null });
+        expect(reply.status).toBe(200);
+        expect(reply.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+        expect(families(reply.text)).toEqual(['hub_connections', 'hub_connects_refused_total', 'hub_diff_sessions']);
+        expect(reply.text).toContain('hub_connections{role="session"} 1');
+        const full = (await call(hub.url, '/metrics', { key: null })).text;
+        for (const name of ['hub_connections', 'hub_connects_refused_total', 'hub_diff_sessions']) expect(block(reply.text, name)).toBe(block(full, name));
+        expect(reply.text.endsWith('\n')).toBe(true);
+      } finally {
+        tracker.disconnect();
+      }
+    });
+
+    it('collects what it returns: a default gauge filled by a sibling family is fresh, not the last full scrape’s', async () => {
+      const cpu = async (): Promise<number> => {
+        const text = (await call(hub.url, '/metrics?name=process_cpu_seconds_total', { key: null })).text;
+        expect(families(text)).toEqual(['process_cpu_seconds_total']);
+        return Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1]);
+      };
+      const before = await cpu();
+      const until = performance.now() + 100;
+      while (performance.now() < until) {
+        // burn CPU in this process, which is the hub's
+      }
+      expect(await cpu()).toBeGreaterThan(before);
+    });
+
+    it('every family named is the full scrape; other parameters are ignored', async () => {
+      const full = (await call(hub.url, '/metrics', { key: null })).text;
+      const all = families(full);
+      expect(all.length).toBeGreaterThan(20);
+      const named = (await call(hub.url, `/metrics?${all.map((name) => `name=${name}`).join('&')}`, { key: null })).text;
+      const withOther = (await call(hub.url, '/metrics?module=hub&collect%5B%5D=x', { key: null })).text;
+      const comments = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('#'));
+      expect(comments(named)).toEqual(comments(full));
+      expect(comments(withOther)).toEqual(comments(full));
+    });
+
+    it('knows every default family that another fills (a prom-client upgrade that adds one fails here)', () => {
+      const { registry } = createMetrics();
+      const filledElsewhere = registry
+        .getMetricsAsArray()
+        .filter((metric) => !metric.name.startsWith('hub_') && (metric as { collect?: unknown }).collect === undefined)
+        .map((metric) => metric.name)
+        // observed as each GC ends, not collected
+        .filter((name) => name !== 'nodejs_gc_duration_seconds');
+      expect(filledElsewhere.sort()).toEqual(Object.keys(SET_BY_SIBLING).sort());
+      for (const sibling of Object.values(SET_BY_SIBLING)) expect(typeof (registry.getSingleMetric(sibling) as { collect?: unknown } | undefined)?.collect).toBe('function');
+    });
+
+    it.each([
+      ['an unknown family', 'name=hub_connections&name=hub_no_such_metric', /no metric named hub_no_such_metric/],
+      ['a sample name, not a family', 'name=hub_diff_sessions_bucket', /no metric named hub_diff_sessions_bucket/],
+      ['an empty name', 'name=', /metric name/],
+      ['a name with a label selector', 'name=hub_connections%7Brole%3D%22agent%22%7D', /metric name/],
+      ['a name too long', `name=${'a'.repeat(201)}`, /metric name/],
+      ['too many names', Array.from({ length: 65 }, () => 'name=hub_connections').join('&'), /at most 64/],
+    ])('refuses %s with 400 BAD_REQUEST', async (_what, query, message) => {
+      const reply = await call(hub.url, `/metrics?${query}`, { key: null });
+      expect(reply.status).toBe(400);
+      expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(errorOf(reply).code).toBe('BAD_REQUEST');
+      expect(errorOf(reply).message).toMatch(message);
+    });
   });
 
   it('leaves probes and scrapes out of the request durations', async () => {

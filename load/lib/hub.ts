@@ -188,6 +188,11 @@ export interface HubMetrics {
   loopStallMaxSeconds?: number;
   /** Every sample whose name starts with `hub_`, keyed by `name{labels}`. */
   hub: Record<string, number>;
+  /**
+   * `hub_event_loop_stalls_seconds` by bucket bound in seconds (cumulative counts, `+Inf` last):
+   * every stall the hub counted, whoever scraped in between (see {@link stallsBetween}).
+   */
+  stallBuckets: Array<[number, number]>;
   /** prom-client's `nodejs_gc_duration_seconds` samples (counts, sums, buckets by kind): see {@link gcBetween}. */
   gc: Map<string, number>;
 }
@@ -264,17 +269,48 @@ export function parsePrometheusText(text: string): Map<string, number> {
   return samples;
 }
 
-export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<HubMetrics | undefined> {
+const STALLS_METRIC = 'hub_event_loop_stalls_seconds';
+
+/** The hub's event-loop stalls between two scrapes, from its histogram (20 ms and longer). */
+export interface StallWindow {
+  count: number;
+  over100ms: number;
+  over150ms: number;
+  /** The bucket bound (ms) the longest stall is under; null: none, Infinity: over the last bound. */
+  longestAtMostMs: number | null;
+}
+
+/** What changed in `hub_event_loop_stalls_seconds` from scrape `a` to `b`; null when either lacks it. */
+export function stallsBetween(a: HubMetrics['stallBuckets'], b: HubMetrics['stallBuckets']): StallWindow | null {
+  if (a.length === 0 || b.length === 0 || a.length !== b.length) return null;
+  const deltas = b.map(([le, count], i) => [le, count - (a[i]?.[1] ?? 0)] as const);
+  const count = deltas[deltas.length - 1]?.[1] ?? 0;
+  const atMost = (ms: number): number => deltas.find(([le]) => le * 1000 >= ms)?.[1] ?? count;
+  const longest = deltas.find(([, n]) => n === count);
+  return {
+    count,
+    over100ms: count - atMost(100),
+    over150ms: count - atMost(150),
+    longestAtMostMs: count === 0 || longest === undefined ? null : longest[0] * 1000,
+  };
+}
+
+/**
+ * One scrape of the hub's /metrics: every family, or only `names` (`/metrics?name=...`; a server
+ * that ignores the parameter, e.g. OpenReplay's, answers with all of them, which parses the same).
+ */
+export async function scrapeMetrics(baseUrl: string, apiKey: string, names?: readonly string[]): Promise<HubMetrics | undefined> {
   try {
-    let response = await httpRequest({ method: 'GET', url: `${baseUrl}/metrics`, timeoutMs: 10_000 });
+    const url = `${baseUrl}/metrics${names === undefined ? '' : `?${names.map((name) => `name=${encodeURIComponent(name)}`).join('&')}`}`;
+    let response = await httpRequest({ method: 'GET', url, timeoutMs: 10_000 });
     // Some deployments protect /metrics; the bench's API key is the only credential it has.
     if (response.status === 401 || response.status === 403) {
-      response = await httpRequest({ method: 'GET', url: `${baseUrl}/metrics`, headers: { authorization: apiKey }, timeoutMs: 10_000 });
+      response = await httpRequest({ method: 'GET', url, headers: { authorization: apiKey }, timeoutMs: 10_000 });
     }
     if (response.status !== 200) return undefined;
     const samples = parsePrometheusText(response.body);
-    const metrics: HubMetrics = { takenAtMs: Date.now(), hub: {}, gc: new Map() };
-    const assign = (field: Exclude<keyof HubMetrics, 'takenAtMs' | 'hub' | 'gc'>, name: string): void => {
+    const metrics: HubMetrics = { takenAtMs: Date.now(), hub: {}, gc: new Map(), stallBuckets: [] };
+    const assign = (field: Exclude<keyof HubMetrics, 'takenAtMs' | 'hub' | 'gc' | 'stallBuckets'>, name: string): void => {
       const value = samples.get(name);
       if (value !== undefined) metrics[field] = value;
     };
@@ -287,7 +323,8 @@ export async function scrapeMetrics(baseUrl: string, apiKey: string): Promise<Hu
     assign('loopStallMaxSeconds', 'hub_event_loop_stall_max_seconds');
     // Histogram buckets would swamp the report; their _sum and _count are kept.
     for (const [key, value] of samples) {
-      if (key.startsWith('hub_') && !key.includes('_bucket{')) metrics.hub[key] = value;
+      if (key.startsWith(`${STALLS_METRIC}_bucket{le="`)) metrics.stallBuckets.push([Number(key.slice(STALLS_METRIC.length + 12, -2)), value]);
+      else if (key.startsWith('hub_') && !key.includes('_bucket{')) metrics.hub[key] = value;
       else if (key.startsWith(GC_METRIC)) metrics.gc.set(key, value);
     }
     return metrics;

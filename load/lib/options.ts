@@ -17,6 +17,8 @@ export interface BenchOptions {
   generatorNice: number;
   /** Nice of the managed hub's autogroup (`--hub-autogroup-nice N`); undefined: the bench's own nice. */
   hubAutogroupNice: number | undefined;
+  /** What the storm's polls of /metrics ask for: the few families they read (`named`), or everything (`full`, the bench before Nov 30's fifth pass, for A/B). */
+  pollMetrics: PollMetrics;
   /** Padding of every relay ping and pong (mixed scenario). */
   relayBytes: number;
   /** Client of the bulk tracker tabs and the REST callers: lean (default) or the old socket.io-client + node:http. */
@@ -62,6 +64,9 @@ export interface BenchOptions {
   skip: ReadonlySet<SkippablePhase>;
 }
 
+export const POLL_METRICS = ['named', 'full'] as const;
+export type PollMetrics = (typeof POLL_METRICS)[number];
+
 export const SKIPPABLE_PHASES = ['rest', 'relay', 'diffs'] as const;
 export type SkippablePhase = (typeof SKIPPABLE_PHASES)[number];
 
@@ -83,6 +88,9 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            bench\` covers the hub, which runs in a session of its own, and the
                            relay round trip's instrument; 0: the layout before, the hub's group at
                            0 and the relay worker in the caller's group)
+  --poll-metrics WHAT      storm/cluster3: the polls of /metrics ask only for the families they read
+                           (named, default: /metrics?name=...) or take every family (full, the
+                           bench before the fifth pass; for A/B). Phase boundaries always take all families
   --relay-bytes N          padding of each relay ping and pong (default 0; mixed, cluster3: 1024)
   --relay-pause-ms N       pause between a pong and the pair's next ping (default 20; mixed, cluster3: 500)
   --nodes N                hub processes of the cluster3 scenario (default 3)
@@ -156,6 +164,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   const mixed = scenario === 'mixed';
   const generatorRaw = flags.get('--generator') ?? 'lean';
   if (!(GENERATORS as readonly string[]).includes(generatorRaw)) throw new UsageError(`--generator must be one of ${GENERATORS.join(', ')}, got ${generatorRaw}`);
+  const pollMetricsRaw = flags.get('--poll-metrics') ?? 'named';
+  if (!(POLL_METRICS as readonly string[]).includes(pollMetricsRaw)) throw new UsageError(`--poll-metrics must be one of ${POLL_METRICS.join(', ')}, got ${pollMetricsRaw}`);
   const hubEnv: Record<string, string> = {};
   for (const pair of (flags.get('--hub-env') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
     const eq = pair.indexOf('=');
@@ -213,6 +223,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     generator: generatorRaw as Generator,
     generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
     hubAutogroupNice: flags.has('--hub-autogroup-nice') ? Math.min(19, Math.floor(number('--hub-autogroup-nice', 0, -20))) : undefined,
+    pollMetrics: pollMetricsRaw as PollMetrics,
     relayBytes: Math.floor(number('--relay-bytes', mixed || cluster3 ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),
     restRounds: Math.floor(number('--rest-rounds', quick ? 1 : 2, 1)),

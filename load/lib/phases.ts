@@ -7,7 +7,7 @@
  * use shows whether the generator, rather than the hub, was the limit.
  */
 import { sleep } from './async';
-import { gcBetween, measureHeap, readMainThreadSched, readProcessStats, scrapeMetrics, type GcResult, type GcWindow, type HubMetrics } from './hub';
+import { gcBetween, measureHeap, readMainThreadSched, readProcessStats, scrapeMetrics, stallsBetween, type GcResult, type GcWindow, type HubMetrics, type StallWindow } from './hub';
 import { sessionCountForTabs } from './population';
 import type { RelayRunResult } from './relay';
 import { REST_OPERATIONS, type RestOperation, type RestRunResult } from './rest';
@@ -44,6 +44,12 @@ export interface PhaseObservation {
   eventLoopMaxMs: number | null;
   /** The same by the hub's own stall gauge (null on a server without it): see `phaseStallMs`. */
   loopStallMaxMs: number | null;
+  /**
+   * The phase's stalls by the hub's histogram (`hub_event_loop_stalls_seconds`, null on a server
+   * without it): counted by the hub as each ends, so unlike the two maxima above it does not depend
+   * on when or how often anyone scraped during the phase.
+   */
+  loopStalls: StallWindow | null;
   /** CPU seconds all load workers used together during the phase (the orchestrator not included). */
   generatorCpuSeconds: number;
   /**
@@ -162,6 +168,7 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     eventLoopMinMs: toMs(after.metrics?.eventLoopMinSeconds),
     eventLoopMaxMs: toMs(after.metrics?.eventLoopMaxSeconds),
     loopStallMaxMs: toMs(after.metrics?.loopStallMaxSeconds),
+    loopStalls: before.metrics && after.metrics ? stallsBetween(before.metrics.stallBuckets, after.metrics.stallBuckets) : null,
     generatorCpuSeconds: after.generatorCpuSeconds - before.generatorCpuSeconds,
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
     generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode } from '../errors';
+import { MAX_METRIC_NAMES } from '../ops/metrics';
 import { AUTOCOMPLETE_LIMITS, autocompleteQuerySchema, listQuerySchema, projectKeyParam, searchBodySchema, sessionIdParam } from './schemas';
 import { ROUTES } from './sessions';
 
@@ -208,7 +209,22 @@ function build(): JsonSchema {
         get: {
           operationId: 'metrics',
           summary: 'Prometheus metrics (absent here when OPS_PORT serves them)',
-          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, '404': error('served on OPS_PORT instead') },
+          parameters: [
+            {
+              name: 'name',
+              in: 'query',
+              required: false,
+              description: `Only these metric families (repeat the parameter for more, at most ${MAX_METRIC_NAMES}; a histogram or counter by its family name, e.g. hub_diff_latency_seconds, hub_connects_refused_total). Absent: every family. Other parameters are ignored.`,
+              style: 'form',
+              explode: true,
+              schema: { type: 'array', maxItems: MAX_METRIC_NAMES, items: { type: 'string', pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$' } },
+            },
+          ],
+          responses: {
+            '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+            '400': error('BAD_REQUEST: a name that is not a metric name, names no family of this hub, or more than the limit'),
+            '404': error('served on OPS_PORT instead'),
+          },
         },
       },
       '/openapi.json': {

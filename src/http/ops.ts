@@ -5,7 +5,8 @@
  */
 import { Router } from 'express';
 import type { HubContext } from '../context';
-import { ErrorCode } from '../errors';
+import { ErrorCode, HubError } from '../errors';
+import { renderMetrics, selectMetrics } from '../ops/metrics';
 
 /** Paths of probes, scrapes and debugging: not public API traffic, so not in its request metrics. */
 export function isOpsPath(path: string): boolean {
@@ -37,9 +38,13 @@ export function opsRoutes(ctx: HubContext, options: OpsRouteOptions = { internal
 
   if (!options.internal) return router;
 
-  router.get('/metrics', async (_req, res) => {
-    const text = await ctx.metrics.registry.metrics();
-    res.type(ctx.metrics.registry.contentType).send(text);
+  router.get('/metrics', async (req, res) => {
+    const { registry } = ctx.metrics;
+    // Other parameters are left alone: Prometheus passes a job's `params` on, and they are not ours.
+    const selection = selectMetrics(req.query.name, (name) => registry.getSingleMetric(name) !== undefined);
+    if (selection.kind === 'refused') throw new HubError(ErrorCode.BAD_REQUEST, selection.message);
+    const text = await renderMetrics(registry, selection);
+    res.type(registry.contentType).send(text);
   });
 
   if (ctx.config.debugGc) {

@@ -102,6 +102,77 @@ function listHandlesOncePerScrape(registry: Registry): void {
   });
 }
 
+/**
+ * prom-client fills some default gauges from a sibling's `collect` (one reading sets several
+ * families). A scrape that asks for one of them without its sibling runs the sibling's `collect`
+ * too, or it would read whatever the previous full scrape left there.
+ */
+export const SET_BY_SIBLING: Readonly<Record<string, string>> = {
+  nodejs_eventloop_lag_min_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_max_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_mean_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_stddev_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_p50_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_p90_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_eventloop_lag_p99_seconds: 'nodejs_eventloop_lag_seconds',
+  nodejs_heap_size_used_bytes: 'nodejs_heap_size_total_bytes',
+  nodejs_external_memory_bytes: 'nodejs_heap_size_total_bytes',
+  nodejs_heap_space_size_used_bytes: 'nodejs_heap_space_size_total_bytes',
+  nodejs_heap_space_size_available_bytes: 'nodejs_heap_space_size_total_bytes',
+  process_virtual_memory_bytes: 'process_resident_memory_bytes',
+  process_heap_bytes: 'process_resident_memory_bytes',
+  process_cpu_system_seconds_total: 'process_cpu_user_seconds_total',
+  process_cpu_seconds_total: 'process_cpu_user_seconds_total',
+};
+
+/** At most this many `name` parameters in one /metrics request (the hub has about 50 families). */
+export const MAX_METRIC_NAMES = 64;
+/** A Prometheus metric name, of a bounded length. */
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$/;
+
+/** Which families a /metrics request asks for: all of them, the named ones, or a refusal. */
+export type MetricSelection = { kind: 'all' } | { kind: 'named'; names: ReadonlySet<string> } | { kind: 'refused'; message: string };
+
+/**
+ * Reads the `name` query parameter of /metrics (absent, one value or repeated). Each must be the
+ * name of a family the hub exports (`hub_connections`, a histogram's `hub_diff_latency_seconds`,
+ * a counter with its `_total`), at most MAX_METRIC_NAMES of them.
+ */
+export function selectMetrics(requested: unknown, exported: (name: string) => boolean): MetricSelection {
+  if (requested === undefined) return { kind: 'all' };
+  const values: unknown[] = Array.isArray(requested) ? requested : [requested];
+  if (values.length > MAX_METRIC_NAMES) return { kind: 'refused', message: `at most ${MAX_METRIC_NAMES} name parameters` };
+  const names = new Set<string>();
+  for (const value of values) {
+    if (typeof value !== 'string' || !METRIC_NAME.test(value)) return { kind: 'refused', message: 'name must be a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most 200 characters)' };
+    if (!exported(value)) return { kind: 'refused', message: `no metric named ${value}` };
+    names.add(value);
+  }
+  return { kind: 'named', names };
+}
+
+/**
+ * The Prometheus text of the selected families, in the registry's order and format, so that a
+ * scrape naming every family reads the same as one naming none. Only the selected families (and
+ * the siblings that fill them, SET_BY_SIBLING) are collected: an unasked family costs nothing.
+ */
+export async function renderMetrics(registry: Registry, selection: Exclude<MetricSelection, { kind: 'refused' }>): Promise<string> {
+  if (selection.kind === 'all') return registry.metrics();
+  const siblings = new Set<string>();
+  for (const name of selection.names) {
+    const sibling = SET_BY_SIBLING[name];
+    if (sibling !== undefined && !selection.names.has(sibling)) siblings.add(sibling);
+  }
+  // prom-client calls `collect` synchronously at the start of `get()`: the siblings' run first.
+  const filled = [...siblings].map((name) => registry.getSingleMetric(name)?.get());
+  const texts = registry
+    .getMetricsAsArray()
+    .filter((metric) => selection.names.has(metric.name))
+    .map((metric) => registry.getSingleMetricAsString(metric.name));
+  await Promise.all(filled);
+  return `${(await Promise.all(texts)).join('\n\n')}\n`;
+}
+
 export interface MetricsOptions {
   /** The longest event-loop stall (ms) since the previous call (src/ops/loopStalls.ts), read at each scrape. */
   loopStallMaxMs?: () => number;
