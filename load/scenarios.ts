@@ -93,6 +93,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     generatorNice,
     hubAutogroupNice: managed?.pid !== undefined ? (readAutogroupNice(managed.pid) ?? null) : null,
     relayWorkerAutogroupNice: workers.relay.pid !== undefined ? (readAutogroupNice(workers.relay.pid) ?? null) : null,
+    loadWorkersAutogroupNice: readAutogroupNice(process.pid) ?? null,
     pollMetrics: options.pollMetrics,
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),

@@ -4,60 +4,13 @@
  * arrive together are not all handled in the poll phase that could read them, every client is
  * still served, and idle connections cannot hold the others back.
  */
-import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
-import WebSocket from 'ws';
+import type { Socket as TcpSocket } from 'node:net';
 import { admitDecision } from '../src/live/firstReads';
 import type { Hub } from '../src/server';
 import { call } from './support/http';
 import { projectKey, startTestHub } from './support/hub';
+import { UPGRADE_REQUEST, answerOf, holdLoop, openRaw, rawTab } from './support/raw';
 import { eventually } from './support/wait';
-
-const WS_PATH = '/ws-assist/socket/';
-
-function holdLoop(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // the hub cannot run: what the clients send waits in the kernel
-  }
-}
-
-/** A raw TCP connection to the hub, connected, nothing sent yet. */
-function openRaw(hub: Hub): Promise<TcpSocket> {
-  const { hostname, port } = new URL(hub.url);
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(Number(port), hostname, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-const upgradeRequest = `GET ${WS_PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
-
-/** Resolves with what the hub answered, once its head is complete (or the connection closed). */
-function answerOf(socket: TcpSocket): Promise<string> {
-  let received = '';
-  return new Promise<string>((done) => {
-    socket.on('data', (chunk) => {
-      received += chunk.toString('latin1');
-      if (received.includes('\r\n\r\n')) done(received);
-    });
-    socket.on('close', () => done(received));
-    socket.on('error', () => undefined);
-  });
-}
-
-/** A tab's WebSocket straight to engine.io: the test writes the Socket.IO packets itself. */
-function rawTab(url: string, project: string, sessionId: string): WebSocket {
-  const { host } = new URL(url);
-  const query = new URLSearchParams({
-    peerId: `${project}-${sessionId}-t1`,
-    identity: 'session',
-    tabId: 't1',
-    sessionInfo: JSON.stringify({ sessionID: sessionId, timestamp: Date.now() }),
-    EIO: '4',
-    transport: 'websocket',
-  });
-  return new WebSocket(`ws://${host}${WS_PATH}?${query}`);
-}
 
 /**
  * Runs `send` in a check phase, holds the loop so that everything sent reaches the kernel, and
@@ -97,7 +50,7 @@ describe('first reads of new connections', () => {
     const answers = raws.map(answerOf);
     const readByThen = await inOnePollPhase(
       () => {
-        for (const raw of raws) raw.write(upgradeRequest);
+        for (const raw of raws) raw.write(UPGRADE_REQUEST);
       },
       () => upgradesRead,
     );
@@ -138,7 +91,7 @@ describe('first reads of new connections', () => {
     const answers = raws.map(answerOf);
     const readByThen = await inOnePollPhase(
       () => {
-        for (const raw of raws) raw.write(upgradeRequest);
+        for (const raw of raws) raw.write(UPGRADE_REQUEST);
       },
       () => upgradesRead,
     );
@@ -174,7 +127,7 @@ describe('first reads of new connections', () => {
     expect(resumes - before).toBeLessThanOrEqual(4);
     // A slow connection is still served when it finally sends.
     const answer = answerOf(raws[0] as TcpSocket);
-    (raws[0] as TcpSocket).write(upgradeRequest);
+    (raws[0] as TcpSocket).write(UPGRADE_REQUEST);
     expect((await answer).split('\r\n', 1)[0]).toBe('HTTP/1.1 101 Switching Protocols');
   });
 

@@ -5,61 +5,18 @@
  */
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { createServer, type Server as HttpServer } from 'node:http';
-import WebSocket from 'ws';
 import { MAX_HELD_READS, endsWithClientClose, paceLifecycle } from '../src/live/lifecyclePacing';
 import type { Hub } from '../src/server';
 import { call } from './support/http';
 import { projectKey, startTestHub } from './support/hub';
 import { connectTracker } from './support/live';
+import { UPGRADE_REQUEST, answerOf, holdLoop, openRaw, rawTab } from './support/raw';
 import { eventually } from './support/wait';
-
-const WS_PATH = '/ws-assist/socket/';
-
-/** Holds this process's event loop (the hub runs in it) so that what clients send meanwhile reaches the hub in one poll. */
-/** A tab's WebSocket straight to engine.io (no Socket.IO client): the test writes the Socket.IO packets itself. */
-function rawTab(url: string, project: string, sessionId: string): WebSocket {
-  const { host } = new URL(url);
-  const query = new URLSearchParams({
-    peerId: `${project}-${sessionId}-t1`,
-    identity: 'session',
-    tabId: 't1',
-    sessionInfo: JSON.stringify({ sessionID: sessionId, timestamp: Date.now() }),
-    EIO: '4',
-    transport: 'websocket',
-  });
-  return new WebSocket(`ws://${host}${WS_PATH}?${query}`);
-}
-
-function holdLoop(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until) {
-    // the hub cannot run: its sockets' data waits in the kernel
-  }
-}
-
-/** A raw TCP connection to the hub, connected, nothing sent yet. */
-function openRaw(hub: Hub): Promise<TcpSocket> {
-  const { hostname, port } = new URL(hub.url);
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(Number(port), hostname, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
 
 /** Sends an engine.io WebSocket upgrade request; resolves with the response head (or what came before the close). */
 function sendUpgrade(socket: TcpSocket): Promise<string> {
-  socket.write(
-    `GET ${WS_PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-  );
-  let received = '';
-  return new Promise<string>((done) => {
-    socket.on('data', (chunk) => {
-      received += chunk.toString('latin1');
-      if (received.includes('\r\n\r\n')) done(received);
-    });
-    socket.on('close', () => done(received));
-    socket.on('error', () => undefined);
-  });
+  socket.write(UPGRADE_REQUEST);
+  return answerOf(socket);
 }
 
 async function metricValue(hub: Hub, line: string): Promise<number | undefined> {

@@ -14,7 +14,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sleep } from './async';
-import { setAutogroupNice } from './hub';
+import { readAutogroupNice, setAutogroupNice } from './hub';
 import type { DashboardCollectResult, DashboardConnectArgs, DashboardConnectResult, DashboardMeasureArgs } from './dashboards';
 import type { RelayConnectArgs, RelayConnectResult, RelayRunArgs, RelayRunResult } from './relay';
 import type { RestRunArgs, RestRunResult } from './rest';
@@ -247,6 +247,19 @@ export function relayAutogroupNice(hubAutogroupNice: number | undefined, ownNice
   return hubAutogroupNice ?? ownNice;
 }
 
+/**
+ * The load workers stay in the caller's autogroup. When the hub's and the relay worker's groups get
+ * the bench's nice, the caller's group gets it too, for the run: three equal groups, so the hub and
+ * the load workers split the CPU evenly as they did before 30 November, all above other sessions'
+ * work. Left at 0 against two groups at -10, the REST clients waited 4.9 s of a 12.2 s mixed window
+ * for a CPU and searched at 3,363 req/s (docs/performance.md, "Fifth pass", "lead").
+ */
+function levelCallerGroup(nice: number): void {
+  const previous = readAutogroupNice(process.pid);
+  if (previous === undefined || previous === nice || !setAutogroupNice(process.pid, nice)) return;
+  process.once('exit', () => setAutogroupNice(process.pid, previous));
+}
+
 export async function startWorkerSet(
   trackerWorkers: number,
   restWorkers: number,
@@ -265,6 +278,7 @@ export async function startWorkerSet(
   // (load/lib/hub.ts), so that a pong it reads late because the load workers hold the CPU is not
   // counted as the hub's latency. In the caller's group with them, it waited 5.3 s of a 12 s mixed
   // window for a CPU once the hub's group had the bench's nice (docs/performance.md, "Fifth pass", relay).
+  if (relayGroupNice !== undefined) levelCallerGroup(relayGroupNice);
   const started = await Promise.allSettled(names.map((name) => LoadWorker.start(name, init, onErrors, name === 'relay' ? relayGroupNice : undefined)));
   const workers = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
   const failure = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
