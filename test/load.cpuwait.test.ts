@@ -12,8 +12,7 @@ import { delayBeyondInterval } from '../load/lib/relay';
 import { cpuWaitLine } from '../load/lib/report';
 import { LoadWorker, relayAutogroupNice, workerInit } from '../load/lib/workers';
 import { parseOptions } from '../load/lib/options';
-import type { Hub } from '../src/server';
-import { API_KEY, startTestHub } from './support/hub';
+import { API_KEY, sharedTestHub } from './support/hub';
 
 describe("the bench's wait-for-a-CPU figures", () => {
   it('reads run and wait time (ns) from a schedstat line, and refuses anything else', () => {
@@ -90,17 +89,11 @@ describe("the bench's wait-for-a-CPU figures", () => {
   });
 
   describe('against a real hub', () => {
-    let hub: Hub;
-    beforeAll(async () => {
-      hub = await startTestHub();
-    });
-    afterAll(async () => {
-      await hub.shutdown();
-    });
+    const hub = sharedTestHub();
 
     it("records the hub's and the orchestrator's main-thread wait over an observed phase", async () => {
       // The test hub runs in this process, so its pid is ours.
-      const recorder = new PhaseRecorder({ url: hub.url, apiKey: API_KEY, pid: process.pid }, () => []);
+      const recorder = new PhaseRecorder({ url: hub().url, apiKey: API_KEY, pid: process.pid }, () => []);
       await recorder.observe('busy', async () => {
         const until = Date.now() + 20;
         while (Date.now() < until) {

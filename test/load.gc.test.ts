@@ -4,8 +4,7 @@
  * (docs/performance.md, "Fourth pass"), so each phase reports the hub's GC from its /metrics.
  */
 import { describeGc, gcBetween, parsePrometheusText, scrapeMetrics } from '../load/lib/hub';
-import type { Hub } from '../src/server';
-import { API_KEY, startTestHub } from './support/hub';
+import { API_KEY, sharedTestHub } from './support/hub';
 import { eventually } from './support/wait';
 
 /** prom-client's exposition of `nodejs_gc_duration_seconds` with the given counts per kind and bucket. */
@@ -59,13 +58,7 @@ describe("the bench's GC figures between two scrapes", () => {
   });
 
   describe('against a real hub', () => {
-    let hub: Hub;
-    beforeAll(async () => {
-      hub = await startTestHub();
-    });
-    afterAll(async () => {
-      await hub.shutdown();
-    });
+    const hub = sharedTestHub();
 
     it("the bench's scrape keeps the GC samples, and the scavenges the hub's process runs show up", async () => {
       // The hub runs in this process: young garbage made here is scavenged there.
@@ -75,11 +68,11 @@ describe("the bench's GC figures between two scrapes", () => {
         keep = [];
       };
       // prom-client shows a GC kind once it has observed one.
-      let before = await scrapeMetrics(hub.url, API_KEY);
+      let before = await scrapeMetrics(hub().url, API_KEY);
       await eventually(
         async () => {
           garbage();
-          before = await scrapeMetrics(hub.url, API_KEY);
+          before = await scrapeMetrics(hub().url, API_KEY);
           return (before?.gc.size ?? 0) > 0;
         },
         () => 'no nodejs_gc_duration_seconds sample in the scrape',
@@ -88,7 +81,7 @@ describe("the bench's GC figures between two scrapes", () => {
       await eventually(
         async () => {
           garbage();
-          const after = await scrapeMetrics(hub.url, API_KEY);
+          const after = await scrapeMetrics(hub().url, API_KEY);
           gc = gcBetween(before?.gc ?? new Map(), after?.gc ?? new Map());
           return gc.minor > 0 && gc.minorMs > 0;
         },

@@ -5,8 +5,7 @@
  */
 import { type HubMetrics, scrapeMetrics, stallsBetween } from '../load/lib/hub';
 import { POLLED_METRICS } from '../load/scenarios';
-import type { Hub } from '../src/server';
-import { API_KEY, startTestHub } from './support/hub';
+import { API_KEY, sharedTestHub } from './support/hub';
 import { eventually } from './support/wait';
 
 const bounds = [0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, Number.POSITIVE_INFINITY];
@@ -23,16 +22,10 @@ describe("the bench's stall figures between two scrapes", () => {
   });
 
   describe('against a real hub', () => {
-    let hub: Hub;
-    beforeAll(async () => {
-      hub = await startTestHub();
-    });
-    afterAll(async () => {
-      await hub.shutdown();
-    });
+    const hub = sharedTestHub();
 
     it('a poll gets only the polled families', async () => {
-      const poll = await scrapeMetrics(hub.url, API_KEY, POLLED_METRICS);
+      const poll = await scrapeMetrics(hub().url, API_KEY, POLLED_METRICS);
       expect(poll?.hub['hub_connections{role="session"}']).toBe(0);
       expect(poll?.hub.hub_live_sessions).toBe(0);
       expect(poll?.hub.hub_event_loop_stall_max_seconds).toBeDefined();
@@ -42,7 +35,7 @@ describe("the bench's stall figures between two scrapes", () => {
     });
 
     it('a stall that a poll has read (and reset) still counts between the phase’s two full scrapes', async () => {
-      const before = await scrapeMetrics(hub.url, API_KEY);
+      const before = await scrapeMetrics(hub().url, API_KEY);
       // The hub runs in this process: holding this loop holds the hub's.
       const until = performance.now() + 170;
       while (performance.now() < until) {
@@ -51,12 +44,12 @@ describe("the bench's stall figures between two scrapes", () => {
       let polled = 0;
       await eventually(
         async () => {
-          polled = Math.max(polled, (await scrapeMetrics(hub.url, API_KEY, POLLED_METRICS))?.hub.hub_event_loop_stall_max_seconds ?? 0);
+          polled = Math.max(polled, (await scrapeMetrics(hub().url, API_KEY, POLLED_METRICS))?.hub.hub_event_loop_stall_max_seconds ?? 0);
           return polled >= 0.15;
         },
         () => `the poll saw a stall of ${polled} s`,
       );
-      const after = await scrapeMetrics(hub.url, API_KEY);
+      const after = await scrapeMetrics(hub().url, API_KEY);
       // The gauge was taken by the poll; the histogram was not.
       expect(after?.loopStallMaxSeconds).toBeLessThan(0.15);
       const stalls = stallsBetween(before?.stallBuckets ?? [], after?.stallBuckets ?? []);

@@ -20,6 +20,24 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Hu
   return startHub(config);
 }
 
+/**
+ * A hub for the enclosing describe block: started before its tests, shut down after them. Call it
+ * in the block's body; the getter returns the running hub.
+ */
+export function sharedTestHub(env: Record<string, string> = {}): () => Hub {
+  let hub: Hub | undefined;
+  beforeAll(async () => {
+    hub = await startTestHub(env);
+  });
+  afterAll(async () => {
+    await hub?.shutdown();
+  });
+  return () => {
+    if (hub === undefined) throw new Error('the shared test hub is not running');
+    return hub;
+  };
+}
+
 /** A 20-character project key from a short name (letters/digits only: `-` separates peerId parts). */
 export function projectKey(name: string): string {
   return `${name.replace(/[^A-Za-z0-9]/g, '')}${'0'.repeat(20)}`.slice(0, 20);
