@@ -35,19 +35,28 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const hub = await startHub(withDevKey(config, (msg) => logger.warn(msg)), { logger });
+  const started = startHub(withDevKey(config, (msg) => logger.warn(msg)), { logger });
+  // Installed before the hub starts: installed after, they left a window, right after "hub
+  // listening" was written, in which a SIGTERM ended the process by its default action, without a
+  // drain. A signal while the hub starts stops it once started (every wait of startHub is bounded).
   const stop = (signal: string) => {
     logger.info({ signal }, 'signal received');
-    hub.shutdown().then(
-      () => exitAfterFlush(logger, 0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        exitAfterFlush(logger, 1);
-      },
+    started.then(
+      (hub) =>
+        hub.shutdown().then(
+          () => exitAfterFlush(logger, 0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            exitAfterFlush(logger, 1);
+          },
+        ),
+      // A start that failed exits through main's catch.
+      () => undefined,
     );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  await started;
 }
 
 main().catch((err: unknown) => {

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { API_KEY, JWT_SECRET, closeAllPeers, connectAgent, connectTracker, newSessionId, projectKey } from './support/live';
 import type { Hub } from '../src/server';
-import { eventually, scaled } from './support/wait';
+import { eventually, orAfter, scaled } from './support/wait';
 
 const ROOT = resolve(__dirname, '..');
 const SHUTDOWN_TIMEOUT_MS = 2000;
@@ -24,9 +24,9 @@ interface Child {
 
 const children: Child[] = [];
 
-function startChild(env: Record<string, string>): Child {
+function startChild(env: Record<string, string>, nodeOptions: string[] = []): Child {
   // `node --import tsx` keeps the hub in this one process: signals reach it directly.
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+  const proc = spawn(process.execPath, [...nodeOptions, '--import', 'tsx', 'src/index.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -162,8 +162,20 @@ describe('shutdown with a closed stdout', () => {
     // The reader of the hub's stdout goes away, as pino-pretty does on Ctrl-C.
     child.proc.stdout?.destroy();
     child.proc.kill('SIGTERM');
-    const exit = await Promise.race([child.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), scaled(SHUTDOWN_TIMEOUT_MS + 5000)))]);
+    const exit = await orAfter(child.exited, SHUTDOWN_TIMEOUT_MS + 5000, 'hung' as const);
     expect(exit).toMatchObject({ signal: null });
+  }, 30_000);
+});
+
+describe('a signal the moment the hub says it listens', () => {
+  test('SIGTERM sent from inside the write of "hub listening": a graceful stop, exit 0', async () => {
+    // The handlers were once installed only after that line: a supervisor (or a test) that signalled
+    // on reading it could end the hub by SIGTERM's default action, with no drain.
+    const child = startChild({}, ['--require', resolve(__dirname, 'support/signalAtListening.cjs')]);
+    const exit = await orAfter(child.exited, START_TIMEOUT_MS + SHUTDOWN_TIMEOUT_MS + 3000, 'hung' as const);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(child.stdout.some((l) => l.includes('"hub listening"'))).toBe(true);
+    expect(child.stdout.some((l) => l.includes('"hub stopped"'))).toBe(true);
   }, 30_000);
 });
 
