@@ -9,7 +9,7 @@ import type { SessionsDiff, SubscribeAck } from '../src/protocol';
 import type { Hub } from '../src/server';
 import { API_KEY, JWT_SECRET, projectKey, startTestHub } from './support/hub';
 import { connectTracker } from './support/live';
-import { eventually, pause, scaled } from './support/wait';
+import { eventually, orAfter, pause } from './support/wait';
 
 const OTHER_KEY = 'other-api-key-0002';
 
@@ -187,7 +187,7 @@ describe('dashboard hardening', () => {
     s.on('error', (e: unknown) => errors.push(e));
     const gone = new Promise<string>((resolve) => s.once('disconnect', (reason) => resolve(reason)));
     expect(await ask(s, { projectKey: project })).toMatchObject({ ok: true });
-    expect(await Promise.race([gone, new Promise((r) => setTimeout(() => r('still connected'), scaled(4000)))])).toBe('io server disconnect');
+    expect(await orAfter(gone, 4000, 'still connected')).toBe('io server disconnect');
     expect(errors).toEqual([expect.objectContaining({ code: 'TOKEN_EXPIRED' })]);
   });
 });

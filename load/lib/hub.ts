@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { sleep } from './async';
+import { settleWithin, sleep } from './async';
 import { httpRequest, isRecord } from './http';
 
 export interface ManagedHubOptions {
@@ -108,10 +108,10 @@ export class ManagedHub {
   async stop(graceMs = 5000): Promise<void> {
     if (this.exitDescription !== undefined || this.child.pid === undefined) return;
     signalGroup(this.child.pid, 'SIGTERM');
-    await Promise.race([this.exited, sleep(graceMs)]);
+    await settleWithin(this.exited, graceMs);
     if (this.exitDescription === undefined) {
       signalGroup(this.child.pid, 'SIGKILL');
-      await Promise.race([this.exited, sleep(2000)]);
+      await settleWithin(this.exited, 2000);
     }
   }
 

@@ -13,7 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { sleep } from './async';
+import { settleWithin } from './async';
 import { readAutogroupNice, setAutogroupNice } from './hub';
 import type { DashboardCollectResult, DashboardConnectArgs, DashboardConnectResult, DashboardMeasureArgs } from './dashboards';
 import type { RelayConnectArgs, RelayConnectResult, RelayRunArgs, RelayRunResult } from './relay';
@@ -216,10 +216,10 @@ export class LoadWorker {
     if (this.exitedWith !== undefined) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     if (this.child.connected) this.child.disconnect();
-    await Promise.race([exited, sleep(graceMs)]);
+    await settleWithin(exited, graceMs);
     if (this.exitedWith !== undefined) return;
     this.kill();
-    await Promise.race([exited, sleep(1000)]);
+    await settleWithin(exited, 1000);
   }
 
   kill(): void {

@@ -25,6 +25,23 @@ export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, scaled(ms)));
 }
 
+/**
+ * `promise`'s value, or `timedOut` once `ms` (scaled) have passed. The timer goes when the promise
+ * wins: a race with a bare setTimeout leaves it pending, and a pending timer holds the jest worker
+ * past the end of the run ("A worker process has failed to exit gracefully").
+ */
+export async function orAfter<T, U>(promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<U>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), scaled(ms));
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The check's own source, on one line: what `eventually` was waiting for. */
 function sourceOf(check: () => unknown): string {
   const text = String(check).replace(/\s+/g, ' ').replace(/^(async )?\(\) => /, '');
