@@ -47,6 +47,8 @@ function timestampForFile(date: Date): string {
 }
 
 async function main(): Promise<number> {
+  // Before the build, the hub and the workers: the figure says how busy the box was, not the bench.
+  const loadAverage1m = Number(os.loadavg()[0]?.toFixed(2));
   let options: BenchOptions;
   try {
     options = parseOptions(process.argv.slice(2));
@@ -57,9 +59,9 @@ async function main(): Promise<number> {
     return error.message === '' ? 0 : 2;
   }
 
-  if (options.scenario === 'mixed') return runMixed(options);
-  if (options.scenario === 'storm') return runStorm(options);
-  if (options.scenario === 'cluster3') return runCluster3(options);
+  if (options.scenario === 'mixed') return runMixed(options, loadAverage1m);
+  if (options.scenario === 'storm') return runStorm(options, loadAverage1m);
+  if (options.scenario === 'cluster3') return runCluster3(options, loadAverage1m);
 
   const startedAt = new Date();
   const outDir = path.resolve(REPO_ROOT, options.outDir);
@@ -83,7 +85,7 @@ async function main(): Promise<number> {
     failure: null,
     mode: managed ? 'managed' : 'url',
     hub: { url: options.url ?? '', command: null, commandNote: null, openFileLimit: null, logFile: null, heapSource: null },
-    machine: { cpus: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemoryBytes: os.totalmem() },
+    machine: { cpus: os.cpus().length, node: process.version, platform: `${os.platform()} ${os.release()}`, totalMemoryBytes: os.totalmem(), loadAverage1m },
     options: { ...options, skip: [...options.skip], apiKey: '(redacted)', jwtSecret: '(redacted)', trackerWorkers },
     steps: [],
     errors: {},
@@ -106,6 +108,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', interrupt);
 
   try {
+    log(`load average (1 min) before the bench started anything: ${loadAverage1m}`);
     let hubUrl: string;
     let hubCommand = '';
     if (managed) {
@@ -121,6 +124,7 @@ async function main(): Promise<number> {
       log(`hub: ${choice.command}  (${choice.note.split('\n')[0]})`);
       if (choice.note.includes('\n')) log(choice.note.split('\n').slice(1).map((line) => `  ${line}`).join('\n'));
       log(`hub: started per step as bash -c 'ulimit -n ${options.openFileLimit}; exec ${choice.command}', log ${path.relative(REPO_ROOT, result.hub.logFile)}`);
+      if (Object.keys(options.hubEnv).length > 0) log(`hub: --hub-env ${JSON.stringify(options.hubEnv)}`);
     } else {
       hubUrl = options.url as string;
       log(`hub: driving the running hub at ${hubUrl} (no restarts: steps ramp up)`);
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
           jwtSecret: options.jwtSecret,
           openFileLimit: options.openFileLimit,
           logFile: result.hub.logFile as string,
+          env: options.hubEnv,
           ...(options.hubAutogroupNice !== undefined ? { autogroupNice: options.hubAutogroupNice } : {}),
         });
         running.hub = hub;

@@ -318,7 +318,8 @@ const mib = (bytes: number | null | undefined): string => fmt((bytes ?? Number.N
 const perHub = (hubs: HubWindow[], pick: (hub: HubWindow) => string): string => hubs.map(pick).join(' / ');
 const gcOf = (hub: HubWindow): string => `${hub.gc.major}x ${fmt(hub.gc.majorMs, 0)} + ${fmt(hub.gc.minorMs, 0)} ms, ${hub.gc.over10ms} > 10 ms, ${hub.gc.over100ms} > 100 ms`;
 
-export async function runCluster3(options: BenchOptions): Promise<number> {
+/** `loadAverage1m`: the box's, taken by the caller before it started anything (build, redis, hubs, workers). */
+export async function runCluster3(options: BenchOptions, loadAverage1m: number): Promise<number> {
   const tabs = options.steps[options.steps.length - 1] as number;
   const nodeCount = options.nodes;
   const perNode = Math.ceil(tabs / nodeCount);
@@ -380,7 +381,7 @@ export async function runCluster3(options: BenchOptions): Promise<number> {
       diffRates: options.diffRates,
       relay: options.skip.has('relay') ? null : { pairs: options.relayPairs, bytes: options.relayBytes, pauseMs: options.relayPauseMs, seconds: options.relayDurationMs / 1000 },
       cpus: os.cpus().length,
-      loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+      loadAverage1m,
       node: process.version,
     };
     log(`cluster3: conditions ${JSON.stringify(conditions)}`);

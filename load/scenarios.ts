@@ -38,8 +38,11 @@ interface Harness {
   close(): Promise<void>;
 }
 
-/** Hub (started here unless --url) and workers, ready for `tabs` tracker tabs. */
-async function startHarness(options: BenchOptions, tabs: number): Promise<Harness> {
+/**
+ * Hub (started here unless --url) and workers, ready for `tabs` tracker tabs. `loadAverage1m` is
+ * the box's, taken by the caller before it started anything (build, hub, workers).
+ */
+async function startHarness(options: BenchOptions, tabs: number, loadAverage1m: number): Promise<Harness> {
   const trackerWorkers = options.trackerWorkers ?? Math.max(1, Math.ceil(tabs / 10_000));
   let managed: ManagedHub | undefined;
   let url = options.url;
@@ -98,7 +101,7 @@ async function startHarness(options: BenchOptions, tabs: number): Promise<Harnes
     hubOpenFileLimit: managed?.openFileLimit() ?? null,
     somaxconn: readNumber('/proc/sys/net/core/somaxconn'),
     cpus: os.cpus().length,
-    loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+    loadAverage1m,
     node: process.version,
   };
   return {
@@ -314,9 +317,9 @@ async function connectAll(harness: Harness, options: BenchOptions, tabs: number)
 
 // --- storm --------------------------------------------------------------------------------
 
-export async function runStorm(options: BenchOptions): Promise<number> {
+export async function runStorm(options: BenchOptions, loadAverage1m: number): Promise<number> {
   const tabs = options.steps[options.steps.length - 1] as number;
-  const harness = await startHarness(options, tabs);
+  const harness = await startHarness(options, tabs, loadAverage1m);
   const expectedSessions = sessionCountForTabs(tabs);
   try {
     log(`storm: conditions ${JSON.stringify(harness.conditions)}`);
@@ -435,9 +438,9 @@ export async function runStorm(options: BenchOptions): Promise<number> {
 
 // --- mixed --------------------------------------------------------------------------------
 
-export async function runMixed(options: BenchOptions): Promise<number> {
+export async function runMixed(options: BenchOptions, loadAverage1m: number): Promise<number> {
   const tabs = options.steps[options.steps.length - 1] as number;
-  const harness = await startHarness(options, tabs);
+  const harness = await startHarness(options, tabs, loadAverage1m);
   const { workers, recorder } = harness;
   try {
     log(`mixed: conditions ${JSON.stringify(harness.conditions)}`);

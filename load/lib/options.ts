@@ -76,7 +76,8 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
                            last --sessions step), storm (drop every tab, all reconnect at once),
                            cluster3 (--nodes hubs on one redis-server); see load/README.md
   --quick                  smoke test: 200 tabs, 2 projects, short phases, 5 dashboards (< 60 s)
-  --hub-env LIST           extra hub environment, K=V,K=V (e.g. LISTEN_BACKLOG=511)
+  --hub-env LIST           extra environment of the hubs the bench starts, K=V,K=V (e.g.
+                           LISTEN_BACKLOG=511); repeatable, a later value wins per name
   --generator NAME         lean (default: raw WebSocket tracker tabs, REST over net with pre-built
                            requests) or socketio (socket.io-client tabs, node:http REST: the
                            generator before Nov 30, kept for A/B); relay, agents and dashboards
@@ -132,22 +133,54 @@ function searchLimit(raw: string | undefined): number {
   return n;
 }
 
+const SWITCHES = new Set(['--quick', '--no-build', '--rest-gzip', '--help']);
+/** Options that may be given more than once; every other option given twice is refused. */
+const REPEATABLE = new Set(['--hub-env']);
+
+/**
+ * `--hub-env` lists, in the order given: one NAME=value map, a later value winning per name, so
+ * that a wrapper's defaults can be overridden by a later `--hub-env` on the same command line.
+ */
+export function parseHubEnv(lists: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const list of lists) {
+    for (const pair of list.split(',').map((part) => part.trim()).filter(Boolean)) {
+      const eq = pair.indexOf('=');
+      if (eq < 1 || !/^[A-Z][A-Z0-9_]*$/.test(pair.slice(0, eq))) throw new UsageError(`--hub-env: expected NAME=value, got ${pair}`);
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const flags = new Map<string, string>();
+  const repeated = new Map<string, string[]>();
   const switches = new Set<string>();
-  const SWITCHES = new Set(['--quick', '--no-build', '--rest-gzip', '--help']);
+  const setFlag = (flag: string, value: string): void => {
+    if (REPEATABLE.has(flag)) {
+      repeated.set(flag, [...(repeated.get(flag) ?? []), value]);
+      flags.set(flag, value);
+      return;
+    }
+    const before = flags.get(flag);
+    if (before !== undefined) throw new UsageError(`${flag} given twice (${before} and ${value}): give it once`);
+    flags.set(flag, value);
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${arg}`);
     const eq = arg.indexOf('=');
     if (eq > 0) {
-      flags.set(arg.slice(0, eq), arg.slice(eq + 1));
+      if (SWITCHES.has(arg.slice(0, eq))) throw new UsageError(`${arg.slice(0, eq)} takes no value, got ${arg}`);
+      setFlag(arg.slice(0, eq), arg.slice(eq + 1));
     } else if (SWITCHES.has(arg)) {
       switches.add(arg);
     } else {
       const value = argv[i + 1];
-      if (value === undefined) throw new UsageError(`${arg} needs a value`);
-      flags.set(arg, value);
+      // `--out --quick` is a forgotten value, not an output directory named --quick.
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`${arg} needs a value`);
+      setFlag(arg, value);
       i += 1;
     }
   }
@@ -166,17 +199,19 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
   if (!(GENERATORS as readonly string[]).includes(generatorRaw)) throw new UsageError(`--generator must be one of ${GENERATORS.join(', ')}, got ${generatorRaw}`);
   const pollMetricsRaw = flags.get('--poll-metrics') ?? 'named';
   if (!(POLL_METRICS as readonly string[]).includes(pollMetricsRaw)) throw new UsageError(`--poll-metrics must be one of ${POLL_METRICS.join(', ')}, got ${pollMetricsRaw}`);
-  const hubEnv: Record<string, string> = {};
-  for (const pair of (flags.get('--hub-env') ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
-    const eq = pair.indexOf('=');
-    if (eq < 1 || !/^[A-Z][A-Z0-9_]*$/.test(pair.slice(0, eq))) throw new UsageError(`--hub-env: expected NAME=value, got ${pair}`);
-    hubEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  const hubEnv = parseHubEnv(repeated.get('--hub-env') ?? []);
   const number = (flag: string, fallback: number, min = 0): number => {
     const raw = flags.get(flag);
     if (raw === undefined) return fallback;
     const value = Number(raw);
     if (!Number.isFinite(value) || value < min) throw new UsageError(`${flag} must be a number >= ${min}, got ${raw}`);
+    return value;
+  };
+  const niceValue = (flag: string, min: number): number | undefined => {
+    const raw = flags.get(flag);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > 19) throw new UsageError(`${flag} must be an integer from ${min} to 19, got ${raw}`);
     return value;
   };
   const seconds = (flag: string, fallback: number): number => Math.round(number(flag, fallback, 0.1) * 1000);
@@ -188,6 +223,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     } catch (error) {
       throw new UsageError(error instanceof Error ? error.message : String(error));
     }
+    // A running hub's settings and command are its own: these would be recorded and not applied.
+    for (const flag of ['--hub-env', '--hub-cmd']) {
+      if (flags.has(flag)) throw new UsageError(`${flag} applies to the hubs the bench starts, not to --url`);
+    }
+    if (scenario === 'cluster3') throw new UsageError('--scenario cluster3 starts its own hubs and redis-server: no --url');
   }
   const apiKey = flags.get('--api-key');
   const jwtSecret = flags.get('--jwt-secret');
@@ -221,8 +261,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     hubEnv,
     generator: generatorRaw as Generator,
-    generatorNice: Math.min(19, Math.floor(number('--generator-nice', 0, 0))),
-    hubAutogroupNice: flags.has('--hub-autogroup-nice') ? Math.min(19, Math.floor(number('--hub-autogroup-nice', 0, -20))) : undefined,
+    generatorNice: niceValue('--generator-nice', 0) ?? 0,
+    hubAutogroupNice: niceValue('--hub-autogroup-nice', -20),
     pollMetrics: pollMetricsRaw as PollMetrics,
     relayBytes: Math.floor(number('--relay-bytes', mixed || cluster3 ? 1024 : 0, 0)),
     nodes: Math.floor(number('--nodes', 3, 1)),

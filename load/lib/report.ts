@@ -44,7 +44,8 @@ export interface BenchResult {
     logFile: string | null;
     heapSource: GcResult['source'] | null;
   };
-  machine: { cpus: number; node: string; platform: string; totalMemoryBytes: number };
+  /** loadAverage1m: the box's 1-minute load average before the bench started anything (build, hub, workers). */
+  machine: { cpus: number; node: string; platform: string; totalMemoryBytes: number; loadAverage1m: number };
   options: Record<string, unknown>;
   steps: StepResult[];
   errors: ErrorCountsJson;
