@@ -113,20 +113,63 @@ describe('hub_event_loop_stalls_seconds', () => {
     return counts;
   }
 
-  it('counts each stall once, in its bucket, for every scraper alike', async () => {
-    const before = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
-    blockLoop(BLOCK_MS);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // Two scrapers in a row: the gauge would give the stall to the first only.
-    const first = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
-    const second = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
-    const grew = (after: Map<string, number>, bound: string): number => (after.get(bound) ?? Number.NaN) - (before.get(bound) ?? Number.NaN);
-    for (const after of [first, second]) {
-      // The 300 ms stall is over 0.25 s and within 0.5 s; the scrapes themselves may add short ones.
-      expect(grew(after, '0.5') - grew(after, '0.25')).toBe(1);
-      expect(grew(after, 'count')).toBeGreaterThanOrEqual(1);
+  /**
+   * The loop's gaps of at least `minMs` while `work` runs, seen by a timer of the test's own: the
+   * hub's loop is this process's loop, so a gap here is a stall there too.
+   */
+  async function gapsDuring(minMs: number, work: () => Promise<void>): Promise<number[]> {
+    const gaps: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      if (now - last >= minMs) gaps.push(Math.round(now - last));
+      last = now;
+    }, 5);
+    try {
+      await work();
+    } finally {
+      clearInterval(timer);
     }
-    expect(second.get('0.5')).toBe(first.get('0.5'));
+    const tail = performance.now() - last;
+    if (tail >= minMs) gaps.push(Math.round(tail));
+    return gaps;
+  }
+
+  it('counts each stall once, in its bucket, for every scraper alike', async () => {
+    // On a busy box the process itself may wait for a CPU for 250 ms or more (jest under load, or
+    // a scrape's own work at a low priority): a stall as real as the test's own, in the same bucket.
+    // The counts are exact only over a window with no other such gap, so a window with one is
+    // measured again.
+    const windows: number[][] = [];
+    for (let attempt = 1; ; attempt++) {
+      let before = new Map<string, number>();
+      let first = new Map<string, number>();
+      let second = new Map<string, number>();
+      const gaps = await gapsDuring(200, async () => {
+        before = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+        blockLoop(BLOCK_MS);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Two scrapers in a row: the gauge would give the stall to the first only.
+        first = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+        second = stallBuckets((await call(hub.url, '/metrics', { key: null })).text);
+      });
+      windows.push(gaps);
+      // Only the test's own 300 ms, well inside its bucket (0.25, 0.5]: a quiet window.
+      const quiet = gaps.length === 1 && (gaps[0] as number) < 450;
+      if (!quiet) {
+        if (attempt < 5) continue;
+        throw new Error(`no quiet window in ${attempt} attempts: gaps of 200 ms or more in each ${JSON.stringify(windows)}`);
+      }
+      const grew = (after: Map<string, number>, bound: string): number => (after.get(bound) ?? Number.NaN) - (before.get(bound) ?? Number.NaN);
+      for (const after of [first, second]) {
+        // Counted once, in (0.25, 0.5]; shorter stalls (a scrape's own) may come with it.
+        expect(grew(after, '0.5') - grew(after, '0.25')).toBe(1);
+        expect(grew(after, 'count')).toBeGreaterThanOrEqual(1);
+      }
+      // Read twice, forgotten by neither read: every count is cumulative.
+      for (const [bound, count] of first) expect(second.get(bound)).toBeGreaterThanOrEqual(count);
+      return;
+    }
   });
 });
 
