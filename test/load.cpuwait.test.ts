@@ -6,10 +6,10 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { ManagedHub, parseAutogroupNice, parseSchedstat, readAutogroupNice, readMainThreadSched } from '../load/lib/hub';
-import { PhaseRecorder } from '../load/lib/phases';
+import { ManagedHub, parseAutogroupNice, parseProcStatCpu, parseSchedstat, readAutogroupNice, readBoxCpu, readMainThreadSched } from '../load/lib/hub';
+import { PhaseRecorder, boxIdleShare, threadTimeSplit } from '../load/lib/phases';
 import { delayBeyondInterval } from '../load/lib/relay';
-import { cpuWaitLine } from '../load/lib/report';
+import { cpuWaitLine, renderPhases, threadSplitCell } from '../load/lib/report';
 import { LoadWorker, relayAutogroupNice, workerInit } from '../load/lib/workers';
 import { parseOptions } from '../load/lib/options';
 import { API_KEY, sharedTestHub } from './support/hub';
@@ -27,6 +27,32 @@ describe("the bench's wait-for-a-CPU figures", () => {
     expect(cpuWaitLine(phase as never)).toBe('hub 3657, relay 3628, rest-1 2951');
     expect(cpuWaitLine({ durationMs: 10_000, mainThreadWaitMsByProcess: {} } as never)).toBe('-');
     expect(cpuWaitLine(undefined)).toBe('-');
+  });
+
+  it("reads the machine's total and idle ticks from /proc/stat's first line, and refuses anything else", () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is already in user.
+    expect(parseProcStatCpu('cpu  100 5 40 800 20 1 4 0 7 0\ncpu0 50 2 20 400 10 0 2 0 0 0\n')).toEqual({ totalTicks: 970, idleTicks: 820 });
+    expect(parseProcStatCpu('cpu0 50 2 20 400 10 0 2 0 0 0\n')).toBeUndefined();
+    expect(parseProcStatCpu('cpu  1 2 x 4 5\n')).toBeUndefined();
+    expect(parseProcStatCpu('')).toBeUndefined();
+    const box = readBoxCpu();
+    expect(box?.totalTicks).toBeGreaterThan(box?.idleTicks ?? Number.POSITIVE_INFINITY);
+  });
+
+  it('gives the idle share between two readings, null when one is missing or no time passed', () => {
+    expect(boxIdleShare({ totalTicks: 1000, idleTicks: 300 }, { totalTicks: 1200, idleTicks: 350 })).toBe(0.25);
+    expect(boxIdleShare(undefined, { totalTicks: 1200, idleTicks: 350 })).toBeNull();
+    expect(boxIdleShare({ totalTicks: 1000, idleTicks: 300 }, { totalTicks: 1000, idleTicks: 300 })).toBeNull();
+  });
+
+  it('splits a window into on a CPU, waiting for one and sleeping (the rest, never below 0)', () => {
+    expect(threadTimeSplit(10_000, 6_200, 2_600)).toEqual({ onCpu: 0.62, waiting: 0.26, sleeping: expect.closeTo(0.12, 10) });
+    // Sampling edges can make run + wait a little longer than the window.
+    expect(threadTimeSplit(1_000, 800, 230)?.sleeping).toBe(0);
+    expect(threadTimeSplit(0, 1, 1)).toBeNull();
+    expect(threadSplitCell({ onCpu: 0.62, waiting: 0.26, sleeping: 0.12 })).toBe('62/26/12%');
+    expect(threadSplitCell(null)).toBe('-');
+    expect(threadSplitCell(undefined)).toBe('-');
   });
 
   it('gives a loop delay as the time beyond the monitor interval, never below 0', () => {
@@ -104,6 +130,12 @@ describe("the bench's wait-for-a-CPU figures", () => {
       expect(Object.keys(phase?.mainThreadWaitMsByProcess ?? {}).sort()).toEqual(['hub', 'orchestrator']);
       expect(phase?.mainThreadWaitMsByProcess.hub).toBeGreaterThanOrEqual(0);
       expect(cpuWaitLine(phase)).toMatch(/^hub \d+/);
+      // Busy for 20 ms of the phase: the main thread was on a CPU for some of it, and the box has a reading.
+      expect(phase?.hubMainThread?.onCpu).toBeGreaterThan(0);
+      expect(phase?.boxIdleShare).not.toBeNull();
+      const table = renderPhases({ phases: recorder.observations } as never);
+      expect(table).toContain('hub main: CPU/wait/sleep');
+      expect(table).toMatch(/busy .* \d+\/\d+\/\d+% +\d+%/);
     });
   });
 });

@@ -432,6 +432,30 @@ export function parseSchedstat(text: string): ThreadSchedStats | undefined {
   return { runMs: run / 1e6, waitMs: wait / 1e6 };
 }
 
+/** The machine's CPU time since boot, in clock ticks: all of it, and the part spent idle (idle + iowait). */
+export interface BoxCpuTicks {
+  totalTicks: number;
+  idleTicks: number;
+}
+
+/** The first line of `/proc/stat` ("cpu  user nice system idle iowait irq softirq steal ..."). */
+export function parseProcStatCpu(text: string): BoxCpuTicks | undefined {
+  const line = text.split('\n', 1)[0] ?? '';
+  const [label, ...fields] = line.trim().split(/\s+/);
+  const ticks = fields.slice(0, 8).map(Number);
+  if (label !== 'cpu' || ticks.length < 5 || ticks.some((tick) => !Number.isFinite(tick))) return undefined;
+  return { totalTicks: ticks.reduce((sum, tick) => sum + tick, 0), idleTicks: (ticks[3] ?? 0) + (ticks[4] ?? 0) };
+}
+
+/** The machine's CPU ticks from /proc/stat (Linux), or undefined. */
+export function readBoxCpu(): BoxCpuTicks | undefined {
+  try {
+    return parseProcStatCpu(fs.readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The main thread's scheduler figures of a local process (Linux with schedstats), or undefined. */
 export function readMainThreadSched(pid: number): ThreadSchedStats | undefined {
   try {

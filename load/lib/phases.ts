@@ -7,7 +7,7 @@
  * use shows whether the generator, rather than the hub, was the limit.
  */
 import { sleep } from './async';
-import { gcBetween, measureHeap, readMainThreadSched, readProcessStats, scrapeMetrics, stallsBetween, type GcResult, type GcWindow, type HubMetrics, type StallWindow } from './hub';
+import { type BoxCpuTicks, gcBetween, measureHeap, readBoxCpu, readMainThreadSched, readProcessStats, scrapeMetrics, stallsBetween, type GcResult, type GcWindow, type HubMetrics, type StallWindow } from './hub';
 import { sessionCountForTabs } from './population';
 import type { RelayRunResult } from './relay';
 import { REST_OPERATIONS, type RestOperation, type RestRunResult } from './rest';
@@ -66,11 +66,42 @@ export interface PhaseObservation {
    * "Fifth pass", relay).
    */
   mainThreadWaitMsByProcess: Record<string, number>;
+  /**
+   * Where the hub's main thread was during the phase, as shares of its duration: on a CPU, runnable
+   * and waiting for one, and the rest (sleeping in epoll: nothing to do). With the box's idle share,
+   * it tells a hub-bound phase (on a CPU throughout) from a box-bound one (waiting, box not idle)
+   * and from a pipeline bubble (sleeping while work is pending). Null without /proc.
+   */
+  hubMainThread: ThreadTimeSplit | null;
+  /** Share of the machine's CPU time (all cores) that was idle during the phase; null without /proc/stat. */
+  boxIdleShare: number | null;
   /** Change of every `hub_*` metric over the phase (only those that changed). */
   hubMetricChanges: Record<string, number>;
   /** The hub's GC during the phase (null when either scrape failed): one mark-compact can make a run's tail. */
   hubGc: GcWindow | null;
   errors: ErrorCountsJson;
+}
+
+/** Shares of a window a thread spent on a CPU, waiting for one, and neither (sleeping). */
+export interface ThreadTimeSplit {
+  onCpu: number;
+  waiting: number;
+  sleeping: number;
+}
+
+/** Splits a window of `durationMs` by a thread's run and wait time in it (ms); sleeping is the rest, never below 0. */
+export function threadTimeSplit(durationMs: number, runMs: number, waitMs: number): ThreadTimeSplit | null {
+  if (!(durationMs > 0) || !Number.isFinite(runMs) || !Number.isFinite(waitMs)) return null;
+  const onCpu = runMs / durationMs;
+  const waiting = waitMs / durationMs;
+  return { onCpu, waiting, sleeping: Math.max(0, 1 - onCpu - waiting) };
+}
+
+/** The idle share of the machine's CPU between two readings of /proc/stat, or null. */
+export function boxIdleShare(before: BoxCpuTicks | undefined, after: BoxCpuTicks | undefined): number | null {
+  if (before === undefined || after === undefined) return null;
+  const total = after.totalTicks - before.totalTicks;
+  return total > 0 ? (after.idleTicks - before.idleTicks) / total : null;
 }
 
 /** Observes phases and routes the errors workers report to the phase they belong to. */
@@ -116,12 +147,14 @@ export class PhaseRecorder {
       if (usage.systemCpuSeconds !== undefined) systemByProcess[worker.name] = usage.systemCpuSeconds;
     });
     const waitMsByProcess: Record<string, number> = {};
+    let hubMainRunMs: number | undefined;
     const pids: Array<[string, number | undefined]> = [['hub', this.hub.pid], ['orchestrator', process.pid], ...this.workers().map((worker): [string, number | undefined] => [worker.name, worker.pid])];
     for (const [name, pid] of pids) {
       const sched = pid === undefined ? undefined : readMainThreadSched(pid);
       if (sched !== undefined) waitMsByProcess[name] = sched.waitMs;
+      if (sched !== undefined && name === 'hub') hubMainRunMs = sched.runMs;
     }
-    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess, waitMsByProcess };
+    return { metrics, procCpuSeconds: proc?.cpuSeconds, generatorCpuSeconds, byProcess, systemByProcess, waitMsByProcess, hubMainRunMs, box: readBoxCpu(), at: performance.now() };
   }
 }
 
@@ -134,6 +167,11 @@ interface Sample {
   systemByProcess: Record<string, number>;
   /** Cumulative run-queue wait of each process's main thread (ms), by name (`hub` included). */
   waitMsByProcess: Record<string, number>;
+  /** Cumulative run time of the hub's main thread (ms), when the bench started the hub. */
+  hubMainRunMs: number | undefined;
+  box: BoxCpuTicks | undefined;
+  /** When the sample was taken (performance.now()): the /proc figures cover the time between samples. */
+  at: number;
 }
 
 /** What each process's cumulative figure grew by between two samples (a process missing from either is left out). */
@@ -173,10 +211,20 @@ function observation(phase: string, durationMs: number, before: Sample, after: S
     generatorCpuByProcess: cpuByProcess(before.byProcess, after.byProcess),
     generatorSystemCpuByProcess: cpuByProcess(before.systemByProcess, after.systemByProcess),
     mainThreadWaitMsByProcess: cpuByProcess(before.waitMsByProcess, after.waitMsByProcess),
+    hubMainThread: hubSplit(before, after),
+    boxIdleShare: boxIdleShare(before.box, after.box),
     hubMetricChanges,
     hubGc: before.metrics && after.metrics ? gcBetween(before.metrics.gc, after.metrics.gc) : null,
     errors,
   };
+}
+
+/** The hub main thread's split over the time between two samples (which brackets the phase and its scrapes). */
+function hubSplit(before: Sample, after: Sample): ThreadTimeSplit | null {
+  const waitBefore = before.waitMsByProcess.hub;
+  const waitAfter = after.waitMsByProcess.hub;
+  if (before.hubMainRunMs === undefined || after.hubMainRunMs === undefined || waitBefore === undefined || waitAfter === undefined) return null;
+  return threadTimeSplit(after.at - before.at, after.hubMainRunMs - before.hubMainRunMs, waitAfter - waitBefore);
 }
 
 const REQUEST_SLACK_MS = 30_000;

@@ -3,7 +3,7 @@
 /** The phase that disconnects every tab at once: a stress of its own, kept out of the step's worst-phase figures. */
 export const TEARDOWN_PHASE = 'disconnect all tabs';
 import type { GcResult } from './hub';
-import { phaseStallMs, type ConnectPhaseResult, type DiffPhaseResult, type MemoryResult, type PhaseObservation, type RelayPhaseResult, type RestPhaseResult } from './phases';
+import { phaseStallMs, type ConnectPhaseResult, type DiffPhaseResult, type MemoryResult, type PhaseObservation, type RelayPhaseResult, type RestPhaseResult, type ThreadTimeSplit } from './phases';
 import { REST_OPERATIONS, isSearchOperation } from './rest';
 import type { ErrorCountsJson, LatencySummary } from './stats';
 
@@ -171,8 +171,20 @@ export function renderPhases(step: StepResult): string {
     ms(phaseStallMs(phase)),
     `${Math.round((phase.generatorCpuSeconds / (phase.durationMs / 1000)) * 100)}%`,
     String(Object.values(phase.errors).reduce((sum, n) => sum + n, 0)),
+    threadSplitCell(phase.hubMainThread),
+    share(phase.boxIdleShare),
   ]);
-  return renderTable(['phase', 'sec', 'hub CPU', 'hub loop p99 ms', 'stall max ms', 'generator CPU', 'errors'], rows);
+  return renderTable(['phase', 'sec', 'hub CPU', 'hub loop p99 ms', 'stall max ms', 'generator CPU', 'errors', 'hub main: CPU/wait/sleep', 'box idle'], rows);
+}
+
+/** `62/26/12%`: the hub main thread on a CPU / waiting for one / sleeping ('-' when unknown, e.g. a results file from before). */
+export function threadSplitCell(split: ThreadTimeSplit | null | undefined): string {
+  if (split === null || split === undefined) return '-';
+  return `${Math.round(split.onCpu * 100)}/${Math.round(split.waiting * 100)}/${Math.round(split.sleeping * 100)}%`;
+}
+
+function share(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '-' : `${Math.round(value * 100)}%`;
 }
 
 /** Names of the generator processes seen in any phase, in order of first appearance. */
@@ -224,7 +236,7 @@ export function cpuWaitLine(phase: PhaseObservation | undefined): string {
 }
 
 export const PHASE_TABLE_NOTE =
-  'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below, with the kernel\'s part in brackets); hub loop p99 includes the 10 ms sampling interval; stall max is the hub\'s hub_event_loop_stall_max_seconds (prom-client\'s loop-lag max on a server without it).';
+  'CPU columns are % of one core (generator = all load workers together, without the orchestrator; by process in the table below, with the kernel\'s part in brackets); hub loop p99 includes the 10 ms sampling interval; stall max is the hub\'s hub_event_loop_stall_max_seconds (prom-client\'s loop-lag max on a server without it); hub main = the hub\'s main thread on a CPU / runnable but waiting for one / sleeping (nothing to do), as shares of the phase (schedstat); box idle = the machine\'s idle share of all its cores (/proc/stat). Waiting with the box not idle: box-bound; sleeping with work pending: a bubble.';
 
 export function renderErrors(result: BenchResult): string {
   const kinds = Object.keys(result.errors);
