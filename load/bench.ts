@@ -194,6 +194,7 @@ async function main(): Promise<number> {
       const connectResult = await recorder.observe('connect', () =>
         connectTrackers(workers, liveTabs, tabs, {
           concurrencyPerWorker: options.connectConcurrency,
+          startBatch: options.startBatch,
           connectTimeoutMs: options.connectTimeoutMs,
           deadlineMs: options.connectDeadlineMs,
         }),

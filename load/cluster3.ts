@@ -389,7 +389,7 @@ export async function runCluster3(options: BenchOptions, loadAverage1m: number):
     log(`connecting ${tabs} tabs, ${perNode} per node`);
     const connectStarted = performance.now();
     const connectPhase = await observed(nodes, redis, set.all, set.trackers, () =>
-      connectTrackers(set, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
+      connectTrackers(set, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, startBatch: options.startBatch, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
     );
     const connect = connectPhase.value;
     log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);

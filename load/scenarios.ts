@@ -91,6 +91,7 @@ async function startHarness(options: BenchOptions, tabs: number, loadAverage1m: 
     projects: options.projects,
     trackerWorkers,
     generator: options.generator,
+    startBatch: options.startBatch,
     hub: command ?? `running hub at ${url}`,
     hubEnv: options.hubEnv,
     generatorNice,
@@ -309,7 +310,7 @@ export function writeResult(options: BenchOptions, result: Record<string, unknow
 async function connectAll(harness: Harness, options: BenchOptions, tabs: number): Promise<number> {
   log(`connecting ${tabs} tabs (${sessionCountForTabs(tabs)} sessions) over ${options.projects} projects`);
   const connect = await harness.recorder.observe('connect', () =>
-    connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
+    connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: options.connectConcurrency, startBatch: options.startBatch, connectTimeoutMs: options.connectTimeoutMs, deadlineMs: options.connectDeadlineMs }),
   );
   log(`  ${connect.connected} connected (${connect.failed} failed) in ${(connect.elapsedMs / 1000).toFixed(1)} s`);
   return connect.liveTabs;
@@ -351,10 +352,10 @@ export async function runStorm(options: BenchOptions, loadAverage1m: number): Pr
     const overflowsBefore = listenOverflows();
     const refusedBefore = refusedTotal(drop.last);
     const perWorker = Math.ceil(tabs / harness.workers.trackers.length);
-    log(`reconnect storm: ${tabs} tabs at once (${perWorker} handshakes in flight per tracker worker)`);
+    log(`reconnect storm: ${tabs} tabs at once (${perWorker} handshakes in flight per tracker worker, started ${options.startBatch === 0 ? 'all in one loop' : `${options.startBatch} per turn`})`);
     const storm = await harness.recorder.observe('reconnect storm', async () => {
       const startedAt = performance.now();
-      const connecting = connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: perWorker, connectTimeoutMs: 30_000, deadlineMs: 60_000 });
+      const connecting = connectTrackers(harness.workers, 0, tabs, { concurrencyPerWorker: perWorker, startBatch: options.startBatch, connectTimeoutMs: 30_000, deadlineMs: 60_000 });
       const probe = probeHealth(harness.hub, connecting);
       const poll = await pollHub(harness.hub, startedAt, 250, 90_000, (m) => sessionConnections(m) === tabs && m.hub.hub_live_sessions === expectedSessions, connecting, polledMetrics(options));
       return { poll, connect: await connecting, healthMaxMs: (await probe).maxMs };

@@ -69,7 +69,7 @@ describe('the bench generator: what the hub receives', () => {
       const heads = async (generator: Generator): Promise<string[]> => {
         capture.heads.length = 0;
         const fleet = new TrackerFleet(connection(capture.url, pop), new ErrorCounts(), generator);
-        await fleet.connect({ fromTab: 0, toTab: 3, stride: 1, offset: 0, concurrency: 3, connectTimeoutMs: 300, deadlineMs: 5000 });
+        await fleet.connect({ fromTab: 0, toTab: 3, stride: 1, offset: 0, concurrency: 3, startBatch: 0, connectTimeoutMs: 300, deadlineMs: 5000 });
         return capture.heads.map(withoutKey).sort();
       };
       const socketIo = await heads('socketio');
@@ -169,7 +169,7 @@ describe('the bench generator against a real hub', () => {
     const snapshot = async (generator: Generator): Promise<unknown[]> => {
       const errors = new ErrorCounts();
       const fleet = new TrackerFleet(connection(hub.url, pop), errors, generator);
-      const result = await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, connectTimeoutMs: 5000, deadlineMs: 10_000 });
+      const result = await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, startBatch: 3, connectTimeoutMs: 5000, deadlineMs: 10_000 });
       expect(result.connected).toBe(TABS);
       await eventually(() => liveSessions() === sessionCountForTabs(TABS));
       const sessions = await sessionsOf(pop);
@@ -192,7 +192,7 @@ describe('the bench generator against a real hub', () => {
     const errors = new ErrorCounts();
     const fleet = new TrackerFleet(connection(hub.url, population()), errors, 'lean');
     try {
-      await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, connectTimeoutMs: 5000, deadlineMs: 10_000 });
+      await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, startBatch: 3, connectTimeoutMs: 5000, deadlineMs: 10_000 });
       await eventually(() => liveSessions() === sessionCountForTabs(TABS));
       // Ten ping intervals: a tab that did not answer would be closed after 200 ms.
       await pause(1000);
@@ -234,7 +234,7 @@ describe('the bench generator against a real hub', () => {
     const pop = population();
     const fleet = new TrackerFleet(connection(hub.url, pop), new ErrorCounts(), 'lean');
     try {
-      await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, connectTimeoutMs: 5000, deadlineMs: 10_000 });
+      await fleet.connect({ fromTab: 0, toTab: TABS, stride: 1, offset: 0, concurrency: 8, startBatch: 3, connectTimeoutMs: 5000, deadlineMs: 10_000 });
       const tab = tabIdentity(3, pop);
       const calls: Array<{ method: 'GET' | 'POST'; path: string; body?: string }> = [
         { method: 'GET', path: `/api/v1/${tab.projectKey}/assist/sessions` },

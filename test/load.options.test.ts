@@ -55,4 +55,10 @@ describe("the bench's options", () => {
     expect(usageError(['--generator-nice', '2.5'])).toBe('--generator-nice must be an integer from 0 to 19, got 2.5');
     expect(usageError(['--hub-autogroup-nice', '-21'])).toBe('--hub-autogroup-nice must be an integer from -20 to 19, got -21');
   });
+
+  it('starts tracker handshakes 64 per turn unless told otherwise; 0 is the old all-at-once start', () => {
+    expect(parseOptions([]).startBatch).toBe(64);
+    expect(parseOptions(['--start-batch', '0']).startBatch).toBe(0);
+    expect(usageError(['--start-batch', '-1'])).toBe('--start-batch must be a number >= 0, got -1');
+  });
 });

@@ -40,6 +40,8 @@ export interface BenchOptions {
   trackerWorkers: number | undefined;
   maxSocketsPerWorker: number;
   connectConcurrency: number;
+  /** Handshakes a tracker worker starts per turn of its loop (`--start-batch`; 0: all at once). */
+  startBatch: number;
   connectTimeoutMs: number;
   connectDeadlineMs: number;
   restDurationMs: number;
@@ -106,6 +108,9 @@ export const USAGE = `Usage: npx tsx load/bench.ts [options]
   --projects N             projects the tabs are spread over (default 20)
   --tracker-workers N      tracker worker processes (default: enough for <= 10000 tabs each)
   --connect-concurrency N  handshakes in flight per tracker worker (default 200)
+  --start-batch N          handshakes a tracker worker starts per turn of its event loop, so that
+                           the first ones write their requests while it starts the rest (default
+                           64; 0 = all in one synchronous loop, the generator before the sixth pass)
   --rest-duration S        seconds per REST operation and client count (default 4)
   --rest-concurrency N     concurrent REST clients (default 16)
   --rest-workers N         processes the REST clients are split over (default 2)
@@ -276,6 +281,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     trackerWorkers: trackerWorkersRaw !== undefined ? Math.floor(number('--tracker-workers', 1, 1)) : undefined,
     maxSocketsPerWorker: 15_000,
     connectConcurrency: Math.floor(number('--connect-concurrency', 200, 1)),
+    startBatch: Math.floor(number('--start-batch', 64, 0)),
     connectTimeoutMs: 20_000,
     connectDeadlineMs: quick ? 20_000 : 120_000,
     restDurationMs: seconds('--rest-duration', quick ? 1 : 4),

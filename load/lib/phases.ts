@@ -233,6 +233,8 @@ const REQUEST_SLACK_MS = 30_000;
 
 export interface ConnectOptions {
   concurrencyPerWorker: number;
+  /** Handshakes each worker starts per turn of its loop (0: all at once). */
+  startBatch: number;
   connectTimeoutMs: number;
   deadlineMs: number;
 }
@@ -262,6 +264,7 @@ export async function connectTrackers(workers: WorkerSet, fromTab: number, toTab
           stride: workers.trackers.length,
           offset,
           concurrency: options.concurrencyPerWorker,
+          startBatch: options.startBatch,
           connectTimeoutMs: options.connectTimeoutMs,
           deadlineMs: options.deadlineMs,
         },

@@ -25,6 +25,8 @@ export interface TrackerConnectArgs {
   offset: number;
   /** Handshakes in flight at once in this worker. */
   concurrency: number;
+  /** Handshakes started per turn of the worker's loop (0: all `concurrency` in one loop). */
+  startBatch: number;
   connectTimeoutMs: number;
   /** No new handshake is started after this many ms; the rest is reported as skipped. */
   deadlineMs: number;
@@ -122,7 +124,11 @@ export class TrackerFleet {
     const connectLatency = new LatencyHistogram();
     let connected = 0;
     let failed = 0;
-    const run = await runBounded(tabIndices, args.concurrency, startedAt + args.deadlineMs, async (tabIndex) => {
+    const run = await runBounded(
+      tabIndices,
+      args.concurrency,
+      startedAt + args.deadlineMs,
+      async (tabIndex) => {
       const openedAt = performance.now();
       try {
         await this.connectTab(tabIndex, args.connectTimeoutMs);
@@ -132,7 +138,9 @@ export class TrackerFleet {
         failed += 1;
         this.errors.add(`tracker.connect: ${describeError(error)}`);
       }
-    });
+      },
+      args.startBatch,
+    );
     if (run.skipped > 0) this.errors.add('tracker.connect: not started before the phase deadline', run.skipped);
     return {
       attempted: run.started,
