@@ -15,6 +15,12 @@ async function startTurns(items: number, concurrency: number, startBatch: number
   };
   setImmediate(tick);
   const started: number[] = [];
+  // No task ends before the last has started: a lane that finished early would take the next item
+  // itself, and the start order would no longer say which batch started what.
+  let releaseAll: () => void = () => undefined;
+  const allStarted = new Promise<void>((resolve) => {
+    releaseAll = resolve;
+  });
   try {
     await runBounded(
       Array.from({ length: items }, (_, i) => i),
@@ -22,7 +28,8 @@ async function startTurns(items: number, concurrency: number, startBatch: number
       Number.POSITIVE_INFINITY,
       async () => {
         started.push(turn);
-        await new Promise<void>((resolve) => setTimeout(resolve, 1));
+        if (started.length === items) releaseAll();
+        await allStarted;
       },
       startBatch,
     );
