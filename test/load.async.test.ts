@@ -3,7 +3,7 @@
  * a turn. A storm's tracker worker starts thousands of handshakes; started in one synchronous loop,
  * none of their sockets could write its request until all were started.
  */
-import { runBounded } from '../load/lib/async';
+import { orAfter, runBounded, settleWithin, withTimeout } from '../load/lib/async';
 
 /** The loop turn (counted by a chain of immediates) in which each task started. */
 async function startTurns(items: number, concurrency: number, startBatch: number): Promise<number[]> {
@@ -78,5 +78,24 @@ describe('runBounded', () => {
     expect(result).toEqual({ started: 25, skipped: 0 });
     expect(done.sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i));
     expect(most).toBe(6);
+  });
+});
+
+describe('orAfter and the waits built on it', () => {
+  const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+
+  it('gives the promise its value and leaves no timer behind when the promise wins', async () => {
+    const before = timers();
+    expect(await orAfter(Promise.resolve('value'), 60_000, 'late')).toBe('value');
+    await settleWithin(Promise.reject(new Error('ignored')), 60_000);
+    expect(await withTimeout(Promise.resolve(7), 60_000, 'seven')).toBe(7);
+    expect(timers()).toBe(before);
+  });
+
+  it('gives the fallback, or the timeout error, once the time is up', async () => {
+    const never = new Promise<never>(() => undefined);
+    expect(await orAfter(never, 5, 'late')).toBe('late');
+    await expect(settleWithin(never, 5)).resolves.toBeUndefined();
+    await expect(withTimeout(never, 5, 'the answer')).rejects.toThrow('the answer: no answer within 5 ms');
   });
 });

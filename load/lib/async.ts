@@ -5,29 +5,42 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Waits until `promise` settles or `ms` have passed, whichever comes first. Unlike a race with
- * `sleep`, it leaves no timer behind when the promise wins: a pending timer keeps a process that
- * is otherwise done (a jest worker after the bench's tests) alive until it fires.
+ * `promise`'s value, or `timedOut` once `ms` have passed, whichever comes first. The timer is
+ * cleared when the promise wins: a race with a bare `setTimeout` leaves it pending, and a pending
+ * timer keeps a process that is otherwise done (a jest worker after the bench's tests) alive until
+ * it fires.
  */
-export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+export async function orAfter<T, U>(promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
   let timer: NodeJS.Timeout | undefined;
-  const elapsed = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, ms));
+  const late = new Promise<U>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), Math.max(0, ms));
   });
   try {
-    await Promise.race([promise.then(() => undefined, () => undefined), elapsed]);
+    return await Promise.race([promise, late]);
   } finally {
     clearTimeout(timer);
   }
 }
 
+/** Waits until `promise` settles (either way) or `ms` have passed. */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  await orAfter(
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    ms,
+    undefined,
+  );
+}
+
+const TIMED_OUT: unique symbol = Symbol('timed out');
+
 /** Resolves with the promise's value, or rejects once `ms` have passed. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.round(ms)} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  const result = await orAfter(promise, ms, TIMED_OUT);
+  if (result === TIMED_OUT) throw new Error(`${what}: no answer within ${Math.round(ms)} ms`);
+  return result;
 }
 
 export interface BoundedRunResult {

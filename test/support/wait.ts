@@ -5,6 +5,8 @@
  * shared machine (README, "The two commands"). Speed is measured in load/, never here.
  */
 
+import { orAfter as orAfterMs } from '../../load/lib/async';
+
 function factorOf(raw: string | undefined): number {
   if (raw === undefined || raw === '') return 1;
   const factor = Number(raw);
@@ -25,21 +27,9 @@ export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, scaled(ms)));
 }
 
-/**
- * `promise`'s value, or `timedOut` once `ms` (scaled) have passed. The timer goes when the promise
- * wins: a race with a bare setTimeout leaves it pending, and a pending timer holds the jest worker
- * past the end of the run ("A worker process has failed to exit gracefully").
- */
-export async function orAfter<T, U>(promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<U>((resolve) => {
-    timer = setTimeout(() => resolve(timedOut), scaled(ms));
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** `promise`'s value, or `timedOut` once `ms` (scaled) have passed; the timer goes when the promise wins. */
+export function orAfter<T, U>(promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
+  return orAfterMs(promise, scaled(ms), timedOut);
 }
 
 /** The check's own source, on one line: what `eventually` was waiting for. */
