@@ -27,6 +27,29 @@ function inOnePollPhase(send: () => void, count: () => number): Promise<number> 
   });
 }
 
+/** The hub's accepted sockets, and how many upgrade requests it has read, from now on. */
+function watchFirstReads(live: Hub): { accepted: TcpSocket[]; upgradesRead: () => number } {
+  const accepted: TcpSocket[] = [];
+  let upgradesRead = 0;
+  live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+  // After the hub's own listeners: it runs where the request is read.
+  live.httpServer.on('upgrade', () => upgradesRead++);
+  return { accepted, upgradesRead: () => upgradesRead };
+}
+
+/**
+ * Every raw socket writes its upgrade request in one check phase: the requests the hub read in the
+ * poll phase that could read them all, and the status line of each answer.
+ */
+async function upgradeTogether(raws: readonly TcpSocket[], upgradesRead: () => number): Promise<{ readByThen: number; statusLines: string[] }> {
+  const answers = raws.map(answerOf);
+  const readByThen = await inOnePollPhase(() => {
+    for (const raw of raws) raw.write(UPGRADE_REQUEST);
+  }, upgradesRead);
+  const statusLines = (await Promise.all(answers)).map((head) => head.split('\r\n', 1)[0] as string);
+  return { readByThen, statusLines };
+}
+
 describe('first reads of new connections', () => {
   let hub: Hub | undefined;
   const raws: TcpSocket[] = [];
@@ -40,31 +63,19 @@ describe('first reads of new connections', () => {
     // Places that never expire: on a loaded machine the setup alone can outlast the default 100 ms.
     hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '3', FIRST_READ_EXPIRE_MS: '60000' });
     const live = hub;
-    const accepted: TcpSocket[] = [];
-    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
-    let upgradesRead = 0;
-    // After the hub's own listeners: it runs where the request is read.
-    live.httpServer.on('upgrade', () => upgradesRead++);
+    const { accepted, upgradesRead } = watchFirstReads(live);
     for (let i = 0; i < 12; i++) raws.push(await openRaw(live));
     await eventually(() => accepted.length === 12, () => `accepted ${accepted.length}`);
-    const answers = raws.map(answerOf);
-    const readByThen = await inOnePollPhase(
-      () => {
-        for (const raw of raws) raw.write(UPGRADE_REQUEST);
-      },
-      () => upgradesRead,
-    );
+    const { readByThen, statusLines } = await upgradeTogether(raws, upgradesRead);
     // Without the gate the poll phase reads all 12.
     expect(readByThen).toBe(3);
-    const heads = await Promise.all(answers);
-    expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+    expect(statusLines).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
   });
 
   test('connections left idle hold back a new one only until their places expire', async () => {
     hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
     const live = hub;
-    const accepted: TcpSocket[] = [];
-    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
+    const { accepted } = watchFirstReads(live);
     // Two connections that never send anything take both places.
     for (let i = 0; i < 2; i++) raws.push(await openRaw(live));
     await eventually(() => accepted.length === 2, () => `accepted ${accepted.length}`);
@@ -76,10 +87,7 @@ describe('first reads of new connections', () => {
   test('a connection whose place expired is paused again behind the others, and still served', async () => {
     hub = await startTestHub({ MAX_UNREAD_CONNECTIONS: '2' });
     const live = hub;
-    const accepted: TcpSocket[] = [];
-    live.httpServer.on('connection', (socket: TcpSocket) => accepted.push(socket));
-    let upgradesRead = 0;
-    live.httpServer.on('upgrade', () => upgradesRead++);
+    const { accepted, upgradesRead } = watchFirstReads(live);
     const reading = (socket: TcpSocket | undefined) => (socket as unknown as { _handle?: { reading?: boolean } } | undefined)?._handle?.reading === true;
     // The first two take the places and stay idle; the next two wait, and get the places when the
     // first two expire.
@@ -88,17 +96,10 @@ describe('first reads of new connections', () => {
       await eventually(() => accepted.length === i + 1, () => `accepted ${accepted.length}`);
     }
     await eventually(() => reading(accepted[2]) && reading(accepted[3]), () => 'the waiting connections are not read yet');
-    const answers = raws.map(answerOf);
-    const readByThen = await inOnePollPhase(
-      () => {
-        for (const raw of raws) raw.write(UPGRADE_REQUEST);
-      },
-      () => upgradesRead,
-    );
+    const { readByThen, statusLines } = await upgradeTogether(raws, upgradesRead);
     // Left reading after their expiry, the first two would be read in the same poll phase: 4.
     expect(readByThen).toBe(2);
-    const heads = await Promise.all(answers);
-    expect(heads.map((head) => head.split('\r\n', 1)[0])).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
+    expect(statusLines).toEqual(raws.map(() => 'HTTP/1.1 101 Switching Protocols'));
   });
 
   test('idle connections, once expired, no longer stand in front of new ones: they take turns among themselves when none waits, and are still served', async () => {
