@@ -39,23 +39,22 @@ async function main(): Promise<void> {
   // Installed before the hub starts: installed after, they left a window, right after "hub
   // listening" was written, in which a SIGTERM ended the process by its default action, without a
   // drain. A signal while the hub starts stops it once started (every wait of startHub is bounded).
-  const stop = (signal: string) => {
+  const stop = async (signal: string): Promise<void> => {
     logger.info({ signal }, 'signal received');
-    started.then(
-      (hub) =>
-        hub.shutdown().then(
-          () => exitAfterFlush(logger, 0),
-          (err: unknown) => {
-            logger.error({ err }, 'shutdown failed');
-            exitAfterFlush(logger, 1);
-          },
-        ),
-      // A start that failed exits through main's catch.
-      () => undefined,
-    );
+    // A start that failed exits through main's catch.
+    const hub = await started.catch(() => undefined);
+    if (!hub) return;
+    let code = 0;
+    try {
+      await hub.shutdown();
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      code = 1;
+    }
+    exitAfterFlush(logger, code);
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
   await started;
 }
 
